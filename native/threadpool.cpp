@@ -28,15 +28,21 @@ thread_local bool t_inside_pool = false;
 // How long a worker (or the waiting caller) spins before sleeping.
 constexpr auto kSpin = std::chrono::microseconds(200);
 
+// Exceptions are optional (node-gyp builds with -fno-exceptions unless told otherwise): with them, an
+// exception thrown by fn reaches parallel_for's caller; without them, fn must not fail.
+#if defined(__cpp_exceptions)
+#define DNO_TRY try
+#define DNO_CATCH_ALL(...) catch (...) { __VA_ARGS__ }
+#else
+#define DNO_TRY
+#define DNO_CATCH_ALL(...)
+#endif
+
 void run_inline(int64_t n, const RangeFn& fn) {
   const bool outer = t_inside_pool;
   t_inside_pool = true;
-  try {
-    fn(0, n);
-  } catch (...) {
-    t_inside_pool = outer;
-    throw;
-  }
+  DNO_TRY { fn(0, n); }
+  DNO_CATCH_ALL(t_inside_pool = outer; throw;)
   t_inside_pool = outer;
 }
 
@@ -130,12 +136,8 @@ class Pool {
       const int chunks = static_cast<int>((t >> 16) & 0xffffu);
       if (c >= chunks) return;
       if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) continue;
-      try {
-        (*fn_)(n_ * c / chunks, n_ * (c + 1) / chunks);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(mutex_);
-        if (!error_) error_ = std::current_exception();
-      }
+      DNO_TRY { (*fn_)(n_ * c / chunks, n_ * (c + 1) / chunks); }
+      DNO_CATCH_ALL(std::lock_guard<std::mutex> lk(mutex_); if (!error_) error_ = std::current_exception();)
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) wake(mutex_, done_cv_, sleeping_caller_);
       t = ticket_.load(std::memory_order_acquire);
     }

@@ -102,7 +102,7 @@ export interface Engine {
   setNumThreads(n: number): void;
   numThreads(): number;
   /** the GEMM microkernel this CPU runs: "avx512", "avx2" or "portable" */
-  gemmKernel(): string;
+  sgemmKernel(): string;
   /** each kernel's backward against central finite differences, in float64 */
   kernelGradchecks(): { kernel: string; checked: number; maxAbsErr: number; maxRelErr: number }[];
 }

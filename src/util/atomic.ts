@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 /**
  * Writes a file so that a crash at any moment leaves either the old file or the new one, never a mix:
  * write to a temporary sibling, fsync it, rename over the target, fsync the directory.
- * `data` may be a sequence of chunks, written in order (large files need not exist whole in memory).
+ * `data` may be a sequence of chunks, so large files (checkpoints) are written without one big buffer.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<Uint8Array>): void {
   const tmp = `${path}.tmp-${process.pid}`;

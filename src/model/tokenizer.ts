@@ -1,0 +1,304 @@
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Template } from "@huggingface/jinja";
+import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { writeFileAtomic } from "../util/atomic.js";
+import { DnoError } from "../util/errors.js";
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export interface EncodeOptions {
+  /** Add the tokenizer's own special tokens (e.g. BOS), as Hugging Face does by default. Default true. */
+  addSpecialTokens?: boolean;
+}
+
+/**
+ * A text <-> token-id mapping with its chat template. Loaded from a Hugging Face model directory
+ * (`tokenizer.json` + `tokenizer_config.json`), or the built-in byte-level tokenizer.
+ */
+export interface Tokenizer {
+  encode(text: string, options?: EncodeOptions): number[];
+  /** Ids the tokenizer does not know (e.g. a model's padded vocab rows) decode to nothing. */
+  decode(ids: readonly number[]): string;
+  readonly bosTokenId?: number;
+  /** Every id that ends a generation: `eos_token` plus generation_config.json's `eos_token_id`. */
+  readonly eosTokenIds: number[];
+  /** Ids 0 .. vocabSize-1, added tokens included. */
+  readonly vocabSize: number;
+  readonly chatTemplate?: string;
+  applyChatTemplate(messages: readonly ChatMessage[], options: { addGenerationPrompt: boolean }): string;
+  /** The token string of each id (as stored in tokenizer.json), for exporters. */
+  idToToken(id: number): string | undefined;
+  /** The raw files, for exporters (GGUF) that re-encode the vocabulary. */
+  readonly files: TokenizerFiles;
+}
+
+export interface TokenizerFiles {
+  tokenizerJson: TokenizerJson;
+  tokenizerConfig: Record<string, unknown>;
+}
+
+/** The parts of tokenizer.json that dno reads directly; everything else is passed through. */
+export interface TokenizerJson {
+  added_tokens?: { id: number; content: string; special?: boolean }[];
+  model: { type: string; vocab: Record<string, number> | [string, number][]; merges?: unknown[] } & Record<
+    string,
+    unknown
+  >;
+  [key: string]: unknown;
+}
+
+/**
+ * The prompt ids for a user prompt: the chat template applied (with the generation prompt) when the
+ * tokenizer has one, the plain text with the tokenizer's special tokens otherwise.
+ */
+export function encodePrompt(tokenizer: Tokenizer, prompt: string): number[] {
+  if (tokenizer.chatTemplate === undefined) return tokenizer.encode(prompt);
+  const text = tokenizer.applyChatTemplate([{ role: "user", content: prompt }], {
+    addGenerationPrompt: true,
+  });
+  return tokenizer.encode(text, { addSpecialTokens: false });
+}
+
+/** Loads `dir/tokenizer.json` and `dir/tokenizer_config.json` (and `generation_config.json` if present). */
+export function loadTokenizer(dir: string): Tokenizer {
+  const tokenizerJson = readJson(join(dir, "tokenizer.json")) as TokenizerJson;
+  const configPath = join(dir, "tokenizer_config.json");
+  const tokenizerConfig = existsSync(configPath) ? (readJson(configPath) as Record<string, unknown>) : {};
+  const templatePath = join(dir, "chat_template.jinja");
+  if (existsSync(templatePath)) tokenizerConfig.chat_template = readFileSync(templatePath, "utf8");
+  const generationPath = join(dir, "generation_config.json");
+  const generationEos = existsSync(generationPath)
+    ? (readJson(generationPath) as { eos_token_id?: number | number[] }).eos_token_id
+    : undefined;
+  return fromFiles({ tokenizerJson, tokenizerConfig }, dir, generationEos);
+}
+
+/** Builds a tokenizer from in-memory tokenizer.json / tokenizer_config.json objects. */
+export function tokenizerFromFiles(files: TokenizerFiles): Tokenizer {
+  return fromFiles(files, "<memory>", undefined);
+}
+
+/** Writes tokenizer.json and tokenizer_config.json into `dir` (created if missing). */
+export function saveTokenizer(tokenizer: Tokenizer, dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(join(dir, "tokenizer.json"), `${JSON.stringify(tokenizer.files.tokenizerJson, null, 2)}\n`);
+  writeFileAtomic(
+    join(dir, "tokenizer_config.json"),
+    `${JSON.stringify(tokenizer.files.tokenizerConfig, null, 2)}\n`,
+  );
+}
+
+function fromFiles(
+  files: TokenizerFiles,
+  where: string,
+  generationEos: number | number[] | undefined,
+): Tokenizer {
+  const { tokenizerJson, tokenizerConfig } = files;
+  let hf: HfTokenizer;
+  try {
+    hf = new HfTokenizer(tokenizerJson, tokenizerConfig);
+  } catch (e) {
+    throw new DnoError(`${where}/tokenizer.json: cannot build the tokenizer: ${(e as Error).message}`);
+  }
+  const vocabSize = Math.max(...hf.get_vocab(true).values()) + 1;
+  const tokenId = (key: string): number | undefined => {
+    const text = specialTokenText(tokenizerConfig[key]);
+    if (text === undefined) return undefined;
+    const id = hf.token_to_id(text);
+    if (id === undefined) {
+      throw new DnoError(`${where}/tokenizer_config.json: ${key}: "${text}" is not in the vocabulary`);
+    }
+    return id;
+  };
+  const bosTokenId = tokenId("bos_token");
+  const eos = new Set<number>();
+  const eosId = tokenId("eos_token");
+  if (eosId !== undefined) eos.add(eosId);
+  for (const id of generationEos === undefined ? [] : [generationEos].flat()) eos.add(id);
+
+  const chatTemplate = pickChatTemplate(tokenizerConfig.chat_template, where);
+  const template = chatTemplate === undefined ? undefined : parseTemplate(chatTemplate, where);
+  const decodeSpaces = tokenizerConfig.clean_up_tokenization_spaces === true;
+  const specials = {
+    bos_token: specialTokenText(tokenizerConfig.bos_token) ?? "",
+    eos_token: specialTokenText(tokenizerConfig.eos_token) ?? "",
+    pad_token: specialTokenText(tokenizerConfig.pad_token) ?? "",
+    unk_token: specialTokenText(tokenizerConfig.unk_token) ?? "",
+  };
+
+  return {
+    encode: (text, options = {}) =>
+      hf.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids,
+    decode: (ids) => {
+      const known = ids.filter((id) => Number.isInteger(id) && id >= 0 && id < vocabSize);
+      return known.length === 0 ? "" : hf.decode(known, { clean_up_tokenization_spaces: decodeSpaces });
+    },
+    bosTokenId,
+    eosTokenIds: [...eos],
+    vocabSize,
+    chatTemplate,
+    applyChatTemplate: (messages, { addGenerationPrompt }) => {
+      if (template === undefined) {
+        throw new DnoError(
+          `${where}: the tokenizer has no chat template (tokenizer_config.json: chat_template)`,
+        );
+      }
+      try {
+        return template.render({
+          ...specials,
+          messages,
+          add_generation_prompt: addGenerationPrompt,
+        });
+      } catch (e) {
+        throw new DnoError(`${where}/tokenizer_config.json: chat_template: ${(e as Error).message}`);
+      }
+    },
+    idToToken: (id) => hf.id_to_token(id),
+    files,
+  };
+}
+
+function readJson(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new DnoError(`${path}: cannot read: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new DnoError(`${path}: invalid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** tokenizer_config.json writes special tokens as a string or as an AddedToken object `{ content }`. */
+function specialTokenText(value: unknown): string | undefined {
+  if (typeof value === "string") return value;
+  if (
+    value !== null &&
+    typeof value === "object" &&
+    typeof (value as { content?: unknown }).content === "string"
+  ) {
+    return (value as { content: string }).content;
+  }
+  return undefined;
+}
+
+/** `chat_template` is a string, or a list of `{ name, template }` of which "default" is the chat one. */
+function pickChatTemplate(value: unknown, where: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) {
+    const named = value as { name?: unknown; template?: unknown }[];
+    const chosen = named.find((t) => t.name === "default") ?? named[0];
+    if (chosen !== undefined && typeof chosen.template === "string") return chosen.template;
+  }
+  throw new DnoError(
+    `${where}/tokenizer_config.json: chat_template: expected a string or [{ name, template }]`,
+  );
+}
+
+function parseTemplate(source: string, where: string): Template {
+  try {
+    return new Template(source);
+  } catch (e) {
+    throw new DnoError(`${where}/tokenizer_config.json: chat_template: ${(e as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The built-in byte-level tokenizer, for models trained from scratch.
+
+/** Ids 0..255 are the bytes themselves; the special tokens follow. */
+export const BYTE_SPECIAL_TOKENS = ["<bos>", "<eos>", "<pad>"] as const;
+export const BYTE_TOKENIZER_VOCAB_SIZE = 256 + BYTE_SPECIAL_TOKENS.length;
+
+/**
+ * GPT-2's reversible byte -> printable-character table: printable Latin-1 bytes map to themselves, the
+ * others to U+0100 onwards in byte order. Byte-level BPE vocabularies (GPT-2, Llama 3, Qwen2) spell
+ * their tokens in these characters.
+ */
+export function byteToUnicode(): string[] {
+  const table: string[] = new Array(256);
+  let next = 256;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    table[b] = String.fromCodePoint(printable ? b : next++);
+  }
+  return table;
+}
+
+/**
+ * The built-in tokenizer's files: a byte-level BPE without merges (one token per UTF-8 byte), BOS added
+ * on encode, as a standard tokenizer.json that Hugging Face tokenizers and llama.cpp (via GGUF) load.
+ */
+export function byteTokenizerFiles(options: { chatTemplate?: string } = {}): TokenizerFiles {
+  const vocab: Record<string, number> = {};
+  byteToUnicode().forEach((ch, b) => {
+    vocab[ch] = b;
+  });
+  const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false };
+  const [bos, eos, pad] = BYTE_SPECIAL_TOKENS;
+  const tokenizerJson: TokenizerJson = {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: BYTE_SPECIAL_TOKENS.map((content, i) => ({
+      id: 256 + i,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: {
+      type: "TemplateProcessing",
+      single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
+      pair: [
+        { SpecialToken: { id: bos, type_id: 0 } },
+        { Sequence: { id: "A", type_id: 0 } },
+        { SpecialToken: { id: bos, type_id: 1 } },
+        { Sequence: { id: "B", type_id: 1 } },
+      ],
+      special_tokens: { [bos]: { id: bos, ids: [256], tokens: [bos] } },
+    },
+    decoder: byteLevel,
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: [],
+    },
+  };
+  const tokenizerConfig: Record<string, unknown> = {
+    tokenizer_class: "PreTrainedTokenizerFast",
+    bos_token: bos,
+    eos_token: eos,
+    pad_token: pad,
+    add_bos_token: true,
+    add_eos_token: false,
+    clean_up_tokenization_spaces: false,
+    model_max_length: 1_000_000,
+  };
+  if (options.chatTemplate !== undefined) tokenizerConfig.chat_template = options.chatTemplate;
+  return { tokenizerJson, tokenizerConfig };
+}
+
+/** The built-in byte-level tokenizer (see byteTokenizerFiles). */
+export function byteTokenizer(options: { chatTemplate?: string } = {}): Tokenizer {
+  return tokenizerFromFiles(byteTokenizerFiles(options));
+}
