@@ -107,7 +107,8 @@ export function teacherAnswer(word: string, seed: number, options: DemoTaskOptio
     const chars = [...letters];
     let i = rng.int(chars.length - 1);
     // Swapping two equal letters would leave the answer correct; take the next distinct neighbour pair.
-    for (let tries = 0; tries < chars.length && chars[i] === chars[i + 1]; tries++) i = (i + 1) % (chars.length - 1);
+    for (let tries = 0; tries < chars.length && chars[i] === chars[i + 1]; tries++)
+      i = (i + 1) % (chars.length - 1);
     [chars[i], chars[i + 1]] = [chars[i + 1]!, chars[i]!];
     letters = chars.join("");
   }
@@ -140,6 +141,7 @@ export function styleExploitability(f: readonly number[], styleWin: number): num
   if (!(total > 0)) return Number.NaN;
   const game = styleGame(styleWin);
   let best = -Infinity;
-  for (const row of game) best = Math.max(best, (row[0]! * f[0]! + row[1]! * f[1]! + row[2]! * f[2]!) / total);
+  for (const row of game)
+    best = Math.max(best, (row[0]! * f[0]! + row[1]! * f[1]! + row[2]! * f[2]!) / total);
   return best - 0.5;
 }

@@ -34,6 +34,8 @@ const optimizerFields = {
 
 export const runConfigSchema = z.strictObject({
   seed: z.number().int().min(0).max(0xffffffff).default(1),
+  /** The run directory (state, samples, pairs, checkpoints, report), relative to the config file. */
+  run_dir: z.string().min(1).default("run"),
   threads: z.number().int().positive().optional(),
   model: z
     .strictObject({
@@ -82,7 +84,10 @@ export const runConfigSchema = z.strictObject({
       margin: z.number().min(0).optional(),
       student_margin: z.number().min(0).optional(),
       pairs_per_prompt: z.number().int().positive().default(1),
-      positive_sources: z.array(z.enum(["teacher", "student"])).min(1).default(["teacher", "student"]),
+      positive_sources: z
+        .array(z.enum(["teacher", "student"]))
+        .min(1)
+        .default(["teacher", "student"]),
       replay: z.array(z.number().min(0).max(1)).default([0.3, 0.15]),
       /** Train every iteration on the first iteration's pairs (offline DPO). */
       offline: z.boolean().default(false),
@@ -148,6 +153,7 @@ export function loadRunConfig(file: string): RunConfig {
 function resolvePaths(config: RunConfig, baseDir: string): RunConfig {
   const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const out: RunConfig = structuredClone(config);
+  out.run_dir = at(out.run_dir);
   if (out.model.path) out.model.path = at(out.model.path);
   if (out.sft) out.sft.data = at(out.sft.data);
   out.data.prompts = at(out.data.prompts);

@@ -24,10 +24,17 @@ export function readPrompts(file: string): PromptRow[] {
 }
 
 /** Evaluation must be on held-out prompts: no prompt text may appear in both files. */
-export function checkDisjoint(train: readonly PromptRow[], trainFile: string, heldOut: readonly PromptRow[], heldOutFile: string): void {
+export function checkDisjoint(
+  train: readonly PromptRow[],
+  trainFile: string,
+  heldOut: readonly PromptRow[],
+  heldOutFile: string,
+): void {
   const texts = new Set(train.map((r) => r.prompt));
   const shared = heldOut.find((r) => texts.has(r.prompt));
   if (shared) {
-    throw new DnoError(`${heldOutFile}: prompt of id "${shared.id}" also appears in ${trainFile}; held-out prompts must be disjoint`);
+    throw new DnoError(
+      `${heldOutFile}: prompt of id "${shared.id}" also appears in ${trainFile}; held-out prompts must be disjoint`,
+    );
   }
 }

@@ -23,7 +23,10 @@ export interface RunOracle {
 export async function openRunOracle(config: OracleConfig, runDir: string): Promise<RunOracle> {
   const oracle = await createOracle(config, { baseDir: runDir });
   // What can change an answer: the config, and for a programmatic oracle the module's code.
-  const identity = config.kind === "programmatic" ? { config, code: sha256Hex(readFileSync(config.module, "utf8")) } : config;
+  const identity =
+    config.kind === "programmatic"
+      ? { config, code: sha256Hex(readFileSync(config.module, "utf8")) }
+      : config;
   const configHash = sha256Hex(canonicalJson(identity));
   const cache = new JudgmentCache(join(runDir, "oracle-cache.sqlite"));
   let calls = 0;

@@ -23,50 +23,59 @@ import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { isDefective } from "../core/defects.js";
 import { getObjective, sequenceLossFn } from "../core/objectives.js";
-import { type Candidate, type Pair, pairComposition, scorePairs, spinPairs, winRatePairs } from "../core/pairs.js";
+import {
+  type Candidate,
+  type Pair,
+  pairComposition,
+  scorePairs,
+  spinPairs,
+  winRatePairs,
+} from "../core/pairs.js";
 import { withReplay } from "../core/replay.js";
 import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
+import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
+import { canonicalJson } from "../oracle/cache.js";
 import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
-import { canonicalJson } from "../oracle/cache.js";
 import type { RunConfig } from "./config.js";
 import { checkDisjoint, type PromptRow, promptRowSchema, readPrompts } from "./data.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
 import {
+  type BatchLoss,
   initPolicy,
   loadPolicy,
   type Policy,
   policyWeightsSha256,
+  responseTokenCount,
   sampleResponses,
   savePolicy,
   sequenceLogprobs,
   trainSteps,
 } from "./policy.js";
-import { RunState } from "./state.js";
-import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
-import { loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
 import {
-  annotationRowSchema,
   type AnnotationRow,
+  annotationRowSchema,
   type EvalResult,
-  evalRowSchema,
   type EvalRow,
-  pairRowSchema,
+  evalRowSchema,
   type PairRow,
-  sampleRowSchema,
+  pairRowSchema,
   type SampleRow,
+  sampleRowSchema,
   trlRowSchema,
 } from "./records.js";
+import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
+import { RunState } from "./state.js";
+import { loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
 
 /** Progress of a long stage: `done` of `total` units (prompts, comparisons, steps). */
 export type ProgressFn = (stage: string, done: number, total: number) => void;
 
 export interface RunOptions {
   config: RunConfig;
-  runDir: string;
   progress?: ProgressFn;
   events?: StageEvents;
 }
@@ -85,9 +94,10 @@ export interface RunResult {
 export const policyPath = (t: number): string => `checkpoints/pi_${t}`;
 const iterDir = (t: number): string => `iterations/${t}`;
 
-/** Runs (or resumes) the whole pipeline in `runDir`. */
+/** Runs (or resumes) the whole pipeline in the config's run directory. */
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
-  const { config, runDir } = options;
+  const { config } = options;
+  const runDir = config.run_dir;
   const progress = options.progress ?? (() => {});
   mkdirSync(runDir, { recursive: true });
   const state = RunState.open(runDir);
@@ -103,12 +113,20 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
 
     await preparePolicy(config, runDir, stage, progress);
     const evalRows = readJsonl(join(runDir, "data/eval.jsonl"), promptRowSchema);
-    const validationRows = prep.validation ? readJsonl(join(runDir, "data/validation.jsonl"), promptRowSchema) : [];
-    const partitions = JSON.parse(readFileSync(join(runDir, "data/partitions.json"), "utf8")) as PromptRow[][];
+    const validationRows = prep.validation
+      ? readJsonl(join(runDir, "data/validation.jsonl"), promptRowSchema)
+      : [];
+    const partitions = JSON.parse(
+      readFileSync(join(runDir, "data/partitions.json"), "utf8"),
+    ) as PromptRow[][];
     const ctx: IterationContext = { config, runDir, progress, oracle, taskMetrics, evalRows, validationRows };
 
     const evals: EvalResult[] = [];
-    evals.push(await stage(`eval/0`, [`${iterDir(0)}`], () => evaluate(ctx, 0)));
+    const evalOutputs = (t: number) => [
+      `${iterDir(t)}/eval.jsonl`,
+      ...(prep.validation ? [`${iterDir(t)}/validation.json`] : []),
+    ];
+    evals.push(await stage("eval/0", evalOutputs(0), () => evaluate(ctx, 0)));
     writeMetrics(runDir, evals);
     const pairs: RunResult["pairs"] = [];
     for (let t = 1; t <= config.iterations; t++) {
@@ -122,7 +140,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       pairs.push({ t, composition });
       await stage(`${t}/reference`, [`${dir}/pairs.trl.jsonl`], () => referenceStage(ctx, t));
       await stage(`${t}/train`, [policyPath(t + 1), `${dir}/train-log.jsonl`], () => trainStage(ctx, t));
-      evals.push(await stage(`${t}/eval`, [`${dir}/eval.jsonl`], () => evaluate(ctx, t)));
+      evals.push(await stage(`${t}/eval`, evalOutputs(t), () => evaluate(ctx, t)));
       writeMetrics(runDir, evals);
     }
     const best = await stage("select", [], () => selectBest(evals));
@@ -180,7 +198,10 @@ function snapshotYaml(config: RunConfig): string {
   return `# dno run config snapshot (all defaults filled in; API keys are never stored, only their variable names)\n${toYaml(config)}`;
 }
 
-async function prepare(config: RunConfig, runDir: string): Promise<{ partitionSizes: number[]; validation: boolean }> {
+async function prepare(
+  config: RunConfig,
+  runDir: string,
+): Promise<{ partitionSizes: number[]; validation: boolean }> {
   const prompts = readPrompts(config.data.prompts);
   const evalRows = readPrompts(config.data.eval);
   checkDisjoint(prompts, config.data.prompts, evalRows, config.data.eval);
@@ -207,63 +228,61 @@ async function prepare(config: RunConfig, runDir: string): Promise<{ partitionSi
   return { partitionSizes: partitions.map((p) => p.length), validation: validation !== undefined };
 }
 
+type SampleFn = (rows: PromptRow[], key: string) => Promise<{ text: string }[][]>;
+
 type StageFn = <T>(name: string, outputs: readonly string[], work: () => Promise<T> | T) => Promise<T>;
 
 /** pi_1: the model as given, or a fresh one; then SFT on gold answers when configured. */
-async function preparePolicy(config: RunConfig, runDir: string, stage: StageFn, progress: ProgressFn): Promise<void> {
+async function preparePolicy(
+  config: RunConfig,
+  runDir: string,
+  stage: StageFn,
+  progress: ProgressFn,
+): Promise<void> {
   const start = config.model.path ?? join(runDir, "checkpoints/init");
   if (config.model.from_scratch) {
     const arch = config.model.from_scratch;
     await stage("init", ["checkpoints/init"], async () => {
-      const policy = initPolicy(arch, deriveSeed(config.seed, "init"), config.threads);
+      const policy = initPolicy(arch, deriveSeed(config.seed, "init"));
       await writeDirAt(runDir, "checkpoints/init", (dir) => savePolicy(policy, dir));
       return { weightsSha256: policyWeightsSha256(policy) };
     });
   }
-  await stage("sft", [policyPath(1)], async () => {
-    const policy = await loadPolicy(start, config.threads);
+  await stage("sft", [policyPath(1), "iterations/sft-log.jsonl"], async () => {
+    const policy = loadPolicy(start);
     const log: unknown[] = [];
     if (config.sft) {
       const rows = readJsonl(join(runDir, "data/sft.jsonl"), promptRowSchema);
       const examples = rows.map((r, i) => {
-        if (r.gold === undefined) throw new DnoError(`${config.sft!.data}: line ${i + 1}: SFT needs a "gold" answer`);
+        if (r.gold === undefined)
+          throw new DnoError(`${config.sft!.data}: line ${i + 1}: SFT needs a "gold" answer`);
         return { prompt: r.prompt, response: r.gold };
       });
-      const opt = config.sft;
       log.push(
         ...trainSteps(policy, examples, {
-          ...opt,
+          ...config.sft,
           seed: deriveSeed(config.seed, "sft"),
-          // Token-mean negative log-likelihood of the gold response.
-          loss: (batch) => {
-            const tokens = batch.reduce((s, e) => s + e.responseTokens, 0);
-            return (lp) => {
-              let loss = 0;
-              const grad = new Float64Array(lp.length);
-              for (let i = 0; i < lp.length; i++) {
-                loss -= lp[i]! / tokens;
-                grad[i] = -1 / tokens;
-              }
-              return { loss, grad, margin: null };
-            };
-          },
+          examplesOf: (batch) => [...batch],
+          lossOf: (batch) => sftLoss(policy, batch),
           progress: (done, total) => progress("sft", done, total),
         }),
       );
     }
-    await writeDirAt(runDir, policyPath(1), (dir) => {
-      savePolicy(policy, dir);
-      if (log.length > 0) writeJsonlAt(dir, "../sft-log.jsonl", log);
-    });
+    await writeDirAt(runDir, policyPath(1), (dir) => savePolicy(policy, dir));
+    writeJsonlAt(runDir, "iterations/sft-log.jsonl", log);
     return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
   });
 }
 
-async function sampleStage(ctx: IterationContext, t: number, partition: PromptRow[]): Promise<{ prompts: number; samples: number }> {
+async function sampleStage(
+  ctx: IterationContext,
+  t: number,
+  partition: PromptRow[],
+): Promise<{ prompts: number; samples: number }> {
   const { config } = ctx;
-  const policy = await loadPolicy(join(ctx.runDir, policyPath(t)), config.threads);
+  const policy = loadPolicy(join(ctx.runDir, policyPath(t)));
   const s = config.sampling;
-  const samples = sampleResponses(
+  const samples = await sampleResponses(
     policy,
     partition.map((r) => r.prompt),
     {
@@ -306,8 +325,13 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
         scores = await oracle.score(row.prompt, texts);
         matrix = preferencesFromScores(scores);
       } else {
-        matrix = (await pairwiseWinRates(async (p, a, b) => ({ preference: await oracle.compare(p, a, b) }), row.prompt, texts))
-          .matrix;
+        matrix = (
+          await pairwiseWinRates(
+            async (p, a, b) => ({ preference: await oracle.compare(p, a, b) }),
+            row.prompt,
+            texts,
+          )
+        ).matrix;
       }
       winRates = winRateEstimates(matrix, { opponents: students });
       failed += winRates.filter((w) => w === null).length;
@@ -375,7 +399,9 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
     });
   }
   if (rows.length === 0) {
-    throw new DnoError(`iteration ${t}: no pairs passed the pair rule (pairs.rule ${config.pairs.rule}); lower pairs.margin`);
+    throw new DnoError(
+      `iteration ${t}: no pairs passed the pair rule (pairs.rule ${config.pairs.rule}); lower pairs.margin`,
+    );
   }
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.jsonl`, rows);
   return pairComposition(rows.filter((r) => r.replayedFrom === undefined || dataT !== t));
@@ -392,8 +418,10 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
   ];
   const refT = objective.reference === "fixed" ? 1 : t;
   const logprobsUnder = async (k: number, label: string) => {
-    const policy = await loadPolicy(join(runDir, policyPath(k)), config.threads);
-    return sequenceLogprobs(policy, items, (done, total) => ctx.progress(`${t}/reference ${label}`, done, total));
+    const policy = loadPolicy(join(runDir, policyPath(k)));
+    return sequenceLogprobs(policy, items, (done, total) =>
+      ctx.progress(`${t}/reference ${label}`, done, total),
+    );
   };
   const ref = await logprobsUnder(refT, "pi_ref");
   const anchor = objective.needs.includes("anchor") ? await logprobsUnder(1, "anchor") : undefined;
@@ -410,59 +438,62 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
   return { pairs: n };
 }
 
-async function trainStage(ctx: IterationContext, t: number): Promise<{ weightsSha256: string; steps: number }> {
+async function trainStage(
+  ctx: IterationContext,
+  t: number,
+): Promise<{ weightsSha256: string; steps: number }> {
   const { config, runDir } = ctx;
   const objective = getObjective(config.objective.name);
   const pairs = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
   const trl = readJsonl(join(runDir, iterDir(t), "pairs.trl.jsonl"), trlRowSchema);
   if (trl.length !== pairs.length) {
-    throw new DnoError(`${join(runDir, iterDir(t), "pairs.trl.jsonl")}: ${trl.length} rows for ${pairs.length} pairs; the run directory is damaged`);
+    throw new DnoError(
+      `${join(runDir, iterDir(t), "pairs.trl.jsonl")}: ${trl.length} rows for ${pairs.length} pairs; the run directory is damaged`,
+    );
   }
-  const policy = await loadPolicy(join(runDir, policyPath(t)), config.threads);
-  const examples = pairs.map((p, i) => ({ prompt: p.prompt, chosen: p.chosenText, rejected: p.rejectedText, pair: p, ref: trl[i]! }));
+  const policy = loadPolicy(join(runDir, policyPath(t)));
+  const units = pairs.map((pair, i) => ({ pair, ref: trl[i]! }));
   const { beta, tau } = config.objective;
-  const log = trainSteps(
-    policy,
-    examples.flatMap((e) => [
-      { prompt: e.prompt, response: e.chosen, group: e },
-      { prompt: e.prompt, response: e.rejected, group: e },
-    ]),
-    {
-      ...config.train,
-      lr: config.train.lr * config.train.lr_decay ** (t - 1),
-      pairsOf: true,
-      seed: deriveSeed(config.seed, "train", t),
-      loss: (batch) => {
-        const groups = batch.filter((_, i) => i % 2 === 0).map((b) => b.group as (typeof examples)[number]);
-        const f64 = (xs: number[]) => Float64Array.from(xs);
-        const refChosen = f64(groups.map((g) => g.ref.ref_chosen_logps));
-        const refRejected = f64(groups.map((g) => g.ref.ref_rejected_logps));
-        const lossFn = sequenceLossFn(
-          objective,
-          {
-            refChosen,
-            refRejected,
-            target: f64(groups.map((g) => g.pair.target ?? 1)),
-            winRateChosen: f64(groups.map((g) => g.pair.chosenWinRate ?? 0.5)),
-            winRateRejected: f64(groups.map((g) => g.pair.rejectedWinRate ?? 0.5)),
-            ...(groups[0]!.ref.anchor_chosen_logps !== undefined && {
-              anchorChosen: f64(groups.map((g) => g.ref.anchor_chosen_logps!)),
-              anchorRejected: f64(groups.map((g) => g.ref.anchor_rejected_logps!)),
-            }),
-          },
-          { beta, ...(tau !== undefined && { tau }) },
-        );
-        return (lp) => {
-          const n = groups.length;
-          const { loss, grad } = lossFn(lp);
-          let margin = 0;
-          for (let i = 0; i < n; i++) margin += beta * (lp[i]! - refChosen[i]! - (lp[n + i]! - refRejected[i]!));
-          return { loss, grad, margin: margin / n };
-        };
-      },
-      progress: (done, total) => ctx.progress(`${t}/train`, done, total),
+  const log = trainSteps(policy, units, {
+    ...config.train,
+    lr: config.train.lr * config.train.lr_decay ** (t - 1),
+    seed: deriveSeed(config.seed, "train", t),
+    // The layout sequenceLossFn expects: every chosen response, then every rejected one.
+    examplesOf: (batch) => [
+      ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.chosenText })),
+      ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.rejectedText })),
+    ],
+    lossOf: (batch) => {
+      const f64 = (f: (u: (typeof units)[number]) => number) => Float64Array.from(batch, f);
+      const refChosen = f64((u) => u.ref.ref_chosen_logps);
+      const refRejected = f64((u) => u.ref.ref_rejected_logps);
+      const anchored = batch[0]!.ref.anchor_chosen_logps !== undefined;
+      const lossFn = sequenceLossFn(
+        objective,
+        {
+          refChosen,
+          refRejected,
+          target: f64((u) => u.pair.target ?? 1),
+          winRateChosen: f64((u) => u.pair.chosenWinRate ?? 0.5),
+          winRateRejected: f64((u) => u.pair.rejectedWinRate ?? 0.5),
+          ...(anchored && {
+            anchorChosen: f64((u) => u.ref.anchor_chosen_logps!),
+            anchorRejected: f64((u) => u.ref.anchor_rejected_logps!),
+          }),
+        },
+        { beta, ...(tau !== undefined && { tau }) },
+      );
+      return (lp) => {
+        const n = batch.length;
+        const { loss, grad } = lossFn(lp);
+        let margin = 0;
+        for (let i = 0; i < n; i++)
+          margin += beta * (lp[i]! - refChosen[i]! - (lp[n + i]! - refRejected[i]!));
+        return { loss, grad, margin: margin / n };
+      };
     },
-  );
+    progress: (done, total) => ctx.progress(`${t}/train`, done, total),
+  });
   await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir));
   writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, log);
   return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
@@ -474,9 +505,9 @@ async function trainStage(ctx: IterationContext, t: number): Promise<{ weightsSh
  */
 async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
   const { config, runDir, oracle } = ctx;
-  const policy = await loadPolicy(join(runDir, policyPath(t + 1)), config.threads);
+  const policy = loadPolicy(join(runDir, policyPath(t + 1)));
   const e = config.eval;
-  const sample = (rows: PromptRow[], key: string) =>
+  const sample: SampleFn = (rows, key) =>
     sampleResponses(
       policy,
       rows.map((r) => r.prompt),
@@ -490,7 +521,7 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
       },
       (done, total) => ctx.progress(`${t}/eval ${key}`, done, total),
     );
-  const ours = sample(ctx.evalRows, "eval");
+  const ours = await sample(ctx.evalRows, "eval");
   const read = (k: number) => readJsonl(join(runDir, iterDir(k), "eval.jsonl"), evalRowSchema);
   const prev = t > 0 ? read(t - 1) : undefined;
   const initial = t > 0 ? read(0) : undefined;
@@ -500,9 +531,16 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
   for (let i = 0; i < ctx.evalRows.length; i++) {
     const r = ctx.evalRows[i]!;
     const texts = ours[i]!.map((s) => s.text);
-    const row: EvalRow = { id: r.id, prompt: r.prompt, samples: texts, vsPrev: [], vsInitial: [], vsTeacher: [] };
+    const row: EvalRow = {
+      id: r.id,
+      prompt: r.prompt,
+      samples: texts,
+      vsPrev: [],
+      vsInitial: [],
+      vsTeacher: [],
+    };
     for (let j = 0; j < texts.length; j++) {
-      lengthSum += texts[j]!.length;
+      lengthSum += charLength(texts[j]!);
       const judge = async (other: string | undefined, into: (number | null)[], acc: number[]) => {
         if (other === undefined) return;
         const p = await oracle.compare(r.prompt, texts[j]!, other);
@@ -518,10 +556,14 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
   }
   writeJsonlAt(runDir, `${iterDir(t)}/eval.jsonl`, rows);
   let validationWinRate: number | null = null;
-  if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, policy, sample);
+  if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
   const metrics = ctx.taskMetrics
     ? await ctx.taskMetrics(
-        ctx.evalRows.map((r, i) => ({ prompt: r.prompt, gold: r.gold, samples: ours[i]!.map((s) => s.text) })),
+        ctx.evalRows.map((r, i) => ({
+          prompt: r.prompt,
+          gold: r.gold,
+          samples: ours[i]!.map((s) => s.text),
+        })),
         (items) => sequenceLogprobs(policy, items),
       )
     : {};
@@ -531,7 +573,11 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
     winrate_vs_prev: meanOrNull(vs.prev),
     winrate_vs_initial: meanOrNull(vs.initial),
     winrate_vs_teacher: meanOrNull(vs.teacher),
-    standard_errors: { vs_prev: seOrNull(vs.prev), vs_initial: seOrNull(vs.initial), vs_teacher: seOrNull(vs.teacher) },
+    standard_errors: {
+      vs_prev: seOrNull(vs.prev),
+      vs_initial: seOrNull(vs.initial),
+      vs_teacher: seOrNull(vs.teacher),
+    },
     validation_winrate_vs_initial: validationWinRate,
     avg_length: lengthSum / n,
     metrics,
@@ -539,21 +585,17 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
 }
 
 /** Win rate against pi_1 on the validation prompts: what chooses the best iterate. */
-async function validate(
-  ctx: IterationContext,
-  t: number,
-  _policy: Policy,
-  sample: (rows: PromptRow[], key: string) => { text: string }[][],
-): Promise<number | null> {
-  const ours = sample(ctx.validationRows, "validation");
-  const file = join(ctx.runDir, iterDir(t), "validation.json");
-  const initial = t === 0 ? ours : (JSON.parse(readFileSync(join(ctx.runDir, iterDir(0), "validation.json"), "utf8")) as string[][]).map((xs) => xs.map((text) => ({ text })));
-  writeFileAtomic(file, JSON.stringify(ours.map((xs) => xs.map((s) => s.text))));
+async function validate(ctx: IterationContext, t: number, sample: SampleFn): Promise<number | null> {
+  const ours = (await sample(ctx.validationRows, "validation")).map((xs) => xs.map((s) => s.text));
+  writeJsonAt(ctx.runDir, `${iterDir(t)}/validation.json`, ours);
   if (t === 0) return 0.5;
+  const initial = JSON.parse(
+    readFileSync(join(ctx.runDir, iterDir(0), "validation.json"), "utf8"),
+  ) as string[][];
   const wins: number[] = [];
   for (let i = 0; i < ctx.validationRows.length; i++) {
     for (let j = 0; j < ours[i]!.length; j++) {
-      const p = await ctx.oracle.compare(ctx.validationRows[i]!.prompt, ours[i]![j]!.text, initial[i]![j]!.text);
+      const p = await ctx.oracle.compare(ctx.validationRows[i]!.prompt, ours[i]![j]!, initial[i]![j]!);
       if (p !== null) wins.push(p);
     }
   }
@@ -574,14 +616,22 @@ function selectBest(evals: readonly EvalResult[]): number {
 }
 
 function meanOrNull(xs: readonly number[]): number | null {
-  return xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length;
+  return xs.length === 0 ? null : mean(xs);
 }
 
 function seOrNull(xs: readonly number[]): number | null {
-  if (xs.length < 2) return null;
-  const m = meanOrNull(xs)!;
-  const v = xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1);
-  return Math.sqrt(v / xs.length);
+  return xs.length < 2 ? null : standardErrorOfMean(xs);
+}
+
+/** Token-mean negative log-likelihood of the gold responses (SFT). */
+function sftLoss(policy: Policy, batch: readonly { prompt: string; response: string }[]): BatchLoss {
+  const tokens = batch.reduce((s, e) => s + responseTokenCount(policy, e.response), 0);
+  return (lp) => {
+    let loss = 0;
+    const grad = new Float64Array(lp.length).fill(-1 / tokens);
+    for (let i = 0; i < lp.length; i++) loss -= lp[i]! / tokens;
+    return { loss, grad, margin: null };
+  };
 }
 
 function writeMetrics(runDir: string, evals: readonly EvalResult[]): void {

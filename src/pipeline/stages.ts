@@ -57,7 +57,11 @@ export function writeJsonAt(runDir: string, path: string, value: unknown): void 
  * Fills a directory atomically: `fill` writes into a fresh sibling, which then replaces `path`.
  * A leftover from an interrupted attempt is removed first.
  */
-export async function writeDirAt(runDir: string, path: string, fill: (dir: string) => Promise<void> | void): Promise<void> {
+export async function writeDirAt(
+  runDir: string,
+  path: string,
+  fill: (dir: string) => Promise<void> | void,
+): Promise<void> {
   const target = join(runDir, path);
   const tmp = `${target}.partial`;
   rmSync(tmp, { recursive: true, force: true });

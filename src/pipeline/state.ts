@@ -27,8 +27,12 @@ export class RunState {
     readonly runDir: string,
   ) {}
 
-  static open(runDir: string): RunState {
+  /** Opens (`create`: or creates) the state of a run directory. */
+  static open(runDir: string, options: { create: boolean } = { create: true }): RunState {
     const file = join(runDir, "state.sqlite");
+    if (!options.create && !existsSync(file)) {
+      throw new DnoError(`${runDir}: not a dno run directory (no state.sqlite)`);
+    }
     let db: Database.Database;
     try {
       db = new Database(file);
@@ -57,7 +61,9 @@ export class RunState {
   }
 
   getMeta(key: string): string | undefined {
-    const row = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined;
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as
+      | { value: string }
+      | undefined;
     return row?.value;
   }
 
@@ -68,7 +74,9 @@ export class RunState {
   get<T>(name: string): StageRecord<T> | undefined {
     const row = this.db
       .prepare("SELECT name, outputs, result, seconds, finished_at FROM stages WHERE name = ?")
-      .get(name) as { name: string; outputs: string; result: string; seconds: number; finished_at: string } | undefined;
+      .get(name) as
+      | { name: string; outputs: string; result: string; seconds: number; finished_at: string }
+      | undefined;
     if (!row) return undefined;
     return {
       name: row.name,
@@ -88,11 +96,12 @@ export class RunState {
   /** Records a finished stage: hashes its files now, after they were written and synced. */
   finish<T>(name: string, files: readonly string[], result: T, seconds: number): StageRecord<T> {
     const outputs: Record<string, string> = {};
-    for (const f of files) for (const path of expandFiles(this.runDir, f)) outputs[path] = hashFile(join(this.runDir, path));
+    for (const f of files)
+      for (const path of expandFiles(this.runDir, f)) outputs[path] = hashFile(join(this.runDir, path));
     const finishedAt = new Date().toISOString();
     this.db
       .prepare("INSERT INTO stages (name, outputs, result, seconds, finished_at) VALUES (?, ?, ?, ?, ?)")
-      .run(name, JSON.stringify(outputs), JSON.stringify(result), seconds, finishedAt);
+      .run(name, JSON.stringify(outputs), JSON.stringify(result ?? null), seconds, finishedAt);
     return { name, outputs, result, seconds, finishedAt };
   }
 
@@ -101,7 +110,9 @@ export class RunState {
     for (const [path, hash] of Object.entries(record.outputs)) {
       const file = join(this.runDir, path);
       if (!existsSync(file)) {
-        throw new DnoError(`${file}: missing, but stage "${record.name}" finished with it; the run directory is damaged`);
+        throw new DnoError(
+          `${file}: missing, but stage "${record.name}" finished with it; the run directory is damaged`,
+        );
       }
       if (hashFile(file) !== hash) {
         throw new DnoError(
