@@ -303,17 +303,6 @@ class Generator {
   float *logp_ = nullptr, *logits_out_ = nullptr;
 };
 
-template <typename F>
-auto guarded(const Napi::Env& env, F&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
-}
-
 // new Sampler(config, params); start(...), step(n), finish(sample): see src/engine/sampler.ts.
 class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
  public:
