@@ -106,6 +106,7 @@ export function makeOracle(parts: OracleParts): Oracle {
     });
   return {
     mode: parts.mode ?? (nativeScore ? "pointwise" : "pairwise"),
+    link,
     score,
     compare,
     prefer: async (prompt, a, b) => (await compare(prompt, a, b)).preference,

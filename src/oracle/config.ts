@@ -92,8 +92,8 @@ export function parseOracleConfig(value: unknown, where: string): OracleConfig {
   return parsed.data;
 }
 
-/** Reads and validates a YAML (or JSON) oracle config file. */
-export function loadOracleConfigFile(file: string): OracleConfig {
+/** The settings in a YAML (or JSON) oracle config file, not yet validated (flags may be laid over them). */
+export function readOracleConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -106,7 +106,17 @@ export function loadOracleConfigFile(file: string): OracleConfig {
   } catch (e) {
     throw new DnoError(`${file}: invalid YAML: ${(e as Error).message}`);
   }
-  return parseOracleConfig(value, file);
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new DnoError(
+      `${file}: expected a mapping of the oracle's settings (kind: llm-judge | reward-model | programmatic)`,
+    );
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Reads and validates a YAML (or JSON) oracle config file. */
+export function loadOracleConfigFile(file: string): OracleConfig {
+  return parseOracleConfig(readOracleConfigFile(file), file);
 }
 
 export interface CreateOracleOptions {

@@ -19,6 +19,7 @@ export {
   type OracleConfigInput,
   oracleConfigSchema,
   parseOracleConfig,
+  readOracleConfigFile,
 } from "./config.js";
 export { type ProgrammaticFunctions, programmaticOracle } from "./programmatic.js";
 export { defaultTemplates } from "./templates.js";

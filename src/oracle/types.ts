@@ -1,3 +1,5 @@
+import type { Link } from "./adapters.js";
+
 /**
  * Preference oracles: where DNO's general preferences P(y > y' | x) come from.
  * A judgment that fails (transport error, unparseable answer, exhausted budget) carries `null` and a
@@ -59,6 +61,8 @@ export type OracleMode = "pointwise" | "pairwise";
 /** What `createOracle` returns: both views of one oracle, whichever is native. */
 export interface Oracle extends ScoringOracle, PreferenceOracle {
   readonly mode: OracleMode;
+  /** How this oracle turns two scores into a preference. */
+  readonly link: Link;
   /** `prefer` with the failure reason kept. */
   compare(prompt: string, a: string, b: string): Promise<PreferenceResult>;
   usage(): OracleUsage;
