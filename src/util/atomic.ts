@@ -4,13 +4,17 @@ import { dirname } from "node:path";
 /**
  * Writes a file so that a crash at any moment leaves either the old file or the new one, never a mix:
  * write to a temporary sibling, fsync it, rename over the target, fsync the directory.
+ * `data` may be a sequence of chunks, so large files (checkpoints) are written without one big buffer.
  */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+export function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<Uint8Array>): void {
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, "w");
   try {
-    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-    for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+    const chunks =
+      typeof data === "string" ? [Buffer.from(data, "utf8")] : data instanceof Uint8Array ? [data] : data;
+    for (const bytes of chunks) {
+      for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+    }
     fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "dno_native",
+      "sources": [
+        "native/addon.cpp",
+        "native/engine_napi.cpp",
+        "native/gemm.cpp",
+        "native/gemm_napi.cpp",
+        "native/gradcheck.cpp",
+        "native/llama.cpp",
+        "native/model.cpp",
+        "native/threadpool.cpp"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions"]
+    }
+  ]
+}

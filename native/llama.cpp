@@ -1,0 +1,235 @@
+#include "llama.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace dno {
+
+template <typename T>
+Llama<T>::Llama(const LlamaConfig& c, T* params, T* grads)
+    : c_(c), w_(bind_weights(c, params)), g_(bind_weights(c, grads ? grads : params)), has_grads_(grads != nullptr) {}
+
+template <typename T>
+void Llama<T>::ensure_rope(int max_len) {
+  if (max_len <= rope_len_) return;
+  const int half = c_.head_dim / 2;
+  const std::vector<double> inv = rope_inv_freq(c_);
+  cos_.resize(size_t(max_len) * half);
+  sin_.resize(size_t(max_len) * half);
+  for (int p = 0; p < max_len; ++p)
+    for (int i = 0; i < half; ++i) {
+      const double angle = double(p) * inv[i];
+      cos_[size_t(p) * half + i] = T(std::cos(angle));
+      sin_[size_t(p) * half + i] = T(std::sin(angle));
+    }
+  rope_len_ = max_len;
+}
+
+// Lays out this batch's activations in acts_ (growing it only when the batch is the largest yet).
+template <typename T>
+void Llama<T>::carve(int N, int M, int64_t P, int S) {
+  const int64_t C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim(), V = c_.vocab;
+  const int64_t Ls = keep_ ? c_.layers : 1;  // layer slots
+  const int64_t Rs = keep_ ? c_.layers + 1 : 2;  // residual stream slots
+  chunk_ = int(std::max<int64_t>(1, std::min<int64_t>(std::max(M, S), (int64_t(1) << 22) / V)));
+  const int64_t sizes[] = {
+      Rs * N * C, Ls * N * C, Ls * N, Ls * N * QKV, Ls * P, Ls * N * QD, Ls * N * C, Ls * N * C, Ls * N,
+      Ls * N * 2 * I, Ls * N * I, N * C, N, std::max<int64_t>(M, S) * C, M, M, int64_t(chunk_) * V};
+  T** views[] = {&a_.resid, &a_.xn1, &a_.rstd1, &a_.qkv, &a_.probs, &a_.attn, &a_.mid, &a_.xn2, &a_.rstd2,
+                 &a_.gu,    &a_.act, &a_.xnf,   &a_.rstdf, &a_.hm,  &a_.lse,  &a_.lp,  &a_.logits};
+  int64_t total = 0;
+  for (int64_t s : sizes) total += s;
+  if (int64_t(acts_.size()) < total) {
+    acts_.clear();
+    acts_.shrink_to_fit();
+    acts_.resize(size_t(total));
+  }
+  T* p = acts_.data();
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); ++i) {
+    *views[i] = p;
+    p += sizes[i];
+  }
+}
+
+// out (m, V) = rows (m, C) @ lm_head^T
+template <typename T>
+void Llama<T>::lm_head_rows(T* out, const T* rows, int m) {
+  gemm<T>(false, true, m, c_.vocab, c_.hidden, T(1), rows, c_.hidden, w_.lm_head, c_.hidden, T(0), out, c_.vocab);
+}
+
+template <typename T>
+void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, const int32_t* targets, T* logp,
+                       bool keep, T* last_logits) {
+  const int C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim(), V = c_.vocab;
+  const int H = c_.heads, KV = c_.kv_heads, D = c_.head_dim;
+  if (keep && !has_grads_) throw std::runtime_error("this model has no gradient buffer");
+  ready_for_backward_ = false;
+  keep_ = keep;
+  S_ = S;
+  N_ = starts[S];
+  const int N = N_;
+  tokens_.assign(tokens, tokens + N);
+  starts_.assign(starts, starts + S + 1);
+  pos_.resize(N);
+  prob_off_.resize(S);
+  rows_m_.clear();
+  targets_m_.clear();
+  int max_len = 1;
+  P_ = 0;
+  for (int s = 0; s < S; ++s) {
+    const int L = starts[s + 1] - starts[s];
+    if (L < 0) throw std::runtime_error("sequence starts must not decrease");
+    max_len = std::max(max_len, L);
+    prob_off_[s] = P_;
+    P_ += int64_t(H) * L * L;
+    for (int i = 0; i < L; ++i) pos_[starts[s] + i] = i;
+  }
+  for (int n = 0; n < N; ++n) {
+    if (tokens[n] < 0 || tokens[n] >= V) throw std::runtime_error("token id " + std::to_string(tokens[n]) + " outside the vocabulary");
+    if (targets[n] >= V) throw std::runtime_error("target id " + std::to_string(targets[n]) + " outside the vocabulary");
+    if (targets[n] >= 0) {
+      rows_m_.push_back(n);
+      targets_m_.push_back(targets[n]);
+    }
+  }
+  M_ = int(rows_m_.size());
+  const int M = M_;
+  carve(N, M, P_, S);
+  ensure_rope(max_len);
+  const SeqBatch sb{starts_.data(), S, prob_off_.data()};
+  auto resid = [&](int l) { return a_.resid + int64_t(keep ? l : l % 2) * N * C; };
+
+  embedding_forward(resid(0), tokens_.data(), w_.embed, N, C);
+  for (int l = 0; l < c_.layers; ++l) {
+    const LayerWeights<T>& w = w_.layers[l];
+    T* x = resid(l);
+    T* xn1 = layer_slot(a_.xn1, l, int64_t(N) * C);
+    T* rstd1 = layer_slot(a_.rstd1, l, N);
+    T* qkv = layer_slot(a_.qkv, l, int64_t(N) * QKV);
+    T* probs = layer_slot(a_.probs, l, P_);
+    T* attn = layer_slot(a_.attn, l, int64_t(N) * QD);
+    T* mid = layer_slot(a_.mid, l, int64_t(N) * C);
+    T* xn2 = layer_slot(a_.xn2, l, int64_t(N) * C);
+    T* rstd2 = layer_slot(a_.rstd2, l, N);
+    T* gu = layer_slot(a_.gu, l, int64_t(N) * 2 * I);
+    T* act = layer_slot(a_.act, l, int64_t(N) * I);
+    rmsnorm_forward(xn1, rstd1, x, w.attn_norm, N, C, c_.rms_eps);
+    gemm<T>(false, true, N, QKV, C, T(1), xn1, C, w.wqkv, C, T(0), qkv, QKV);
+    if (w.bqkv) bias_forward(qkv, w.bqkv, N, QKV);
+    rope_apply(qkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), false);
+    rope_apply(qkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), false);
+    attention_forward(attn, probs, qkv, sb, H, KV, D, c_.sliding_window);
+    gemm<T>(false, true, N, C, QD, T(1), attn, QD, w.wo, QD, T(0), mid, C);
+    if (w.bo) bias_forward(mid, w.bo, N, C);
+    add_inplace(mid, x, int64_t(N) * C);
+    rmsnorm_forward(xn2, rstd2, mid, w.mlp_norm, N, C, c_.rms_eps);
+    gemm<T>(false, true, N, 2 * I, C, T(1), xn2, C, w.wgate_up, C, T(0), gu, 2 * I);
+    swiglu_forward(act, gu, N, I);
+    T* next = resid(l + 1);
+    gemm<T>(false, true, N, C, I, T(1), act, I, w.wdown, I, T(0), next, C);
+    add_inplace(next, mid, int64_t(N) * C);
+  }
+  rmsnorm_forward(a_.xnf, a_.rstdf, resid(c_.layers), w_.final_norm, N, C, c_.rms_eps);
+
+  std::fill(logp, logp + N, T(0));
+  for (int m = 0; m < M; ++m) std::memcpy(a_.hm + int64_t(m) * C, a_.xnf + int64_t(rows_m_[m]) * C, sizeof(T) * C);
+  for (int m0 = 0; m0 < M; m0 += chunk_) {
+    const int m = std::min(chunk_, M - m0);
+    lm_head_rows(a_.logits, a_.hm + int64_t(m0) * C, m);
+    logsoftmax_gather_forward(a_.lp + m0, a_.lse + m0, a_.logits, targets_m_.data() + m0, m, V);
+  }
+  for (int m = 0; m < M; ++m) logp[rows_m_[m]] = a_.lp[m];
+
+  if (last_logits) {  // after the scored rows, so hm is free again
+    for (int s = 0; s < S; ++s) {
+      T* out = last_logits + int64_t(s) * V;
+      if (starts[s + 1] == starts[s]) {
+        std::fill(out, out + V, T(0));
+        continue;
+      }
+      std::memcpy(a_.hm, a_.xnf + int64_t(starts[s + 1] - 1) * C, sizeof(T) * C);
+      lm_head_rows(out, a_.hm, 1);
+    }
+  }
+  ready_for_backward_ = keep;
+}
+
+template <typename T>
+void Llama<T>::backward(const T* dlogp) {
+  if (!ready_for_backward_) throw std::runtime_error("backward needs a forward with keep = true just before it");
+  const int N = N_, M = M_, S = S_;
+  const int C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim(), V = c_.vocab;
+  const int H = c_.heads, KV = c_.kv_heads, D = c_.head_dim;
+  const int64_t sizes[] = {int64_t(N) * C, int64_t(N) * C, int64_t(N) * QKV, int64_t(N) * QD,
+                           int64_t(N) * 2 * I, int64_t(N) * I, int64_t(chunk_) * C};
+  int64_t total = 0;
+  for (int64_t s : sizes) total += s;
+  if (int64_t(grads_scratch_.size()) < total) {
+    grads_scratch_.clear();
+    grads_scratch_.shrink_to_fit();
+    grads_scratch_.resize(size_t(total));
+  }
+  T* dresid = grads_scratch_.data();
+  T* dxn = dresid + sizes[0];
+  T* dqkv = dxn + sizes[1];
+  T* dattn = dqkv + sizes[2];
+  T* dgu = dattn + sizes[3];
+  T* dact = dgu + sizes[4];
+  T* dh = dact + sizes[5];
+  const SeqBatch sb{starts_.data(), S, prob_off_.data()};
+  auto resid = [&](int l) { return a_.resid + int64_t(l) * N * C; };
+
+  // Head: d logits = dlogp (onehot - softmax), recomputing the logits chunk by chunk.
+  std::fill(dxn, dxn + int64_t(N) * C, T(0));
+  for (int m = 0; m < M; ++m) a_.lp[m] = dlogp[rows_m_[m]];
+  for (int m0 = 0; m0 < M; m0 += chunk_) {
+    const int m = std::min(chunk_, M - m0);
+    const T* h = a_.hm + int64_t(m0) * C;
+    lm_head_rows(a_.logits, h, m);
+    logsoftmax_gather_backward(a_.logits, a_.lp + m0, a_.lse + m0, targets_m_.data() + m0, m, V);
+    gemm<T>(false, false, m, C, V, T(1), a_.logits, V, w_.lm_head, C, T(0), dh, C);
+    gemm<T>(true, false, V, C, m, T(1), a_.logits, V, h, C, T(1), g_.lm_head, C);
+    for (int r = 0; r < m; ++r) std::memcpy(dxn + int64_t(rows_m_[m0 + r]) * C, dh + int64_t(r) * C, sizeof(T) * C);
+  }
+  std::fill(dresid, dresid + int64_t(N) * C, T(0));
+  rmsnorm_backward(dresid, g_.final_norm, dxn, resid(c_.layers), w_.final_norm, a_.rstdf, N, C);
+
+  for (int l = c_.layers - 1; l >= 0; --l) {
+    const LayerWeights<T>& w = w_.layers[l];
+    const LayerWeights<T>& g = g_.layers[l];
+    const T* xn1 = a_.xn1 + int64_t(l) * N * C;
+    const T* qkv = a_.qkv + int64_t(l) * N * QKV;
+    const T* probs = a_.probs + int64_t(l) * P_;
+    const T* attn = a_.attn + int64_t(l) * N * QD;
+    const T* mid = a_.mid + int64_t(l) * N * C;
+    const T* xn2 = a_.xn2 + int64_t(l) * N * C;
+    const T* gu = a_.gu + int64_t(l) * N * 2 * I;
+    const T* act = a_.act + int64_t(l) * N * I;
+    // MLP: resid[l+1] = mid + down(swiglu(gate_up(rmsnorm(mid))))
+    gemm<T>(false, false, N, I, C, T(1), dresid, C, w.wdown, I, T(0), dact, I);
+    gemm<T>(true, false, C, I, N, T(1), dresid, C, act, I, T(1), g.wdown, I);
+    std::fill(dgu, dgu + int64_t(N) * 2 * I, T(0));
+    swiglu_backward(dgu, dact, gu, N, I);
+    gemm<T>(false, false, N, C, 2 * I, T(1), dgu, 2 * I, w.wgate_up, C, T(0), dxn, C);
+    gemm<T>(true, false, 2 * I, C, N, T(1), dgu, 2 * I, xn2, C, T(1), g.wgate_up, C);
+    rmsnorm_backward(dresid, g.mlp_norm, dxn, mid, w.mlp_norm, a_.rstd2 + int64_t(l) * N, N, C);
+    // Attention: mid = resid[l] + o_proj(attention(rope(qkv(rmsnorm(resid[l])))))
+    if (g.bo) bias_backward(g.bo, dresid, N, C);
+    gemm<T>(false, false, N, QD, C, T(1), dresid, C, w.wo, QD, T(0), dattn, QD);
+    gemm<T>(true, false, C, QD, N, T(1), dresid, C, attn, QD, T(1), g.wo, QD);
+    std::fill(dqkv, dqkv + int64_t(N) * QKV, T(0));
+    attention_backward(dqkv, dattn, qkv, probs, sb, H, KV, D);
+    rope_apply(dqkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), true);
+    rope_apply(dqkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), true);
+    if (g.bqkv) bias_backward(g.bqkv, dqkv, N, QKV);
+    gemm<T>(false, false, N, C, QKV, T(1), dqkv, QKV, w.wqkv, C, T(0), dxn, C);
+    gemm<T>(true, false, QKV, C, N, T(1), dqkv, QKV, xn1, C, T(1), g.wqkv, C);
+    rmsnorm_backward(dresid, g.attn_norm, dxn, resid(l), w.attn_norm, a_.rstd1 + int64_t(l) * N, N, C);
+  }
+  embedding_backward(g_.embed, dresid, tokens_.data(), N, C, c_.pad_token);
+}
+
+template class Llama<float>;
+template class Llama<double>;
+
+}  // namespace dno

@@ -1,0 +1,58 @@
+// Training-time forward and backward of the whole decoder over packed sequences.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kernels.h"
+#include "model.h"
+
+namespace dno {
+
+// A batch is S sequences packed back to back: sequence s is rows [starts[s], starts[s+1]) at positions
+// 0, 1, ... (no padding rows are ever computed). Buffers grow to the largest batch seen and are reused,
+// so a training loop allocates nothing after its first step.
+template <typename T>
+class Llama {
+ public:
+  // params and grads are laid out by param_layout and owned by the caller; grads may be null (no backward).
+  Llama(const LlamaConfig& c, T* params, T* grads);
+
+  // tokens (N); targets (N): the token scored at each row (the next one), or -1 for none.
+  // logp (N): log p(targets[n] | rows before n of its sequence), 0 where targets[n] < 0.
+  // keep: keep the activations for backward. last_logits (S, V) or null: each sequence's last-row logits.
+  void forward(const int32_t* tokens, const int32_t* starts, int S, const int32_t* targets, T* logp, bool keep,
+               T* last_logits);
+
+  // grads += d(sum_n dlogp[n] * logp[n]) / d(params), for the last forward run with keep = true.
+  void backward(const T* dlogp);
+
+  const LlamaConfig& config() const { return c_; }
+
+ private:
+  struct Acts {  // views into acts_ for the current batch
+    T *resid, *xn1, *rstd1, *qkv, *probs, *attn, *mid, *xn2, *rstd2, *gu, *act, *xnf, *rstdf, *hm, *lse, *lp,
+        *logits;
+  };
+  T* layer_slot(T* base, int l, int64_t per_layer) const { return base + (keep_ ? l : 0) * per_layer; }
+  void carve(int N, int M, int64_t P, int S);
+  void ensure_rope(int max_len);
+  void lm_head_rows(T* out, const T* rows, int m);
+
+  LlamaConfig c_;
+  LlamaWeights<T> w_, g_;
+  bool has_grads_;
+  // The current batch.
+  int N_ = 0, M_ = 0, S_ = 0, chunk_ = 0;
+  int64_t P_ = 0;
+  bool keep_ = false, ready_for_backward_ = false;
+  std::vector<int32_t> tokens_, pos_, starts_, rows_m_, targets_m_;
+  std::vector<int64_t> prob_off_;
+  Acts a_{};
+  std::vector<T> acts_, grads_scratch_, cos_, sin_;
+  int rope_len_ = 0;
+};
+
+extern template class Llama<float>;
+extern template class Llama<double>;
+
+}  // namespace dno

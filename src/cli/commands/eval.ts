@@ -1,0 +1,232 @@
+import { basename, extname } from "node:path";
+import { SingleBar } from "cli-progress";
+import type { Command } from "commander";
+import {
+  type AlpacaAnnotation,
+  alpacaMetrics,
+  isExtremeLengthCorrection,
+  readAlpacaAnnotations,
+  readInstructionDifficulty,
+} from "../../eval/alpaca.js";
+import { evaluateHeadToHead } from "../../eval/head-to-head.js";
+import type { LengthControlled } from "../../eval/length-controlled.js";
+import { pairResponses, readResponses } from "../../eval/responses.js";
+import { charLength } from "../../eval/winrate.js";
+import { configBaseDir, createOracle, loadOracleConfigFile } from "../../oracle/index.js";
+import { writeFileAtomic } from "../../util/atomic.js";
+import { DnoError } from "../../util/errors.js";
+
+interface EvalOptions {
+  alpacaAnnotations?: string;
+  responses?: string;
+  baseline?: string;
+  oracle?: string;
+  annotationsOut?: string;
+  instructionDifficulty?: string;
+  seed: number;
+  bootstrap: number;
+  json?: boolean;
+}
+
+/** A number for people: fixed decimals, "n/a" where undefined (NaN, null). */
+function show(value: number | null, digits = 2): string {
+  return value === null || !Number.isFinite(value) ? "n/a" : value.toFixed(digits);
+}
+
+/** JSON has no NaN: undefined statistics (a standard error of one record) become null. */
+function jsonLine(object: Record<string, number | null>): string {
+  const clean = Object.entries(object).map(([k, v]) => [k, v === null || !Number.isFinite(v) ? null : v]);
+  return `${JSON.stringify(Object.fromEntries(clean))}\n`;
+}
+
+function table(rows: [string, string][]): string {
+  return rows.map(([k, v]) => `${k.padEnd(27)}${v}`).join("\n");
+}
+
+function glmLine(lc: LengthControlled | "baseline-is-model" | null): string {
+  if (lc === "baseline-is-model") return "length control: the model is its own baseline, LC = 50";
+  if (lc === null) return "length control: needs at least 2 judged records";
+  const c = lc.coefficients;
+  return (
+    `length control GLM (C = ${lc.C.toPrecision(3)}): w_length ${c.length.toFixed(4)}, ` +
+    (c.difficulty === null ? "no instruction difficulty, " : `w_difficulty ${c.difficulty.toFixed(4)}, `) +
+    `w_model ${c.model.toFixed(4)}`
+  );
+}
+
+function warnIfExtreme(winRate: number, lc: number | null, nTotal: number): void {
+  if (lc !== null && isExtremeLengthCorrection(winRate, lc))
+    process.stderr.write(
+      `dno: warning: the length-controlled win rate (${show(lc)}) is far from the raw one (${show(winRate)}): ` +
+        `length explains much of the result, or the GLM fit on ${nTotal} judgments is unreliable\n`,
+    );
+}
+
+function difficultyFor(options: EvalOptions, records: number): { instructionDifficulty?: number[] } {
+  return options.instructionDifficulty
+    ? { instructionDifficulty: readInstructionDifficulty(options.instructionDifficulty, records) }
+    : {};
+}
+
+function evalAlpaca(file: string, options: EvalOptions): void {
+  const records = readAlpacaAnnotations(file);
+  const { metrics, lengthControl } = alpacaMetrics(records, difficultyFor(options, records.length));
+  const m = metrics;
+  if (options.json) process.stdout.write(jsonLine({ ...metrics }));
+  else
+    process.stdout.write(
+      `${file}: ${records.length} records, ${m.n_total} judged\n${table([
+        ["length_controlled_winrate", show(m.length_controlled_winrate)],
+        ["win_rate", show(m.win_rate)],
+        ["standard_error", show(m.standard_error)],
+        ["discrete_win_rate", show(m.discrete_win_rate)],
+        ["n_wins", String(m.n_wins)],
+        ["n_wins_base", String(m.n_wins_base)],
+        ["n_draws", String(m.n_draws)],
+        ["n_total", String(m.n_total)],
+        ["avg_length", String(m.avg_length)],
+      ])}\n${glmLine(lengthControl)}\n`,
+    );
+  warnIfExtreme(m.win_rate, m.length_controlled_winrate, m.n_total);
+}
+
+const generatorName = (file: string): string => basename(file, extname(file));
+
+async function evalResponses(modelFile: string, options: EvalOptions): Promise<void> {
+  if (!options.baseline)
+    throw new DnoError("dno eval --responses needs --baseline FILE (the baseline's responses)");
+  if (!options.oracle)
+    throw new DnoError("dno eval --responses needs --oracle CONFIG (a judge config, YAML)");
+  const pairs = pairResponses(readResponses(modelFile), readResponses(options.baseline), {
+    model: modelFile,
+    baseline: options.baseline,
+  });
+  const difficulty = difficultyFor(options, pairs.length);
+  const oracle = await createOracle(loadOracleConfigFile(options.oracle), {
+    baseDir: configBaseDir(options.oracle),
+  });
+  const bar = new SingleBar({
+    stream: process.stderr,
+    format: "judging [{bar}] {value}/{total} {eta_formatted}",
+  });
+  let judgments: Awaited<ReturnType<typeof oracle.compare>>[];
+  let usage: ReturnType<typeof oracle.usage>;
+  try {
+    bar.start(pairs.length, 0);
+    judgments = await Promise.all(
+      pairs.map(async (p) => {
+        const result = await oracle.compare(p.prompt, p.model, p.baseline);
+        bar.increment();
+        return result;
+      }),
+    );
+    usage = oracle.usage();
+  } finally {
+    bar.stop();
+    oracle.close();
+  }
+
+  const records = pairs.map((p, i) => ({
+    preference: judgments[i]!.preference,
+    modelLength: charLength(p.model),
+    baselineLength: charLength(p.baseline),
+  }));
+  if (options.annotationsOut) {
+    const annotations: AlpacaAnnotation[] = pairs.map((p, i) => ({
+      instruction: p.prompt,
+      output_1: p.baseline,
+      output_2: p.model,
+      preference: records[i]!.preference === null ? null : 1 + records[i]!.preference!,
+      generator_1: generatorName(options.baseline!),
+      generator_2: generatorName(modelFile),
+    }));
+    writeFileAtomic(options.annotationsOut, `${JSON.stringify(annotations, null, 1)}\n`);
+  }
+
+  const report = evaluateHeadToHead(records, {
+    seed: options.seed,
+    resamples: options.bootstrap,
+    ...difficulty,
+  });
+  const failed = judgments.flatMap((j) => (j.preference === null ? [j.failed ?? "failed"] : []));
+  const pct = (x: number): number => x * 100;
+  const lc = report.lengthControlled ? pct(report.lengthControlled.winRate) : null;
+  const metrics = {
+    win_rate: pct(report.winRate),
+    standard_error: pct(report.standardError),
+    ci_low: pct(report.ci[0]),
+    ci_high: pct(report.ci[1]),
+    n_wins: report.wins,
+    n_wins_base: report.losses,
+    n_draws: report.ties,
+    n_total: report.n,
+    n_failed: failed.length,
+    avg_length: Math.trunc(report.avgModelLength),
+    avg_length_baseline: Math.trunc(report.avgBaselineLength),
+    length_controlled_winrate: lc,
+  };
+  const confidence = `${Math.round(report.confidence * 100)}% bootstrap CI`;
+  if (options.json) process.stdout.write(jsonLine(metrics));
+  else
+    process.stdout.write(
+      `${modelFile} vs ${options.baseline}: ${pairs.length} prompts, ${report.n} judged, ${failed.length} failed\n${table(
+        [
+          ["length_controlled_winrate", show(lc)],
+          [
+            "win_rate",
+            `${show(metrics.win_rate)}  (${confidence} ${show(metrics.ci_low)} to ${show(metrics.ci_high)})`,
+          ],
+          ["standard_error", show(metrics.standard_error)],
+          ["n_wins", String(metrics.n_wins)],
+          ["n_wins_base", String(metrics.n_wins_base)],
+          ["n_draws", String(metrics.n_draws)],
+          ["n_total", String(metrics.n_total)],
+          ["avg_length", `${metrics.avg_length}  (baseline ${metrics.avg_length_baseline})`],
+        ],
+      )}\n${glmLine(report.lengthControlled)}\n` +
+        `oracle: ${usage.calls} calls, ${usage.cacheHits} from the cache, ${usage.failures} failures` +
+        `${usage.budgetExhausted ? ", budget exhausted" : ""}\n`,
+    );
+  if (failed.length > 0)
+    process.stderr.write(`dno: warning: ${failed.length} judgments failed (first: ${failed[0]})\n`);
+  warnIfExtreme(metrics.win_rate, lc, report.n);
+}
+
+function integerAtLeast(flag: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min)
+      throw new DnoError(`${flag}: expected an integer >= ${min}, got "${value}"`);
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command("eval")
+    .description("win rate with standard error, bootstrap CI and length-controlled win rate (AlpacaEval 2.0)")
+    .option(
+      "--alpaca-annotations <file>",
+      "AlpacaEval annotations.json (output_1 = baseline, output_2 = model)",
+    )
+    .option("--responses <file>", "model responses: JSONL {id?, prompt, response} or AlpacaEval outputs JSON")
+    .option("--baseline <file>", "baseline responses to the same prompts (matched by id, else by prompt)")
+    .option("--oracle <config>", "judge config (YAML), as for dno judge and a pipeline's oracle: section")
+    .option("--annotations-out <file>", "also write the judgments as AlpacaEval annotations.json")
+    .option(
+      "--instruction-difficulty <csv>",
+      "AlpacaEval instruction_difficulty.csv (index,instruction_difficulty) for the LC fit",
+    )
+    .option("--seed <n>", "bootstrap seed", integerAtLeast("--seed", 0), 0)
+    .option("--bootstrap <n>", "bootstrap resamples", integerAtLeast("--bootstrap", 1), 2000)
+    .option("--json", "print one JSON object")
+    .action(async (options: EvalOptions) => {
+      if (options.alpacaAnnotations && options.responses)
+        throw new DnoError("dno eval: give either --alpaca-annotations or --responses, not both");
+      if (options.alpacaAnnotations) return evalAlpaca(options.alpacaAnnotations, options);
+      if (options.responses) return evalResponses(options.responses, options);
+      throw new DnoError(
+        "dno eval: give --alpaca-annotations FILE, or --responses FILE --baseline FILE --oracle CONFIG",
+      );
+    });
+}

@@ -1,0 +1,125 @@
+/**
+ * The typed binding of the native addon (native/addon.cpp, built by node-gyp into
+ * build/Release/dno_native.node). Buffers are JS-owned typed arrays that the kernels read and write in
+ * place, without copies. The addon does no validation beyond shapes: callers pass checked inputs.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { DnoError } from "../util/errors.js";
+
+/** The decoder's shape, as native/model.h's LlamaConfig (built by src/model/config.ts). */
+export interface NativeConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  /** llama3 RoPE frequency scaling, or null for plain RoPE. */
+  ropeLlama3: {
+    factor: number;
+    lowFreqFactor: number;
+    highFreqFactor: number;
+    originalMaxPositionEmbeddings: number;
+  } | null;
+  qkvBias: boolean;
+  oBias: boolean;
+  tieWordEmbeddings: boolean;
+  /** Mistral: query i sees key j iff 0 <= i - j < slidingWindow; 0 means no window. */
+  slidingWindow: number;
+  /** This embed_tokens row gets no gradient from the input lookup (HF padding_idx); -1 for none. */
+  padTokenId: number;
+}
+
+/** One parameter tensor in the flat buffer (Hugging Face name, shape, offset and size in elements). */
+export interface TensorSlot {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+}
+
+type FloatArray = Float32Array | Float64Array;
+
+/**
+ * A decoder over a flat parameter buffer (and a gradient buffer for training). A batch is S sequences
+ * packed back to back: sequence s is rows starts[s] .. starts[s+1]-1, at positions 0, 1, ...
+ */
+export interface NativeModel<F extends FloatArray> {
+  /**
+   * logp[n] = log p(targets[n] | earlier rows of its sequence), 0 where targets[n] is -1.
+   * keep: keep activations for backward. lastLogits (S x vocab): each sequence's last-row logits.
+   */
+  forward(
+    tokens: Int32Array,
+    starts: Int32Array,
+    targets: Int32Array,
+    logp: F,
+    keep: boolean,
+    lastLogits: F | null,
+  ): void;
+  /** grads += d(sum_n dlogp[n] logp[n]) / d params, for the last forward with keep = true. */
+  backward(dlogp: F): void;
+}
+
+export interface Engine {
+  paramLayout(config: NativeConfig): { tensors: TensorSlot[]; total: number };
+  /** float32, the engine */
+  Model: new (
+    config: NativeConfig,
+    params: Float32Array,
+    grads: Float32Array | null,
+  ) => NativeModel<Float32Array>;
+  /** float64, for finite-difference tests */
+  Model64: new (
+    config: NativeConfig,
+    params: Float64Array,
+    grads: Float64Array | null,
+  ) => NativeModel<Float64Array>;
+  /** AdamW on elements [offset, offset + length) of params, m, v with grads; step counts from 1. */
+  adamw(
+    params: Float32Array,
+    grads: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    offset: number,
+    length: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+  ): void;
+  /** sum of x[i]^2, accumulated in double */
+  sumSquares(x: Float32Array): number;
+  /** x *= s in place */
+  scale(x: Float32Array, s: number): void;
+  setNumThreads(n: number): void;
+  numThreads(): number;
+  /** the GEMM microkernel this CPU runs: "avx512", "avx2" or "portable" */
+  sgemmKernel(): string;
+  /** each kernel's backward against central finite differences, in float64 */
+  kernelGradchecks(): { kernel: string; checked: number; maxAbsErr: number; maxRelErr: number }[];
+}
+
+const addonPath = fileURLToPath(new URL("../../../build/Release/dno_native.node", import.meta.url));
+let loaded: Engine | undefined;
+
+/** The native engine, loaded on first use. */
+export function engine(): Engine {
+  if (loaded) return loaded;
+  if (!existsSync(addonPath)) {
+    throw new DnoError(
+      `the native engine is not built (${addonPath} is missing): run \`npm ci\`, or \`npm run build:native\``,
+    );
+  }
+  loaded = createRequire(import.meta.url)(addonPath) as Engine;
+  const threads = Number(process.env.DNO_THREADS);
+  if (Number.isInteger(threads) && threads > 0) loaded.setNumThreads(threads);
+  return loaded;
+}

@@ -1,0 +1,176 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { DnoError } from "../util/errors.js";
+import { describeZodError } from "../util/zod.js";
+import {
+  type LengthControlled,
+  type LengthControlOptions,
+  lengthControlledWinRate,
+} from "./length-controlled.js";
+import { charLength, mean, standardErrorOfMean } from "./winrate.js";
+
+/**
+ * AlpacaEval annotation records: output_1 is the baseline, output_2 the model, preference in [1, 2]
+ * (1 = baseline wins, 2 = model wins, values between are soft), 1.5 or 0 a draw, null a missing judgment.
+ */
+const preferenceSchema = z
+  .number()
+  .refine((v) => v === 0 || (v >= 1 && v <= 2), {
+    message: "expected a number in [1, 2], 0 (a draw) or null (no judgment)",
+  })
+  .nullable();
+
+export const alpacaAnnotationSchema = z.looseObject({
+  instruction: z.string(),
+  output_1: z.string(),
+  output_2: z.string(),
+  preference: preferenceSchema,
+  generator_1: z.string().optional(),
+  generator_2: z.string().optional(),
+});
+export type AlpacaAnnotation = z.infer<typeof alpacaAnnotationSchema>;
+
+/** The metrics of AlpacaEval's leaderboard CSV; rates in percent. */
+export interface AlpacaMetrics {
+  win_rate: number;
+  standard_error: number;
+  n_wins: number;
+  n_wins_base: number;
+  n_draws: number;
+  n_total: number;
+  discrete_win_rate: number;
+  avg_length: number;
+  length_controlled_winrate: number | null;
+}
+
+function parseJsonFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new DnoError(`${file}: cannot read: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new DnoError(`${file}: invalid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Reads an AlpacaEval annotations.json (a JSON array of records); errors name the file and record index. */
+export function readAlpacaAnnotations(file: string): AlpacaAnnotation[] {
+  const value = parseJsonFile(file);
+  if (!Array.isArray(value)) throw new DnoError(`${file}: expected a JSON array of annotation records`);
+  if (value.length === 0) throw new DnoError(`${file}: no annotation records`);
+  const records = value.map((record, i) => {
+    const parsed = alpacaAnnotationSchema.safeParse(record);
+    if (!parsed.success) throw new DnoError(`${file}: record ${i}: ${describeZodError(parsed.error)}`);
+    return parsed.data;
+  });
+  const models = new Set(records.map((r) => r.generator_2));
+  if (models.size > 1)
+    throw new DnoError(
+      `${file}: records hold several models (generator_2: ${[...models].join(", ")}); one per file`,
+    );
+  return records;
+}
+
+/**
+ * Reads AlpacaEval's instruction_difficulty.csv (`index,instruction_difficulty`, index = position of the
+ * instruction in the evaluation set) and returns one value per annotation record, by position.
+ */
+export function readInstructionDifficulty(file: string, records: number): number[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new DnoError(`${file}: cannot read: ${(e as Error).message}`);
+  }
+  const byIndex = new Map<number, number>();
+  const lines = text.split(/\r?\n/);
+  for (let l = 1; l < lines.length; l++) {
+    const line = lines[l]!.trim();
+    if (line === "") continue;
+    const [index, value, ...rest] = line.split(",");
+    const i = Number(index);
+    const v = Number(value);
+    if (rest.length > 0 || !Number.isInteger(i) || i < 0 || value === undefined || !Number.isFinite(v))
+      throw new DnoError(`${file}:${l + 1}: expected "index,instruction_difficulty", got "${line}"`);
+    byIndex.set(i, v);
+  }
+  return Array.from({ length: records }, (_, i) => {
+    const v = byIndex.get(i);
+    if (v === undefined) throw new DnoError(`${file}: no instruction_difficulty for record ${i}`);
+    return v;
+  });
+}
+
+/** The preference as P(model wins) in [0, 1], draws (1.5 or 0) as 0.5; null when missing. */
+export function preferenceToOutcome(preference: number | null): number | null {
+  if (preference === null) return null;
+  return preference === 0 ? 0.5 : preference - 1;
+}
+
+/** Rounds a soft preference to a hard verdict (win 1, loss 0, draw 0.5), as AlpacaEval's discrete win rate does. */
+function discreteOutcome(outcome: number): number {
+  return outcome === 0.5 ? 0.5 : Math.round(outcome);
+}
+
+/**
+ * The leaderboard metrics with AlpacaEval's definitions: draws (1.5 or 0) count half and are counted in
+ * n_draws; missing preferences are left out of every rate and of n_total; avg_length is the integer part
+ * of the mean character length of all model outputs; rates and the standard error are in percent.
+ */
+export function alpacaMetrics(
+  records: readonly AlpacaAnnotation[],
+  options: LengthControlOptions = {},
+): { metrics: AlpacaMetrics; lengthControl: LengthControlled | "baseline-is-model" | null } {
+  const outcomes = records.flatMap((r) => {
+    const o = preferenceToOutcome(r.preference);
+    return o === null ? [] : [o];
+  });
+  const modelLengths = records.map((r) => charLength(r.output_2));
+  const lengthControl = isBaselineTheModel(records)
+    ? ("baseline-is-model" as const)
+    : lengthControlledWinRate(
+        records.map((r, i) => ({
+          preference: preferenceToOutcome(r.preference),
+          modelLength: modelLengths[i]!,
+          baselineLength: charLength(r.output_1),
+        })),
+        options,
+      );
+  const lc = lengthControl === "baseline-is-model" ? 50 : lengthControl ? lengthControl.winRate * 100 : null;
+  return {
+    metrics: {
+      win_rate: mean(outcomes) * 100,
+      standard_error: standardErrorOfMean(outcomes) * 100,
+      n_wins: outcomes.filter((o) => o > 0.5).length,
+      n_wins_base: outcomes.filter((o) => o < 0.5).length,
+      n_draws: records.filter((r) => r.preference === 1.5 || r.preference === 0).length,
+      n_total: outcomes.length,
+      discrete_win_rate: mean(outcomes.map(discreteOutcome)) * 100,
+      avg_length: Math.trunc(mean(modelLengths)),
+      length_controlled_winrate: lc,
+    },
+    lengthControl,
+  };
+}
+
+/** AlpacaEval fixes LC at 50% when the model is its own baseline. */
+function isBaselineTheModel(records: readonly AlpacaAnnotation[]): boolean {
+  const baselines = new Set(records.map((r) => r.generator_1));
+  const model = records[0]?.generator_2;
+  return model !== undefined && baselines.size === 1 && baselines.has(model);
+}
+
+/**
+ * AlpacaEval's warning rule: an LC win rate below min(wr - wr/4, wr - 10) or above
+ * max(wr + (100 - wr)/4, wr + 10) (percent) suggests the GLM failed, e.g. on too few records.
+ */
+export function isExtremeLengthCorrection(winRate: number, lcWinRate: number): boolean {
+  return (
+    lcWinRate < Math.min(winRate - winRate / 4, winRate - 10) ||
+    lcWinRate > Math.max(winRate + (100 - winRate) / 4, winRate + 10)
+  );
+}

@@ -1,0 +1,105 @@
+import { crossValidatedL1Logistic, DEFAULT_CS, fitL1Logistic, type SoftLabelData, sigmoid } from "./glm.js";
+
+/**
+ * Length-controlled win rate after AlpacaEval 2.0 (Dubois et al. 2024, "length_controlled_v1"):
+ *
+ *   logit P(model beats baseline | x) = w_len * tanh(delta / sd(delta)) + w_diff * difficulty(x) + w_model
+ *
+ * with delta = len(baseline) - len(model) in characters (scaled, not centred), fitted as an
+ * L1-regularised logistic regression on the soft preferences with C chosen by 5-fold cross-validation.
+ * The LC win rate is the model's predicted win rate with the length term set to zero, averaged over
+ * every instruction. Differences from AlpacaEval's scikit-learn fit are listed in the README.
+ */
+
+export interface HeadToHead {
+  /** P(model beats baseline) in [0, 1], 0.5 a tie; null when the judgment is missing (not fitted). */
+  preference: number | null;
+  modelLength: number;
+  baselineLength: number;
+}
+
+export interface LengthControlOptions {
+  /** Per-record instruction difficulty (AlpacaEval's precomputed covariate); the term is left out without it. */
+  instructionDifficulty?: readonly number[];
+  /** Fix C instead of cross-validating it. */
+  C?: number;
+  folds?: number;
+  Cs?: readonly number[];
+}
+
+export interface LengthControlled {
+  /** LC win rate in [0, 1]. */
+  winRate: number;
+  /** Fitted coefficients of the GLM (difficulty is null when the term was not used). */
+  coefficients: { length: number; difficulty: number | null; model: number };
+  C: number;
+  /** Records used to fit (with a judgment). */
+  nFit: number;
+  /** Sample standard deviation of the length difference used to scale it (NaN or 0: the length feature is 0). */
+  lengthScale: number;
+}
+
+function sampleStd(xs: readonly number[]): number {
+  const n = xs.length;
+  if (n < 2) return Number.NaN;
+  const m = xs.reduce((a, b) => a + b, 0) / n;
+  return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (n - 1));
+}
+
+/**
+ * Fits the GLM and returns the LC win rate, or null when fewer than 2 records carry a judgment.
+ * With identical (or constantly offset) lengths the length feature is 0 and the fit is the
+ * model term alone, so LC is the raw win rate shrunk only by the L1 penalty.
+ */
+export function lengthControlledWinRate(
+  records: readonly HeadToHead[],
+  options: LengthControlOptions = {},
+): LengthControlled | null {
+  const difficulty = options.instructionDifficulty;
+  if (difficulty && difficulty.length !== records.length)
+    throw new RangeError(
+      `instructionDifficulty has ${difficulty.length} values for ${records.length} records`,
+    );
+  const deltas = records.map((r) => r.baselineLength - r.modelLength);
+  const sd = sampleStd(deltas);
+  const scaled = (delta: number): number => (sd > 0 ? Math.tanh(delta / sd) : 0);
+
+  const features = difficulty ? 3 : 2;
+  const row = (i: number, lengthFeature: number): number[] =>
+    difficulty ? [lengthFeature, difficulty[i]!, 1] : [lengthFeature, 1];
+
+  const judged = records.flatMap((r, i) => (r.preference === null ? [] : [i]));
+  if (judged.length < 2) return null;
+  const data: SoftLabelData = {
+    x: Float64Array.from(judged.flatMap((i) => row(i, scaled(deltas[i]!)))),
+    features,
+    p: Float64Array.from(judged.map((i) => records[i]!.preference!)),
+  };
+  let w: Float64Array;
+  let C: number;
+  if (options.C !== undefined) {
+    C = options.C;
+    w = fitL1Logistic(data, C);
+  } else {
+    const fit = crossValidatedL1Logistic(data, { Cs: options.Cs ?? DEFAULT_CS, folds: options.folds ?? 5 });
+    w = fit.w;
+    C = fit.C;
+  }
+
+  let total = 0;
+  for (let i = 0; i < records.length; i++) {
+    const x = row(i, 0);
+    let z = 0;
+    for (let j = 0; j < features; j++) z += x[j]! * w[j]!;
+    total += sigmoid(z);
+  }
+  return {
+    winRate: total / records.length,
+    coefficients: difficulty
+      ? { length: w[0]!, difficulty: w[1]!, model: w[2]! }
+      : { length: w[0]!, difficulty: null, model: w[1]! },
+    C,
+    nFit: judged.length,
+    lengthScale: sd,
+  };
+}

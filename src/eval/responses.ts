@@ -1,0 +1,108 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { DnoError } from "../util/errors.js";
+import { readJsonl } from "../util/jsonl.js";
+import { describeZodError } from "../util/zod.js";
+
+/**
+ * A response to an evaluation prompt: `{ id?, prompt, response }` (JSONL), or AlpacaEval's
+ * `{ instruction, output }` (a JSON array such as model_outputs.json, or JSONL).
+ */
+const responseRecordSchema = z
+  .looseObject({
+    id: z.union([z.string(), z.number()]).optional(),
+    prompt: z.string().optional(),
+    instruction: z.string().optional(),
+    response: z.string().optional(),
+    output: z.string().optional(),
+  })
+  .refine((r) => (r.prompt ?? r.instruction) !== undefined, { message: "needs a prompt (or instruction)" })
+  .refine((r) => (r.response ?? r.output) !== undefined, { message: "needs a response (or output)" });
+
+export interface ResponseRecord {
+  id?: string;
+  prompt: string;
+  response: string;
+}
+
+function normalise(r: z.infer<typeof responseRecordSchema>): ResponseRecord {
+  const out: ResponseRecord = { prompt: (r.prompt ?? r.instruction)!, response: (r.response ?? r.output)! };
+  if (r.id !== undefined) out.id = String(r.id);
+  return out;
+}
+
+/** Reads responses from JSONL (errors at file:line) or a JSON array (errors at the record index). */
+export function readResponses(file: string): ResponseRecord[] {
+  let head: string;
+  try {
+    head = readFileSync(file, "utf8").trimStart();
+  } catch (e) {
+    throw new DnoError(`${file}: cannot read: ${(e as Error).message}`);
+  }
+  if (!head.startsWith("[")) {
+    const records = readJsonl(file, responseRecordSchema).map(normalise);
+    if (records.length === 0) throw new DnoError(`${file}: no responses`);
+    return records;
+  }
+  let value: unknown[];
+  try {
+    value = JSON.parse(head) as unknown[];
+  } catch (e) {
+    throw new DnoError(`${file}: invalid JSON: ${(e as Error).message}`);
+  }
+  if (value.length === 0) throw new DnoError(`${file}: no responses`);
+  return value.map((record, i) => {
+    const parsed = responseRecordSchema.safeParse(record);
+    if (!parsed.success) throw new DnoError(`${file}: record ${i}: ${describeZodError(parsed.error)}`);
+    return normalise(parsed.data);
+  });
+}
+
+export interface ResponsePair {
+  id?: string;
+  prompt: string;
+  model: string;
+  baseline: string;
+}
+
+/**
+ * Pairs each model response with the baseline's response to the same prompt: by `id` when every
+ * record of both files has one, otherwise by the prompt text. Every model record must have exactly one
+ * baseline; baseline records without a model response are ignored.
+ */
+export function pairResponses(
+  model: readonly ResponseRecord[],
+  baseline: readonly ResponseRecord[],
+  files: { model: string; baseline: string },
+): ResponsePair[] {
+  const byId = model.every((r) => r.id !== undefined) && baseline.every((r) => r.id !== undefined);
+  const keyOf = (r: ResponseRecord): string => (byId ? r.id! : r.prompt);
+  const what = byId ? "id" : "prompt";
+  const describe = (key: string): string =>
+    `${what} ${JSON.stringify(key.length > 60 ? `${key.slice(0, 57)}...` : key)}`;
+  const index = (records: readonly ResponseRecord[], file: string): Map<string, ResponseRecord> => {
+    const map = new Map<string, ResponseRecord>();
+    records.forEach((r, i) => {
+      const key = keyOf(r);
+      if (map.has(key)) throw new DnoError(`${file}: record ${i}: a second response for ${describe(key)}`);
+      map.set(key, r);
+    });
+    return map;
+  };
+  index(model, files.model);
+  const baselines = index(baseline, files.baseline);
+  return model.map((r, i) => {
+    const b = baselines.get(keyOf(r));
+    if (!b)
+      throw new DnoError(
+        `${files.model}: record ${i}: no baseline response in ${files.baseline} for ${describe(keyOf(r))}`,
+      );
+    if (byId && b.prompt !== r.prompt)
+      throw new DnoError(
+        `${files.model}: record ${i}: id ${JSON.stringify(r.id)} has a different prompt in ${files.baseline}`,
+      );
+    const pair: ResponsePair = { prompt: r.prompt, model: r.response, baseline: b.response };
+    if (r.id !== undefined) pair.id = r.id;
+    return pair;
+  });
+}

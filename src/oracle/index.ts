@@ -1,0 +1,34 @@
+/** Public surface of the oracle module. */
+export {
+  defaultLink,
+  type Link,
+  linkPreference,
+  makeOracle,
+  pairwiseWinRates,
+  type WinRateMatrix,
+  winRateEstimates,
+  winRatesFromScores,
+} from "./adapters.js";
+export { JudgmentCache } from "./cache.js";
+export {
+  type CreateOracleOptions,
+  configBaseDir,
+  createOracle,
+  loadOracleConfigFile,
+  type OracleConfig,
+  type OracleConfigInput,
+  oracleConfigSchema,
+  parseOracleConfig,
+  readOracleConfigFile,
+} from "./config.js";
+export { type ProgrammaticFunctions, programmaticOracle } from "./programmatic.js";
+export { defaultTemplates } from "./templates.js";
+export type {
+  Oracle,
+  OracleMode,
+  OracleUsage,
+  PreferenceOracle,
+  PreferenceResult,
+  ScoreResult,
+  ScoringOracle,
+} from "./types.js";
