@@ -14,6 +14,8 @@ import type { AddressInfo } from "node:net";
 export interface FakeRequest {
   /** The fault tag of the question, or "" */
   tag: string;
+  /** The first line of the user message. */
+  firstLine: string;
   question: string;
   at: number;
   outcome: string;
@@ -76,7 +78,7 @@ export async function startFakeJudge(options: { key?: string; delayMs?: number }
       return json(res, 404, { error: { message: "not found" } });
     }
     if (options.key && req.headers.authorization !== `Bearer ${options.key}`) {
-      judge.requests.push({ tag: "", question: "", at: Date.now(), outcome: "401" });
+      judge.requests.push({ tag: "", firstLine: "", question: "", at: Date.now(), outcome: "401" });
       return json(res, 401, { error: { message: "Incorrect API key provided" } });
     }
     const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
@@ -91,7 +93,7 @@ export async function startFakeJudge(options: { key?: string; delayMs?: number }
     const tag = fault?.[1] ?? "";
     const active = fault !== null && (fault[2] === undefined || count < Number(fault[2]));
     const outcome = active && tag !== "biasA" ? tag : "ok";
-    judge.requests.push({ tag, question, at: Date.now(), outcome });
+    judge.requests.push({ tag, firstLine: user.split("\n")[0]!, question, at: Date.now(), outcome });
     const blocks = [...user.matchAll(/<response id="\d+">\n([\s\S]*?)\n<\/response>/g)];
     if (blocks.length > 0) judge.shownOrders.push(blocks.map((m) => quality(m[1]!)));
 

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { defaultTemplates } from "../src/oracle/index.js";
 import { startFakeJudge } from "./oracle-fake-judge.js";
 
 const BIN = fileURLToPath(new URL("../../bin/dno.js", import.meta.url));
@@ -109,7 +110,7 @@ test("dno judge: output lines, summary, resume without paying twice, and no key 
   }
 });
 
-test("dno judge: bad input and bad config are one clear error each", async () => {
+test("dno judge: bad input and bad config are one clear error each; --write-templates writes the defaults", async () => {
   const dir = mkdtempSync(join(tmpdir(), "dno-judge-cli-"));
   writeFileSync(
     join(dir, "judge.yaml"),
@@ -132,4 +133,8 @@ test("dno judge: bad input and bad config are one clear error each", async () =>
     dir,
   );
   assert.match(gold.stderr, /g\.jsonl: cannot read/);
+  const written = await dno(["judge", "--write-templates", "tpl"], {}, dir);
+  assert.equal(written.code, 0, written.stderr);
+  assert.equal(readFileSync(join(dir, "tpl", "pointwise.jinja"), "utf8"), defaultTemplates.pointwise);
+  assert.equal(readFileSync(join(dir, "tpl", "pairwise.jinja"), "utf8"), defaultTemplates.pairwise);
 });

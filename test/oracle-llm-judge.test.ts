@@ -1,10 +1,15 @@
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { judgeAll } from "../src/oracle/batch.js";
-import { createOracle, type OracleConfigInput, parseOracleConfig } from "../src/oracle/index.js";
+import {
+  createOracle,
+  defaultTemplates,
+  type OracleConfigInput,
+  parseOracleConfig,
+} from "../src/oracle/index.js";
 import { DnoError } from "../src/util/errors.js";
 import { startFakeJudge } from "./oracle-fake-judge.js";
 
@@ -230,6 +235,34 @@ test("a wrong key stops the run with one error naming the variable, never the ke
       createOracle(judgeConfig(judge.baseUrl), { env: {} }),
       /DNO_FAKE_JUDGE_KEY is not set/,
     );
+  } finally {
+    await judge.close();
+  }
+});
+
+test("an edited jinja template is what the judge sees, and is a different cache key", async () => {
+  const judge = await startFakeJudge();
+  const dir = mkdtempSync(join(tmpdir(), "dno-tpl-"));
+  const cache = join(dir, "cache.sqlite");
+  try {
+    const it = item(3);
+    const plain = await createOracle(judgeConfig(judge.baseUrl, { apiKeyEnv: undefined, cache }));
+    assert.deepEqual((await plain.score(it.prompt, it.candidates)).scores, it.truth);
+    plain.close();
+    writeFileSync(join(dir, "strict.jinja"), `Be strict.\n${defaultTemplates.pointwise}`);
+    const edited = await createOracle(
+      judgeConfig(judge.baseUrl, { apiKeyEnv: undefined, cache, templates: { pointwise: "strict.jinja" } }),
+      { baseDir: dir },
+    );
+    assert.deepEqual((await edited.score(it.prompt, it.candidates)).scores, it.truth);
+    assert.equal(edited.usage().calls, 1, "not answered from the default template's cache entry");
+    edited.close();
+    assert.equal(judge.requests.length, 2);
+    assert.equal(judge.requests[1]!.firstLine, "Be strict.");
+
+    writeFileSync(join(dir, "bad.jinja"), "{% for x in %}");
+    const bad = judgeConfig(judge.baseUrl, { apiKeyEnv: undefined, templates: { pairwise: "bad.jinja" } });
+    await assert.rejects(createOracle(bad, { baseDir: dir }), /bad\.jinja: invalid jinja template/);
   } finally {
     await judge.close();
   }

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { DnoError } from "../util/errors.js";
-import { type Link, makeOracle } from "./adapters.js";
+import { defaultLink, type Link, makeOracle } from "./adapters.js";
 import { emptyUsage, type Oracle, type PreferenceResult, type ScoreResult } from "./types.js";
 
 /**
@@ -22,7 +22,7 @@ function errorText(e: unknown): string {
  * An oracle from plain functions. A function that throws or returns something out of contract gives a
  * failed judgment with the reason, never a label. When both are given, `score` is native.
  */
-export function programmaticOracle(fns: ProgrammaticFunctions, link: Link): Oracle {
+export function programmaticOracle(fns: ProgrammaticFunctions, link: Link = defaultLink): Oracle {
   const usage = emptyUsage();
   const fail = (reason: string) => {
     usage.failures++;

@@ -78,9 +78,13 @@ function summarize(rows: JudgeRow[], usage: OracleUsage, output: string) {
 
 async function runJudge(flags: JudgeFlags): Promise<void> {
   if (flags.writeTemplates) {
-    mkdirSync(flags.writeTemplates, { recursive: true });
-    for (const [name, source] of Object.entries(defaultTemplates)) {
-      writeFileSync(join(flags.writeTemplates, `${name}.jinja`), source);
+    try {
+      mkdirSync(flags.writeTemplates, { recursive: true });
+      for (const [name, source] of Object.entries(defaultTemplates)) {
+        writeFileSync(join(flags.writeTemplates, `${name}.jinja`), source);
+      }
+    } catch (e) {
+      throw new DnoError(`${flags.writeTemplates}: cannot write the templates: ${(e as Error).message}`);
     }
     process.stderr.write(`wrote pointwise.jinja and pairwise.jinja to ${flags.writeTemplates}\n`);
     return;
