@@ -28,13 +28,11 @@ export function stageProgress(): { progress: ProgressFn; events: StageEvents; st
       bar.update(done);
     },
     events: {
+      // Stages an earlier process finished are skipped silently; `dno status` lists them.
       finish(record, skipped) {
+        if (skipped) return;
         stop();
-        process.stderr.write(
-          skipped
-            ? `  ${record.name}: done before, skipped\n`
-            : `  ${record.name}: ${record.seconds.toFixed(1)} s\n`,
-        );
+        process.stderr.write(`  ${record.name}: ${record.seconds.toFixed(1)} s\n`);
       },
     },
     stop,

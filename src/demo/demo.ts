@@ -16,7 +16,7 @@ import { toJsonl } from "../util/jsonl.js";
 import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "./task.js";
 
 /** Prompt counts of the demo's splits; every word appears in exactly one split. */
-export const DEMO_SPLITS = { sft: 2000, dno: 900, validation: 100, eval: 200 } as const;
+export const DEMO_SPLITS = { sft: 8000, dno: 900, validation: 100, eval: 200 } as const;
 
 /** The demo's run config (before defaults), with `overrides` merged in for `dno compare`'s variants. */
 export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigInput {
@@ -33,7 +33,7 @@ export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigIn
       },
     },
     run_dir: ".",
-    sft: { data: "inputs/sft.jsonl", lr: 3e-3, batch_size: 32, epochs: 3, warmup_steps: 20, weight_decay: 0 },
+    sft: { data: "inputs/sft.jsonl", lr: 3e-3, batch_size: 32, epochs: 6, warmup_steps: 50, weight_decay: 0 },
     data: {
       prompts: "inputs/prompts.jsonl",
       eval: "inputs/eval.jsonl",
