@@ -8,7 +8,11 @@ import {
   sigmoid,
   smoothGradient,
 } from "../src/eval/glm.js";
-import { type HeadToHead, lengthControlledWinRate } from "../src/eval/length-controlled.js";
+import {
+  type HeadToHead,
+  lengthControlledInterval,
+  lengthControlledWinRate,
+} from "../src/eval/length-controlled.js";
 
 function syntheticData(n: number, w: number[], seed: number): SoftLabelData {
   const rng = new Rng(seed);
@@ -115,4 +119,22 @@ test("the instruction-difficulty term is fitted and LC averages over every instr
 
 test("LC is undefined with fewer than two judgments", () => {
   assert.equal(lengthControlledWinRate(equalLengths([1, null])), null);
+});
+
+test("the LC bootstrap interval is seeded and brackets the estimate on a large sample", () => {
+  const rng = new Rng(9);
+  const records: HeadToHead[] = Array.from({ length: 300 }, () => {
+    const baselineLength = 200 + rng.int(800);
+    const modelLength = Math.round(baselineLength * (0.5 + 2 * rng.float()));
+    const z = 0.4 + Math.tanh((modelLength - baselineLength) / 500);
+    return { preference: rng.float() < sigmoid(z) ? 1 : 0, modelLength, baselineLength };
+  });
+  const fit = lengthControlledWinRate(records)!;
+  const a = lengthControlledInterval(records, fit, { seed: 1, resamples: 200 });
+  assert.deepEqual(a, lengthControlledInterval(records, fit, { seed: 1, resamples: 200 }));
+  assert.notDeepEqual(a, lengthControlledInterval(records, fit, { seed: 2, resamples: 200 }));
+  assert.ok(a[0] < fit.winRate && fit.winRate < a[1], `LC ${fit.winRate} CI ${a}`);
+  // Roughly the binomial width at n = 300 (the GLM adds some): between 0.5x and 2x of +-1.96 * 0.029.
+  const halfWidth = (a[1] - a[0]) / 2;
+  assert.ok(halfWidth > 0.028 && halfWidth < 0.12, `half width ${halfWidth}`);
 });

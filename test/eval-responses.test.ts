@@ -104,6 +104,7 @@ test("dno eval --responses judges with an oracle config, keeps failures out, and
   assert.ok(Math.abs(m.standard_error! - 100 * Math.sqrt(0.2 / 5)) < 1e-12);
   assert.deepEqual([m.n_wins, m.n_wins_base, m.n_draws, m.n_total, m.n_failed], [3, 1, 1, 5, 1]);
   assert.ok(m.ci_low! <= 70 && 70 <= m.ci_high!);
+  assert.ok(m.lc_ci_low! <= m.lc_ci_high!, `LC interval ${m.lc_ci_low} to ${m.lc_ci_high}`);
   assert.equal(m.avg_length, Math.trunc((5 * 3 + 5 + 3 + 5) / 6));
   assert.equal(m.avg_length_baseline, 5);
   assert.match(r.stderr, /1 judgments failed \(first: prefer\(\) threw: judge down\)/);

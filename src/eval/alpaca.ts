@@ -3,6 +3,7 @@ import { z } from "zod";
 import { DnoError } from "../util/errors.js";
 import { describeZodError } from "../util/zod.js";
 import {
+  type HeadToHead,
   type LengthControlled,
   type LengthControlOptions,
   lengthControlledWinRate,
@@ -124,22 +125,25 @@ function discreteOutcome(outcome: number): number {
 export function alpacaMetrics(
   records: readonly AlpacaAnnotation[],
   options: LengthControlOptions = {},
-): { metrics: AlpacaMetrics; lengthControl: LengthControlled | "baseline-is-model" | null } {
+): {
+  metrics: AlpacaMetrics;
+  lengthControl: LengthControlled | "baseline-is-model" | null;
+  /** The records as the LC fit sees them (for `lengthControlledInterval`). */
+  headToHead: HeadToHead[];
+} {
   const outcomes = records.flatMap((r) => {
     const o = preferenceToOutcome(r.preference);
     return o === null ? [] : [o];
   });
   const modelLengths = records.map((r) => charLength(r.output_2));
+  const headToHead = records.map((r, i) => ({
+    preference: preferenceToOutcome(r.preference),
+    modelLength: modelLengths[i]!,
+    baselineLength: charLength(r.output_1),
+  }));
   const lengthControl = isBaselineTheModel(records)
     ? ("baseline-is-model" as const)
-    : lengthControlledWinRate(
-        records.map((r, i) => ({
-          preference: preferenceToOutcome(r.preference),
-          modelLength: modelLengths[i]!,
-          baselineLength: charLength(r.output_1),
-        })),
-        options,
-      );
+    : lengthControlledWinRate(headToHead, options);
   const lc = lengthControl === "baseline-is-model" ? 50 : lengthControl ? lengthControl.winRate * 100 : null;
   return {
     metrics: {
@@ -154,6 +158,7 @@ export function alpacaMetrics(
       length_controlled_winrate: lc,
     },
     lengthControl,
+    headToHead,
   };
 }
 

@@ -1,4 +1,6 @@
+import { Rng } from "../core/rng.js";
 import { crossValidatedL1Logistic, DEFAULT_CS, fitL1Logistic, type SoftLabelData, sigmoid } from "./glm.js";
+import { quantileSorted } from "./winrate.js";
 
 /**
  * Length-controlled win rate after AlpacaEval 2.0 (Dubois et al. 2024, "length_controlled_v1"):
@@ -102,4 +104,41 @@ export function lengthControlledWinRate(
     nFit: judged.length,
     lengthScale: sd,
   };
+}
+
+/**
+ * Percentile bootstrap interval of the LC win rate: records (with their difficulty) resampled with
+ * replacement and the GLM refitted at the C chosen on the full data (C is not re-cross-validated per
+ * resample, so the interval leaves out the variability of that choice). Resamples with fewer than 2
+ * judgments are skipped. Seeded by `Rng.derive(seed, "bootstrap-lc")`.
+ */
+export function lengthControlledInterval(
+  records: readonly HeadToHead[],
+  fit: LengthControlled,
+  options: {
+    seed?: number;
+    resamples?: number;
+    confidence?: number;
+    instructionDifficulty?: readonly number[];
+  } = {},
+): [number, number] {
+  const n = records.length;
+  const resamples = options.resamples ?? 1000;
+  const confidence = options.confidence ?? 0.95;
+  const rng = Rng.derive(options.seed ?? 0, "bootstrap-lc");
+  const difficulty = options.instructionDifficulty;
+  const values: number[] = [];
+  for (let b = 0; b < resamples; b++) {
+    const idx = Array.from({ length: n }, () => rng.int(n));
+    const sample = idx.map((i) => records[i]!);
+    const refit = lengthControlledWinRate(
+      sample,
+      difficulty ? { C: fit.C, instructionDifficulty: idx.map((i) => difficulty[i]!) } : { C: fit.C },
+    );
+    if (refit) values.push(refit.winRate);
+  }
+  if (values.length === 0) return [Number.NaN, Number.NaN];
+  const sorted = Float64Array.from(values).sort();
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(sorted, alpha), quantileSorted(sorted, 1 - alpha)];
 }

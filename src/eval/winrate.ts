@@ -47,7 +47,7 @@ export function standardErrorOfMean(xs: ArrayLike<number>): number {
 }
 
 /** Quantile of sorted values with linear interpolation between order statistics. */
-function quantileSorted(sorted: Float64Array, q: number): number {
+export function quantileSorted(sorted: Float64Array, q: number): number {
   const pos = q * (sorted.length - 1);
   const lo = Math.floor(pos);
   const hi = Math.min(lo + 1, sorted.length - 1);

@@ -9,7 +9,7 @@ import {
   readInstructionDifficulty,
 } from "../../eval/alpaca.js";
 import { evaluateHeadToHead } from "../../eval/head-to-head.js";
-import type { LengthControlled } from "../../eval/length-controlled.js";
+import { type LengthControlled, lengthControlledInterval } from "../../eval/length-controlled.js";
 import { pairResponses, readResponses } from "../../eval/responses.js";
 import { charLength } from "../../eval/winrate.js";
 import { configBaseDir, createOracle, loadOracleConfigFile } from "../../oracle/index.js";
@@ -25,6 +25,7 @@ interface EvalOptions {
   instructionDifficulty?: string;
   seed: number;
   bootstrap: number;
+  lcBootstrap: number;
   json?: boolean;
 }
 
@@ -37,6 +38,10 @@ function show(value: number | null, digits = 2): string {
 function jsonLine(object: Record<string, number | null>): string {
   const clean = Object.entries(object).map(([k, v]) => [k, v === null || !Number.isFinite(v) ? null : v]);
   return `${JSON.stringify(Object.fromEntries(clean))}\n`;
+}
+
+function ciText([low, high]: [number, number]): string {
+  return `95% bootstrap CI ${show(low)} to ${show(high)}`;
 }
 
 function table(rows: [string, string][]): string {
@@ -70,13 +75,24 @@ function difficultyFor(options: EvalOptions, records: number): { instructionDiff
 
 function evalAlpaca(file: string, options: EvalOptions): void {
   const records = readAlpacaAnnotations(file);
-  const { metrics, lengthControl } = alpacaMetrics(records, difficultyFor(options, records.length));
+  const difficulty = difficultyFor(options, records.length);
+  const { metrics, lengthControl, headToHead } = alpacaMetrics(records, difficulty);
   const m = metrics;
+  const lcInterval =
+    options.json || options.lcBootstrap === 0 || typeof lengthControl !== "object" || lengthControl === null
+      ? ""
+      : `  (${ciText(
+          lengthControlledInterval(headToHead, lengthControl, {
+            seed: options.seed,
+            resamples: options.lcBootstrap,
+            ...difficulty,
+          }).map((x) => x * 100) as [number, number],
+        )})`;
   if (options.json) process.stdout.write(jsonLine({ ...metrics }));
   else
     process.stdout.write(
       `${file}: ${records.length} records, ${m.n_total} judged\n${table([
-        ["length_controlled_winrate", show(m.length_controlled_winrate)],
+        ["length_controlled_winrate", `${show(m.length_controlled_winrate)}${lcInterval}`],
         ["win_rate", show(m.win_rate)],
         ["standard_error", show(m.standard_error)],
         ["discrete_win_rate", show(m.discrete_win_rate)],
@@ -146,6 +162,7 @@ async function evalResponses(modelFile: string, options: EvalOptions): Promise<v
   const report = evaluateHeadToHead(records, {
     seed: options.seed,
     resamples: options.bootstrap,
+    lcResamples: options.lcBootstrap,
     ...difficulty,
   });
   const failed = judgments.flatMap((j) => (j.preference === null ? [j.failed ?? "failed"] : []));
@@ -164,18 +181,21 @@ async function evalResponses(modelFile: string, options: EvalOptions): Promise<v
     avg_length: Math.trunc(report.avgModelLength),
     avg_length_baseline: Math.trunc(report.avgBaselineLength),
     length_controlled_winrate: lc,
+    lc_ci_low: report.lengthControlledCI ? pct(report.lengthControlledCI[0]) : null,
+    lc_ci_high: report.lengthControlledCI ? pct(report.lengthControlledCI[1]) : null,
   };
-  const confidence = `${Math.round(report.confidence * 100)}% bootstrap CI`;
   if (options.json) process.stdout.write(jsonLine(metrics));
   else
     process.stdout.write(
       `${modelFile} vs ${options.baseline}: ${pairs.length} prompts, ${report.n} judged, ${failed.length} failed\n${table(
         [
-          ["length_controlled_winrate", show(lc)],
           [
-            "win_rate",
-            `${show(metrics.win_rate)}  (${confidence} ${show(metrics.ci_low)} to ${show(metrics.ci_high)})`,
+            "length_controlled_winrate",
+            report.lengthControlledCI
+              ? `${show(lc)}  (${ciText(report.lengthControlledCI.map(pct) as [number, number])})`
+              : show(lc),
           ],
+          ["win_rate", `${show(metrics.win_rate)}  (${ciText([metrics.ci_low, metrics.ci_high])})`],
           ["standard_error", show(metrics.standard_error)],
           ["n_wins", String(metrics.n_wins)],
           ["n_wins_base", String(metrics.n_wins_base)],
@@ -219,6 +239,12 @@ export function register(program: Command): void {
     )
     .option("--seed <n>", "bootstrap seed", integerAtLeast("--seed", 0), 0)
     .option("--bootstrap <n>", "bootstrap resamples", integerAtLeast("--bootstrap", 1), 2000)
+    .option(
+      "--lc-bootstrap <n>",
+      "bootstrap refits of the LC GLM for its interval (0: none)",
+      integerAtLeast("--lc-bootstrap", 0),
+      1000,
+    )
     .option("--json", "print one JSON object")
     .action(async (options: EvalOptions) => {
       if (options.alpacaAnnotations && options.responses)

@@ -1,0 +1,281 @@
+/**
+ * CausalLM: a Llama-family decoder on the native engine. Parameters (and, once training starts,
+ * gradients) live in one Float32Array each, laid out by native/model.h's param_layout; the engine reads
+ * and writes them in place. Sequences in a batch are packed back to back: no padding is computed.
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Rng } from "../core/rng.js";
+import { engine, type NativeModel, type TensorSlot } from "../engine/index.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { DnoError } from "../util/errors.js";
+import { type ModelConfig, readConfig, toHfConfig } from "./config.js";
+import { forEachCheckpointFile, writeCheckpoint } from "./safetensors.js";
+
+/** A prompt (at least one token) and a response; its log-prob sums the response tokens given all before. */
+export interface Example {
+  prompt: number[];
+  response: number[];
+}
+
+/** d loss / d (sequence log-prob) per example, and the loss. */
+export type SequenceLoss = (seqLogprobs: Float64Array) => { loss: number; grad: Float64Array };
+
+/** One packed forward: rows of several sequences back to back. */
+interface Packed {
+  tokens: Int32Array;
+  starts: Int32Array;
+  targets: Int32Array;
+  /** for every row with a target, the example it belongs to */
+  owner: Int32Array;
+}
+
+export class CausalLM {
+  /** Most tokens one native forward packs (activation memory grows with it; 0 = no limit). */
+  maxBatchTokens = 16384;
+  private readonly slots = new Map<string, TensorSlot>();
+  private gradBuffer: Float32Array | null = null;
+  private native: NativeModel<Float32Array>;
+
+  private constructor(
+    readonly config: ModelConfig,
+    readonly layout: TensorSlot[],
+    readonly params: Float32Array,
+  ) {
+    for (const slot of layout) this.slots.set(slot.name, slot);
+    this.native = new (engine().Model)(config, params, null);
+  }
+
+  private static empty(config: ModelConfig): CausalLM {
+    const { tensors, total } = engine().paramLayout(config);
+    return new CausalLM(config, tensors, new Float32Array(total));
+  }
+
+  /**
+   * A fresh model for training from scratch, as Hugging Face initialises Llama: weights normal(0, std),
+   * RMSNorm weights 1, biases 0, the pad token's embedding 0. The same seed gives the same weights.
+   */
+  static init(config: ModelConfig, seed: number, std = 0.02): CausalLM {
+    const model = CausalLM.empty(config);
+    for (const slot of model.layout) {
+      const t = model.tensor(slot.name);
+      if (slot.name.endsWith("norm.weight")) t.fill(1);
+      else if (slot.name.endsWith(".bias")) t.fill(0);
+      else {
+        const rng = Rng.derive(seed, "init", slot.name);
+        for (let i = 0; i < t.length; i++) t[i] = rng.normal() * std;
+      }
+    }
+    if (config.padTokenId >= 0) model.embeddingRow(config.padTokenId).fill(0);
+    return model;
+  }
+
+  /** Loads DIR/config.json and DIR/model.safetensors (or its shards). */
+  static load(dir: string): CausalLM {
+    const model = CausalLM.empty(readConfig(dir));
+    const loaded = new Set<string>();
+    forEachCheckpointFile(dir, (reader, names) => {
+      for (const name of names) {
+        if (name.endsWith("rotary_emb.inv_freq")) continue; // recomputed from config.json, as HF does
+        if (name === "lm_head.weight" && model.config.tieWordEmbeddings) continue;
+        const slot = model.slots.get(name);
+        if (!slot)
+          throw new DnoError(`${reader.path}: tensor ${JSON.stringify(name)} is not in this architecture`);
+        const shape = reader.entries.get(name)!.shape;
+        if (shape.join(",") !== slot.shape.join(",")) {
+          throw new DnoError(
+            `${reader.path}: tensor ${name} has shape [${shape}], config.json implies [${slot.shape}]`,
+          );
+        }
+        reader.read(name, model.tensor(name));
+        loaded.add(name);
+      }
+    });
+    const missing = model.layout.filter((s) => !loaded.has(s.name)).map((s) => s.name);
+    if (missing.length > 0) {
+      throw new DnoError(
+        `${dir}: the checkpoint lacks ${missing.length} tensor(s): ${missing.slice(0, 4).join(", ")}`,
+      );
+    }
+    return model;
+  }
+
+  /** Writes config.json and model.safetensors (F32), loadable by Hugging Face transformers. */
+  save(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    writeCheckpoint(
+      dir,
+      this.layout.map((s) => ({ name: s.name, shape: s.shape, data: this.tensor(s.name) })),
+    );
+    writeFileAtomic(join(dir, "config.json"), `${JSON.stringify(toHfConfig(this.config), null, 2)}\n`);
+  }
+
+  /** A view (no copy) of one parameter tensor, by its Hugging Face name. */
+  tensor(name: string): Float32Array {
+    const s = this.slots.get(name);
+    if (!s) throw new RangeError(`no parameter ${name}`);
+    return this.params.subarray(s.offset, s.offset + s.size);
+  }
+
+  /** The gradient buffer (same layout as params), allocated on first use. */
+  get grads(): Float32Array {
+    if (!this.gradBuffer) {
+      this.gradBuffer = new Float32Array(this.params.length);
+      this.native = new (engine().Model)(this.config, this.params, this.gradBuffer);
+    }
+    return this.gradBuffer;
+  }
+
+  zeroGrad(): void {
+    this.grads.fill(0);
+  }
+
+  /** SHA-256 of the parameters' float32 bytes, in layout order. */
+  weightsSha256(): string {
+    return createHash("sha256")
+      .update(new Uint8Array(this.params.buffer, this.params.byteOffset, this.params.byteLength))
+      .digest("hex");
+  }
+
+  /** log pi(response | prompt) for each example (no gradient). */
+  sequenceLogprobs(examples: Example[]): Float64Array {
+    const out = new Float64Array(examples.length);
+    for (const batch of this.pack(examples)) this.forwardInto(batch, out, false);
+    return out;
+  }
+
+  /**
+   * log p(token t | tokens before it) for t = 1..T-1 of each sequence, and the logits at its last
+   * position (the reference tool's `logprobs`).
+   */
+  tokenLogprobs(sequences: number[][]): { tokenLogprobs: Float32Array[]; lastLogits: Float32Array[] } {
+    const V = this.config.vocabSize;
+    const tokenLogprobs: Float32Array[] = [];
+    const lastLogits: Float32Array[] = [];
+    for (const group of this.groups(sequences.map((s) => s.length))) {
+      const seqs = group.map((i) => sequences[i]!);
+      seqs.forEach((s, k) => {
+        if (s.length === 0) throw new DnoError(`sequence ${group[k]}: empty`);
+        this.checkTokens(s, `sequence ${group[k]}`);
+      });
+      const n = seqs.reduce((a, s) => a + s.length, 0);
+      const tokens = new Int32Array(n);
+      const targets = new Int32Array(n).fill(-1);
+      const starts = new Int32Array(seqs.length + 1);
+      seqs.forEach((s, k) => {
+        const r0 = starts[k]!;
+        tokens.set(s, r0);
+        for (let t = 1; t < s.length; t++) targets[r0 + t - 1] = s[t]!;
+        starts[k + 1] = r0 + s.length;
+      });
+      const logp = new Float32Array(n);
+      const last = new Float32Array(seqs.length * V);
+      this.native.forward(tokens, starts, targets, logp, false, last);
+      seqs.forEach((s, k) => {
+        tokenLogprobs.push(logp.slice(starts[k]!, starts[k]! + s.length - 1));
+        lastLogits.push(last.slice(k * V, (k + 1) * V));
+      });
+    }
+    return { tokenLogprobs, lastLogits };
+  }
+
+  /**
+   * Runs the forward pass, asks `loss` for d loss / d (sequence log-prob), backpropagates it and ADDS
+   * the parameter gradients into `grads` (call zeroGrad between optimizer steps). Batches larger than
+   * maxBatchTokens are processed piecewise: log-probs first, then forward + backward per piece.
+   */
+  accumulateGradients(examples: Example[], loss: SequenceLoss): { loss: number; seqLogprobs: Float64Array } {
+    if (!this.gradBuffer) this.zeroGrad(); // allocates the gradients and a native model that fills them
+    const batches = this.pack(examples);
+    const seqLogprobs = new Float64Array(examples.length);
+    const single = batches.length === 1;
+    for (const batch of batches) this.forwardInto(batch, seqLogprobs, single);
+    const result = loss(seqLogprobs);
+    if (result.grad.length !== examples.length) {
+      throw new RangeError(`loss gave ${result.grad.length} gradients for ${examples.length} sequences`);
+    }
+    for (const batch of batches) {
+      if (!single) this.forwardInto(batch, new Float64Array(examples.length), true);
+      const dlogp = new Float32Array(batch.tokens.length);
+      for (let n = 0; n < batch.targets.length; n++) {
+        if (batch.targets[n]! >= 0) dlogp[n] = result.grad[batch.owner[n]!]!;
+      }
+      this.native.backward(dlogp);
+    }
+    return { loss: result.loss, seqLogprobs };
+  }
+
+  private forwardInto(batch: Packed, seqLogprobs: Float64Array, keep: boolean): void {
+    const logp = new Float32Array(batch.tokens.length);
+    this.native.forward(batch.tokens, batch.starts, batch.targets, logp, keep, null);
+    for (let n = 0; n < logp.length; n++) {
+      if (batch.targets[n]! >= 0) seqLogprobs[batch.owner[n]!]! += logp[n]!;
+    }
+  }
+
+  private embeddingRow(token: number): Float32Array {
+    const C = this.config.hiddenSize;
+    return this.tensor("model.embed_tokens.weight").subarray(token * C, (token + 1) * C);
+  }
+
+  private checkTokens(ids: number[], where: string): void {
+    const V = this.config.vocabSize;
+    for (let i = 0; i < ids.length; i++) {
+      const t = ids[i]!;
+      if (!Number.isInteger(t) || t < 0 || t >= V) {
+        throw new DnoError(`${where}: token ${i} is ${t}, outside the vocabulary [0, ${V})`);
+      }
+    }
+  }
+
+  /** Indices grouped so each group's total length stays within maxBatchTokens (a longer item stands alone). */
+  private groups(lengths: number[]): number[][] {
+    const out: number[][] = [];
+    let current: number[] = [];
+    let tokens = 0;
+    lengths.forEach((len, i) => {
+      if (current.length > 0 && this.maxBatchTokens > 0 && tokens + len > this.maxBatchTokens) {
+        out.push(current);
+        current = [];
+        tokens = 0;
+      }
+      current.push(i);
+      tokens += len;
+    });
+    if (current.length > 0) out.push(current);
+    return out;
+  }
+
+  /** Examples as packed batches: each is prompt + response minus the last token, scoring the response. */
+  private pack(examples: Example[]): Packed[] {
+    examples.forEach((e, i) => {
+      if (e.prompt.length === 0) throw new DnoError(`example ${i}: the prompt needs at least one token`);
+      this.checkTokens(e.prompt, `example ${i} prompt`);
+      this.checkTokens(e.response, `example ${i} response`);
+    });
+    const lengths = examples.map((e) =>
+      e.response.length === 0 ? 0 : e.prompt.length + e.response.length - 1,
+    );
+    return this.groups(lengths).map((group) => {
+      const live = group.filter((i) => lengths[i]! > 0);
+      const n = live.reduce((a, i) => a + lengths[i]!, 0);
+      const tokens = new Int32Array(n);
+      const targets = new Int32Array(n).fill(-1);
+      const owner = new Int32Array(n).fill(-1);
+      const starts = new Int32Array(live.length + 1);
+      live.forEach((i, k) => {
+        const { prompt, response } = examples[i]!;
+        const r0 = starts[k]!;
+        tokens.set(prompt, r0);
+        tokens.set(response.slice(0, -1), r0 + prompt.length);
+        for (let j = 0; j < response.length; j++) {
+          targets[r0 + prompt.length - 1 + j] = response[j]!;
+          owner[r0 + prompt.length - 1 + j] = i;
+        }
+        starts[k + 1] = r0 + lengths[i]!;
+      });
+      return { tokens, starts, targets, owner };
+    });
+  }
+}

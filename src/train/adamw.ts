@@ -1,0 +1,76 @@
+/**
+ * AdamW (Loshchilov & Hutter; as torch.optim.AdamW) over a CausalLM's flat parameter buffer, with global
+ * gradient-norm clipping. Biases and RMSNorm weights get no weight decay (as HF's Trainer). The moments
+ * live in two Float32Arrays beside the parameters; the update runs natively on the thread pool.
+ */
+import { engine } from "../engine/index.js";
+import type { CausalLM } from "../model/model.js";
+
+export interface AdamWOptions {
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** decoupled weight decay (default 0) */
+  weightDecay?: number;
+  /** clip the global gradient norm to this (default 1; 0 = no clipping) */
+  maxGradNorm?: number;
+}
+
+export interface StepInfo {
+  lr: number;
+  /** global gradient norm before clipping */
+  gradNorm: number;
+}
+
+export class AdamW {
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+  /** optimizer steps taken */
+  step = 0;
+  private readonly opts: Required<AdamWOptions>;
+  /** contiguous parameter ranges and whether they decay */
+  private readonly ranges: { offset: number; length: number; decay: boolean }[] = [];
+
+  constructor(
+    readonly model: CausalLM,
+    options: AdamWOptions = {},
+  ) {
+    this.opts = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1, ...options };
+    this.m = new Float32Array(model.params.length);
+    this.v = new Float32Array(model.params.length);
+    for (const slot of model.layout) {
+      const decay = !(slot.name.endsWith(".bias") || slot.name.endsWith("norm.weight"));
+      const last = this.ranges[this.ranges.length - 1];
+      if (last && last.decay === decay && last.offset + last.length === slot.offset) last.length += slot.size;
+      else this.ranges.push({ offset: slot.offset, length: slot.size, decay });
+    }
+  }
+
+  /** Clips the model's gradients to maxGradNorm and applies one update with learning rate lr. */
+  update(lr: number): StepInfo {
+    const e = engine();
+    const grads = this.model.grads;
+    const gradNorm = Math.sqrt(e.sumSquares(grads));
+    const max = this.opts.maxGradNorm;
+    if (max > 0 && gradNorm > max) e.scale(grads, max / (gradNorm + 1e-6)); // torch's clip_grad_norm_
+    this.step++;
+    const { beta1, beta2, eps, weightDecay } = this.opts;
+    for (const r of this.ranges) {
+      e.adamw(
+        this.model.params,
+        grads,
+        this.m,
+        this.v,
+        r.offset,
+        r.length,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        r.decay ? weightDecay : 0,
+        this.step,
+      );
+    }
+    return { lr, gradNorm };
+  }
+}
