@@ -7,6 +7,7 @@
         "native/engine_napi.cpp",
         "native/gemm.cpp",
         "native/gemm_napi.cpp",
+        "native/generate.cpp",
         "native/gradcheck.cpp",
         "native/llama.cpp",
         "native/model.cpp",

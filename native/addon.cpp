@@ -3,12 +3,14 @@
 
 #include "engine_napi.h"
 #include "gemm_napi.h"
+#include "generate.h"
 
 namespace {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   dno::register_gemm(env, exports);
   dno::register_engine(env, exports);
+  dno::register_generate(env, exports);
   return exports;
 }
 

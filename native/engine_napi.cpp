@@ -56,18 +56,6 @@ LlamaConfig config_from_js(const Napi::Value& v) {
 
 namespace {
 
-// Runs fn, turning C++ exceptions (also those from pool threads) into JS errors.
-template <typename F>
-auto guarded(const Napi::Env& env, F&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
-}
-
 Napi::Value ParamLayout(const Napi::CallbackInfo& info) {
   const LlamaConfig c = config_from_js(info[0]);
   const Napi::Env env = info.Env();

@@ -1,7 +1,10 @@
-// Packed SGEMM (Goto/BLIS-style). For each block of K (kc deep), op(A) and op(B) are packed into panels
-// of MR-row and NR-column slivers (alpha folded into A), then C is swept in tiles: a tile keeps a kc x NT
-// piece of packed B in L2 while the microkernel streams MR-row slivers of packed A past it, each sliver
-// staying in L1 across the tile's NR-column slivers. Packing and tiles are shared out over the pool.
+// Packed SGEMM (Goto/BLIS-style) in two pool jobs per block of the problem:
+// 1. pack: op(A) into MR-row slivers and op(B) into NR-column slivers, k-major (the microkernel reads
+//    MR, resp. NR, values per k contiguously), the threads claiming slivers one by one;
+// 2. compute: the threads claim tiles of C one by one (so a preempted thread delays nobody); a tile
+//    walks the k-blocks, and in each streams its MR-row A slivers (each staying in L1) past the tile's
+//    kc x tile-cols piece of packed B (in L2). Tiles go column by column, so consecutive tiles reuse B.
+// A tile's k-blocks always run on one thread in the same order: results do not depend on the threads.
 #include "gemm.h"
 
 #include <algorithm>
@@ -12,24 +15,36 @@
 
 #include "gemm_internal.h"
 #include "gemm_microkernels.h"
+#include "gemm_pack.h"
 #include "threadpool.h"
 
 namespace dno {
 namespace {
 
-using gemm::KernelInfo;
+using gemm::MicroKernel;
+using gemm::PackTransposed;
 
-constexpr int kMaxKC = 256;         // depth of one packed block
-constexpr int kMaxMB = 4096;        // rows of op(A) packed at once
-constexpr int kMaxNB = 4096;        // columns of op(B) packed at once
-constexpr int kTileSlivers = 8;     // MR-row slivers per tile
-constexpr int kTileCols = 256;      // columns per tile (rounded to NR)
+struct KernelInfo {
+  const char* name;
+  int mr;
+  int nr;
+  MicroKernel run;
+  PackTransposed pack_transposed;
+};
+
+constexpr int kMaxMB = 2048;    // rows of op(A) packed per block
+constexpr int kMaxNB = 2048;    // columns of op(B) packed per block
+constexpr int kMaxKB = 512;     // depth packed per block: a column of tiles keeps its B (kb x 256) in L2
+constexpr int kMaxKC = 256;     // depth of one microkernel call
+constexpr int kMaxTileSlivers = 8;
+constexpr int kMaxTileCols = 256;
+constexpr int kTilesPerThread = 4;  // enough tiles to balance threads that run at different speeds
 constexpr int64_t kParallelFlops = int64_t{1} << 21;  // below this, threads cost more than they save
 
-constexpr KernelInfo kPortable{"portable", 4, 16, gemm::micro_portable};
+constexpr KernelInfo kPortable{"portable", 4, 16, gemm::micro_portable, gemm::pack_transposed_portable};
 #ifdef DNO_GEMM_X86
-constexpr KernelInfo kAvx2{"avx2", 6, 16, gemm::micro_avx2};
-constexpr KernelInfo kAvx512{"avx512", 12, 32, gemm::micro_avx512};
+constexpr KernelInfo kAvx2{"avx2", 6, 16, gemm::micro_avx2, gemm::pack_transposed_avx2};
+constexpr KernelInfo kAvx512{"avx512", 12, 32, gemm::micro_avx512, gemm::pack_transposed_avx2};
 #endif
 
 const KernelInfo* best_kernel() {
@@ -62,47 +77,16 @@ class Workspace {
   size_t capacity_ = 0;
 };
 
-// Sliver s of packed A: rows [s*MR, s*MR+MR) of alpha * op(A), columns [k0, k0+kc), stored k-major
-// (MR values per k), zero-padded past the last row.
-void pack_a_sliver(const KernelInfo& kern, bool transA, const float* A, int64_t lda, int row0, int rows,
-                   int k0, int kc, float alpha, float* out) {
-  const int MR = kern.mr;
-  if (transA) {  // op(A)(i, k) = A[k, i]: each k is a contiguous run of rows
-    for (int k = 0; k < kc; ++k) {
-      const float* src = A + (k0 + k) * lda + row0;
-      float* dst = out + k * MR;
-      for (int r = 0; r < rows; ++r) dst[r] = alpha * src[r];
-      for (int r = rows; r < MR; ++r) dst[r] = 0.0f;
-    }
-    return;
-  }
-  for (int r = 0; r < rows; ++r) {
-    const float* src = A + (row0 + r) * lda + k0;
-    for (int k = 0; k < kc; ++k) out[k * MR + r] = alpha * src[k];
-  }
-  for (int r = rows; r < MR; ++r)
-    for (int k = 0; k < kc; ++k) out[k * MR + r] = 0.0f;
-}
-
-// Sliver s of packed B: columns [col0, col0+NR) of op(B), rows [k0, k0+kc), NR values per k.
-void pack_b_sliver(const KernelInfo& kern, bool transB, const float* B, int64_t ldb, int col0, int cols,
-                   int k0, int kc, float* out) {
-  const int NR = kern.nr;
-  if (!transB) {  // op(B)(k, j) = B[k, j]: each k is a contiguous run of columns
-    for (int k = 0; k < kc; ++k) {
-      const float* src = B + (k0 + k) * ldb + col0;
-      float* dst = out + k * NR;
-      std::memcpy(dst, src, cols * sizeof(float));
-      for (int j = cols; j < NR; ++j) dst[j] = 0.0f;
-    }
-    return;
-  }
-  for (int j = 0; j < cols; ++j) {
-    const float* src = B + (col0 + j) * ldb + k0;
-    for (int k = 0; k < kc; ++k) out[k * NR + j] = src[k];
-  }
-  for (int j = cols; j < NR; ++j)
-    for (int k = 0; k < kc; ++k) out[k * NR + j] = 0.0f;
+// Runs body(i) for i in [0, count), the pool's threads claiming items one at a time.
+template <typename Body>
+void for_each_claimed(int count, bool parallel, const Body& body) {
+  std::atomic<int> next{0};
+  const int64_t workers = parallel ? std::min<int64_t>(num_threads(), count) : 1;
+  parallel_for(workers, 1, [&](int64_t, int64_t) {
+    for (int i = next.fetch_add(1, std::memory_order_relaxed); i < count;
+         i = next.fetch_add(1, std::memory_order_relaxed))
+      body(i);
+  });
 }
 
 void scale_c(int M, int N, float beta, float* C, int64_t ldc) {
@@ -115,12 +99,15 @@ void scale_c(int M, int N, float beta, float* C, int64_t ldc) {
   }
 }
 
-// Splits [0, total) into `parts` near-equal pieces, each a multiple of `align` except the last.
+// The block size that splits `total` into the fewest near-equal blocks of at most `max_block`,
+// rounded up to a multiple of `align`.
 int block_size(int total, int max_block, int align) {
   const int parts = (total + max_block - 1) / max_block;
   const int size = (total + parts - 1) / parts;
   return (size + align - 1) / align * align;
 }
+
+int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 }  // namespace
 
@@ -133,21 +120,15 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
   }
   const KernelInfo& kern = *g_kernel.load(std::memory_order_relaxed);
   const int MR = kern.mr, NR = kern.nr;
-  const int kc_max = block_size(K, kMaxKC, 1);
   const int mb_max = block_size(M, kMaxMB, MR);
   const int nb_max = block_size(N, kMaxNB, NR);
-  const int tile_cols = std::max(NR, kTileCols / NR * NR);
-  const int tile_rows = kTileSlivers * MR;
+  const int kb_max = block_size(K, kMaxKB, 1);
+  const bool parallel = int64_t{2} * M * N * K >= kParallelFlops && num_threads() > 1;
 
   static thread_local Workspace workspace;
-  const size_t a_floats = (static_cast<size_t>(mb_max) * kc_max + 15) & ~size_t{15};  // keeps B aligned
-  float* const packed_a = workspace.get(a_floats + static_cast<size_t>(nb_max) * kc_max);
+  const size_t a_floats = (static_cast<size_t>(mb_max) * kb_max + 15) & ~size_t{15};  // B 64-byte aligned
+  float* const packed_a = workspace.get(a_floats + static_cast<size_t>(nb_max) * kb_max);
   float* const packed_b = packed_a + a_floats;
-
-  const int64_t flops = int64_t{2} * M * N * K;
-  const bool parallel = flops >= kParallelFlops;
-  const int64_t pack_grain = parallel ? 4 : INT64_MAX;
-  const int64_t tile_grain = parallel ? 1 : INT64_MAX;
 
   for (int j0 = 0; j0 < N; j0 += nb_max) {
     const int nb = std::min(nb_max, N - j0);
@@ -155,39 +136,57 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
     for (int i0 = 0; i0 < M; i0 += mb_max) {
       const int mb = std::min(mb_max, M - i0);
       const int a_slivers = (mb + MR - 1) / MR;
-      for (int k0 = 0; k0 < K; k0 += kc_max) {
-        const int kc = std::min(kc_max, K - k0);
-        const float beta_k = k0 == 0 ? beta : 1.0f;
 
-        parallel_for(a_slivers + b_slivers, pack_grain, [&](int64_t s0, int64_t s1) {
-          for (int64_t s = s0; s < s1; ++s) {
-            if (s < a_slivers) {
-              const int row = static_cast<int>(s) * MR;
-              pack_a_sliver(kern, transA, A, lda, i0 + row, std::min(MR, mb - row), k0, kc, alpha,
-                            packed_a + s * MR * kc);
-            } else {
-              const int col = static_cast<int>(s - a_slivers) * NR;
-              pack_b_sliver(kern, transB, B, ldb, j0 + col, std::min(NR, nb - col), k0, kc,
-                            packed_b + (s - a_slivers) * NR * kc);
-            }
+      // Tiles: at most kMaxTileSlivers x kMaxTileCols, smaller when that leaves too few per thread.
+      const int want_tiles = parallel ? num_threads() * kTilesPerThread : 1;
+      int tile_cols = std::min(round_up(nb, NR), kMaxTileCols / NR * NR);
+      int col_tiles = (nb + tile_cols - 1) / tile_cols;
+      const int want_row_tiles = (want_tiles + col_tiles - 1) / col_tiles;
+      const int tile_rows =
+          std::clamp(round_up((mb + want_row_tiles - 1) / want_row_tiles, MR), MR, kMaxTileSlivers * MR);
+      const int row_tiles = (mb + tile_rows - 1) / tile_rows;
+      if (row_tiles * col_tiles < want_tiles) {
+        const int want_col_tiles = (want_tiles + row_tiles - 1) / row_tiles;
+        tile_cols = std::clamp(round_up((nb + want_col_tiles - 1) / want_col_tiles, NR), NR, tile_cols);
+        col_tiles = (nb + tile_cols - 1) / tile_cols;
+      }
+
+      for (int p0 = 0; p0 < K; p0 += kb_max) {
+        const int kb = std::min(kb_max, K - p0);
+        const int kc_max = block_size(kb, kMaxKC, 1);
+        const float beta_block = p0 == 0 ? beta : 1.0f;
+
+        for_each_claimed(a_slivers + b_slivers, parallel, [&](int s) {
+          if (s < a_slivers) {  // op(A) rows i0 + s*MR ..., columns p0 ...
+            const int row = i0 + s * MR, rows = std::min(MR, mb - s * MR);
+            float* out = packed_a + static_cast<size_t>(s) * MR * kb;
+            if (transA)
+              gemm::pack_rows(A + static_cast<int64_t>(p0) * lda + row, lda, rows, kb, MR, out);
+            else
+              kern.pack_transposed(A + static_cast<int64_t>(row) * lda + p0, lda, rows, kb, MR, out);
+          } else {  // op(B) rows p0 ..., columns j0 + t*NR ...
+            const int t = s - a_slivers;
+            const int col = j0 + t * NR, cols = std::min(NR, nb - t * NR);
+            float* out = packed_b + static_cast<size_t>(t) * NR * kb;
+            if (transB)
+              kern.pack_transposed(B + static_cast<int64_t>(col) * ldb + p0, ldb, cols, kb, NR, out);
+            else
+              gemm::pack_rows(B + static_cast<int64_t>(p0) * ldb + col, ldb, cols, kb, NR, out);
           }
         });
 
-        // Tiles in column-major order so that consecutive tiles on one thread reuse the B piece in L2.
-        const int row_tiles = (mb + tile_rows - 1) / tile_rows;
-        const int col_tiles = (nb + tile_cols - 1) / tile_cols;
-        const int tiles = row_tiles * col_tiles;
-        std::atomic<int> next_tile{0};
-        parallel_for(std::min<int64_t>(num_threads(), tiles), tile_grain, [&](int64_t, int64_t) {
-          for (int t = next_tile.fetch_add(1); t < tiles; t = next_tile.fetch_add(1)) {
-            const int tr = t % row_tiles, tc = t / row_tiles;
-            const int r_end = std::min(mb, (tr + 1) * tile_rows);
-            const int c_end = std::min(nb, (tc + 1) * tile_cols);
-            for (int r = tr * tile_rows; r < r_end; r += MR) {
-              const float* a = packed_a + static_cast<int64_t>(r) * kc;
-              for (int c = tc * tile_cols; c < c_end; c += NR) {
-                kern.run(kc, a, packed_b + static_cast<int64_t>(c) * kc,
-                         C + static_cast<int64_t>(i0 + r) * ldc + j0 + c, ldc, beta_k,
+        for_each_claimed(row_tiles * col_tiles, parallel, [&](int t) {
+          const int tr = t % row_tiles, tc = t / row_tiles;
+          const int r0 = tr * tile_rows, r1 = std::min(mb, r0 + tile_rows);
+          const int c0 = tc * tile_cols, c1 = std::min(nb, c0 + tile_cols);
+          for (int k0 = 0; k0 < kb; k0 += kc_max) {
+            const int kc = std::min(kc_max, kb - k0);
+            const float beta_k = k0 == 0 ? beta_block : 1.0f;
+            for (int r = r0; r < r1; r += MR) {
+              const float* a = packed_a + static_cast<size_t>(r) * kb + static_cast<size_t>(k0) * MR;
+              for (int c = c0; c < c1; c += NR) {
+                const float* b = packed_b + static_cast<size_t>(c) * kb + static_cast<size_t>(k0) * NR;
+                kern.run(kc, a, b, C + static_cast<int64_t>(i0 + r) * ldc + j0 + c, ldc, alpha, beta_k,
                          std::min(MR, mb - r), std::min(NR, nb - c));
               }
             }

@@ -1,6 +1,6 @@
 // SGEMM microkernels (private to gemm.cpp). Each computes one MR x NR tile of C from packed panels:
 // a is kc x MR (MR values per k), b is kc x NR (NR values per k), both 64-byte aligned. Only the top-left
-// m x n of the tile is written: C = acc + beta * C, where beta == 0 never reads C (NaN-safe).
+// m x n of the tile is written: C = alpha * acc + beta * C, where beta == 0 never reads C (NaN-safe).
 // SIMD kernels carry their own target attributes so the addon builds without -mavx* flags and runs on
 // any x86-64; gemm.cpp picks one at run time from the CPU's features.
 #pragma once
@@ -14,19 +14,13 @@
 
 namespace dno::gemm {
 
-using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, int64_t ldc, float beta,
-                             int m, int n);
+using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                             float beta, int m, int n);
 
-struct KernelInfo {
-  const char* name;
-  int mr;
-  int nr;
-  MicroKernel run;
-};
 
 // Plain C++: the compiler vectorises it for the baseline ISA (SSE2 on x86-64).
-inline void micro_portable(int kc, const float* a, const float* b, float* c, int64_t ldc, float beta,
-                           int m, int n) {
+inline void micro_portable(int kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                           float beta, int m, int n) {
   constexpr int MR = 4, NR = 16;
   float acc[MR][NR] = {};
   for (int k = 0; k < kc; ++k, a += MR, b += NR)
@@ -34,7 +28,7 @@ inline void micro_portable(int kc, const float* a, const float* b, float* c, int
       for (int j = 0; j < NR; ++j) acc[r][j] += a[r] * b[j];
   for (int r = 0; r < m; ++r) {
     float* cr = c + r * ldc;
-    for (int j = 0; j < n; ++j) cr[j] = beta == 0.0f ? acc[r][j] : acc[r][j] + beta * cr[j];
+    for (int j = 0; j < n; ++j) cr[j] = beta == 0.0f ? alpha * acc[r][j] : alpha * acc[r][j] + beta * cr[j];
   }
 }
 
@@ -42,8 +36,8 @@ inline void micro_portable(int kc, const float* a, const float* b, float* c, int
 
 // 6 x 16: 12 ymm accumulators, two B vectors, one broadcast A value per FMA pair.
 __attribute__((target("avx2,fma"))) inline void micro_avx2(int kc, const float* a, const float* b,
-                                                           float* c, int64_t ldc, float beta, int m,
-                                                           int n) {
+                                                           float* c, int64_t ldc, float alpha,
+                                                           float beta, int m, int n) {
   constexpr int MR = 6, NR = 16;
   __m256 acc[MR][2];
 #pragma GCC unroll 6
@@ -56,6 +50,12 @@ __attribute__((target("avx2,fma"))) inline void micro_avx2(int kc, const float* 
       acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
       acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
     }
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    acc[r][0] = _mm256_mul_ps(va, acc[r][0]);
+    acc[r][1] = _mm256_mul_ps(va, acc[r][1]);
   }
   if (m == MR && n == NR) {
     const __m256 vb = _mm256_set1_ps(beta);
@@ -82,10 +82,11 @@ __attribute__((target("avx2,fma"))) inline void micro_avx2(int kc, const float* 
   }
 }
 
-// 12 x 32: 24 zmm accumulators; edges use masked loads and stores.
+// 12 x 32: 24 zmm accumulators. They go through a stack tile before the epilogue so that the k loop
+// keeps every operand in registers (GCC spills B otherwise); edges use masked loads and stores.
 __attribute__((target("avx512f,fma"))) inline void micro_avx512(int kc, const float* a, const float* b,
-                                                                float* c, int64_t ldc, float beta, int m,
-                                                                int n) {
+                                                                float* c, int64_t ldc, float alpha,
+                                                                float beta, int m, int n) {
   constexpr int MR = 12, NR = 32;
   __m512 acc[MR][2];
 #pragma GCC unroll 12
@@ -103,19 +104,25 @@ __attribute__((target("avx512f,fma"))) inline void micro_avx512(int kc, const fl
       acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
     }
   }
-  const __mmask16 mask0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
-  const __mmask16 mask1 = n >= 32 ? 0xffff : n <= 16 ? 0 : static_cast<__mmask16>((1u << (n - 16)) - 1);
-  const __m512 vb = _mm512_set1_ps(beta);
+  alignas(64) float tile[MR][NR];
 #pragma GCC unroll 12
   for (int r = 0; r < MR; ++r) {
-    if (r >= m) break;
+    _mm512_store_ps(tile[r], acc[r][0]);
+    _mm512_store_ps(tile[r] + 16, acc[r][1]);
+  }
+  const __mmask16 mask0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
+  const __mmask16 mask1 = n >= 32 ? 0xffff : n <= 16 ? 0 : static_cast<__mmask16>((1u << (n - 16)) - 1);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (int r = 0; r < m; ++r) {
     float* cr = c + r * ldc;
+    __m512 c0 = _mm512_mul_ps(va, _mm512_load_ps(tile[r]));
+    __m512 c1 = _mm512_mul_ps(va, _mm512_load_ps(tile[r] + 16));
     if (beta != 0.0f) {
-      acc[r][0] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask0, cr), acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask1, cr + 16), acc[r][1]);
+      c0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask0, cr), c0);
+      c1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask1, cr + 16), c1);
     }
-    _mm512_mask_storeu_ps(cr, mask0, acc[r][0]);
-    _mm512_mask_storeu_ps(cr + 16, mask1, acc[r][1]);
+    _mm512_mask_storeu_ps(cr, mask0, c0);
+    _mm512_mask_storeu_ps(cr + 16, mask1, c1);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <exception>
 #include <string>
 
 #include "model.h"
@@ -43,6 +44,18 @@ E* array_arg(const Napi::CallbackInfo& info, size_t i, const char* what, size_t 
                                                 " elements, needs " + std::to_string(min_len));
   if (len) *len = a.ElementLength();
   return a.Data();
+}
+
+// Runs fn, turning C++ exceptions (also those from pool threads) into JS errors.
+template <typename F>
+auto guarded(const Napi::Env& env, F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
 }
 
 }  // namespace dno

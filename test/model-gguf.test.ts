@@ -3,66 +3,21 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Rng } from "../src/core/rng.js";
 import {
   exportGguf,
   float16ToFloat32,
   float32ToFloat16Bytes,
-  type GgufLlamaConfig,
-  type GgufSource,
+  ggufSource,
   permuteRotaryRows,
   readGguf,
 } from "../src/model/gguf.js";
 import { byteTokenizer, loadTokenizer, type Tokenizer } from "../src/model/tokenizer.js";
+import { randomModel, TINY_CONFIGS } from "./model-random.js";
 
 const fixture = (name: string): string => join(import.meta.dirname, "..", "..", "test", "fixtures", name);
 
-function tinyConfig(vocab: number, overrides: Partial<GgufLlamaConfig> = {}): GgufLlamaConfig {
-  return {
-    vocab_size: vocab,
-    hidden_size: 32,
-    intermediate_size: 48,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    head_dim: 8,
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000,
-    max_position_embeddings: 256,
-    tie_word_embeddings: false,
-    ...overrides,
-  };
-}
-
-/** Random weights by Hugging Face name, sized from the config. */
-function randomSource(config: GgufLlamaConfig, seed: number): GgufSource {
-  const C = config.hidden_size;
-  const q = config.num_attention_heads * config.head_dim;
-  const kv = config.num_key_value_heads * config.head_dim;
-  const size = (name: string): number => {
-    if (name.endsWith("norm.weight")) return C;
-    if (name.includes("embed_tokens") || name.includes("lm_head")) return config.vocab_size * C;
-    if (name.includes("q_proj")) return q * C;
-    if (name.includes("k_proj") || name.includes("v_proj")) return kv * C;
-    if (name.includes("o_proj")) return C * q;
-    return config.intermediate_size * C;
-  };
-  const cache = new Map<string, Float32Array>();
-  return {
-    config,
-    tensor(name) {
-      let t = cache.get(name);
-      if (t === undefined) {
-        const rng = Rng.derive(seed, name);
-        t = Float32Array.from({ length: size(name) }, () =>
-          name.endsWith("norm.weight") ? 1 + 0.1 * rng.normal() : 0.2 * rng.normal(),
-        );
-        cache.set(name, t);
-      }
-      return t;
-    },
-  };
-}
+const tiny = (overrides: Record<string, unknown> = {}) =>
+  randomModel({ ...TINY_CONFIGS.gqa!, vocab_size: 259, ...overrides }, 3);
 
 test("permuteRotaryRows interleaves each head's halves: rows [a0 a1 b0 b1] -> [a0 b0 a1 b1]", () => {
   const w = Float32Array.from([0, 1, 2, 3, 10, 11, 12, 13]); // 2 heads of dim 4, one column
@@ -85,8 +40,8 @@ test("float16 conversion rounds to nearest even and keeps specials", () => {
 for (const dtype of ["f32", "f16"] as const) {
   test(`GGUF ${dtype}: llama.cpp's keys, tensor names and dims; weights read back (Q/K permuted)`, () => {
     const dir = mkdtempSync(join(tmpdir(), "dno-gguf-"));
-    const config = tinyConfig(259);
-    const source = randomSource(config, 3);
+    const m = tiny();
+    const source = ggufSource(m.config, m.params);
     const path = join(dir, "m.gguf");
     exportGguf(path, source, byteTokenizer(), { dtype });
     const g = readGguf(path);
@@ -100,8 +55,8 @@ for (const dtype of ["f32", "f16"] as const) {
     assert.equal(g.metadata.get("tokenizer.ggml.bos_token_id"), 256);
     assert.equal(g.metadata.get("tokenizer.ggml.eos_token_id"), 257);
     assert.equal(g.tensors.size, 2 + 9 * 2 + 1);
-    assert.deepEqual(g.tensors.get("token_embd.weight")!.dims, [32, 259]);
-    assert.deepEqual(g.tensors.get("blk.1.ffn_down.weight")!.dims, [48, 32]);
+    assert.deepEqual(g.tensors.get("token_embd.weight")!.dims, [64, 259]);
+    assert.deepEqual(g.tensors.get("blk.1.ffn_down.weight")!.dims, [96, 64]);
     assert.equal(g.tensors.get("blk.0.attn_norm.weight")!.type, 0, "1-D tensors stay F32");
     const tol = dtype === "f32" ? 0 : 2e-3;
     const close = (a: Float32Array, b: Float32Array) => {
@@ -121,9 +76,8 @@ for (const dtype of ["f32", "f16"] as const) {
 test("tied embeddings export without output.weight", () => {
   const dir = mkdtempSync(join(tmpdir(), "dno-gguf-"));
   const path = join(dir, "m.gguf");
-  exportGguf(path, randomSource(tinyConfig(259, { tie_word_embeddings: true }), 1), byteTokenizer(), {
-    dtype: "f32",
-  });
+  const m = tiny({ tie_word_embeddings: true });
+  exportGguf(path, ggufSource(m.config, m.params), byteTokenizer(), { dtype: "f32" });
   assert.equal(readGguf(path).tensors.has("output.weight"), false);
 });
 
@@ -140,7 +94,8 @@ test("node-llama-cpp loads the exported GGUF and tokenizes like the Hugging Face
   const texts = ["hello world the", "héllo wörld 👋🏽", "  two  spaces\n\nnew lines"];
   for (const [name, tok] of cases) {
     const path = join(dir, `${name}.gguf`);
-    exportGguf(path, randomSource(tinyConfig(tok.vocabSize + 3), 2), tok, { dtype: "f16" });
+    const m = tiny({ vocab_size: tok.vocabSize + 3 });
+    exportGguf(path, ggufSource(m.config, m.params), tok, { dtype: "f16" });
     const model = await llama.loadModel({ modelPath: path });
     try {
       for (const text of texts) {

@@ -6,8 +6,10 @@
  * aligned. A row-major (rows, cols) matrix is stored with dims [cols, rows].
  */
 import { readFileSync } from "node:fs";
+import { engine } from "../engine/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
+import { type ModelConfig, toHfConfig } from "./config.js";
 import type { Tokenizer } from "./tokenizer.js";
 
 /** The Hugging Face config.json fields the export reads. */
@@ -23,7 +25,9 @@ export interface GgufLlamaConfig {
   rope_theta: number;
   max_position_embeddings: number;
   tie_word_embeddings: boolean;
-  attention_bias?: boolean;
+  /** q/k/v_proj biases (Qwen2, Llama attention_bias) and the o_proj bias (Llama attention_bias). */
+  qkv_bias?: boolean;
+  o_bias?: boolean;
   rope_scaling?: {
     rope_type?: string;
     type?: string;
@@ -38,6 +42,30 @@ export interface GgufLlamaConfig {
 export interface GgufSource {
   config: GgufLlamaConfig;
   tensor(name: string): Float32Array;
+}
+
+/** A model's parameters (flat buffer, native/model.h layout) as a GGUF export source. */
+export function ggufSource(config: ModelConfig, params: Float32Array): GgufSource {
+  if (config.slidingWindow > 0) {
+    throw new DnoError("sliding-window attention cannot be exported to GGUF's llama architecture");
+  }
+  const slots = new Map(
+    engine()
+      .paramLayout(config)
+      .tensors.map((t) => [t.name, t]),
+  );
+  return {
+    config: {
+      ...(toHfConfig(config) as unknown as GgufLlamaConfig),
+      qkv_bias: config.qkvBias,
+      o_bias: config.oBias,
+    },
+    tensor(name) {
+      const slot = slots.get(name);
+      if (slot === undefined) throw new DnoError(`the model has no tensor ${name}`);
+      return params.subarray(slot.offset, slot.offset + slot.size);
+    },
+  };
 }
 
 export type GgufDtype = "f32" | "f16";
@@ -178,12 +206,12 @@ function tensorEntries(source: GgufSource, dtype: GgufDtype): TensorEntry[] {
       permuteRotaryRows(w, KV, D),
     );
     add(`${blk}attn_v.weight`, `${hf}self_attn.v_proj.weight`, [KV * D, C]);
-    if (c.attention_bias) {
+    if (c.qkv_bias) {
       add(`${blk}attn_q.bias`, `${hf}self_attn.q_proj.bias`, [H * D], (b) => permuteRotaryRows(b, H, D));
       add(`${blk}attn_k.bias`, `${hf}self_attn.k_proj.bias`, [KV * D], (b) => permuteRotaryRows(b, KV, D));
       add(`${blk}attn_v.bias`, `${hf}self_attn.v_proj.bias`, [KV * D]);
-      add(`${blk}attn_output.bias`, `${hf}self_attn.o_proj.bias`, [C]);
     }
+    if (c.o_bias) add(`${blk}attn_output.bias`, `${hf}self_attn.o_proj.bias`, [C]);
     add(`${blk}attn_output.weight`, `${hf}self_attn.o_proj.weight`, [C, H * D]);
     add(`${blk}ffn_norm.weight`, `${hf}post_attention_layernorm.weight`, [C]);
     add(`${blk}ffn_gate.weight`, `${hf}mlp.gate_proj.weight`, [I, C]);
