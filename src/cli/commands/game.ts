@@ -1,0 +1,99 @@
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { BUILTIN_GAMES, builtinGame } from "../../game/builtins.js";
+import { DEFAULT_GAME_OPTIONS, GAME_MODES, type GameMode, runGame } from "../../game/dynamics.js";
+import { loadGame } from "../../game/game.js";
+import { formatGameRun, gamePlotSpec } from "../../game/report.js";
+import { vegaLiteToSvg } from "../../report/svg.js";
+import { writeFileAtomic } from "../../util/atomic.js";
+import { DnoError } from "../../util/errors.js";
+
+function number(value: string): number {
+  const v = Number(value);
+  if (value.trim() === "" || !Number.isFinite(v)) throw new InvalidArgumentError("not a number.");
+  return v;
+}
+
+function integer(value: string): number {
+  const v = number(value);
+  if (!Number.isInteger(v)) throw new InvalidArgumentError("not an integer.");
+  return v;
+}
+
+interface GameFlags {
+  builtin?: string;
+  game?: string;
+  mode: GameMode;
+  iterations: number;
+  beta: number;
+  tau: number;
+  samples: number;
+  steps: number;
+  lr: number;
+  margin: number;
+  seed: number;
+  json?: boolean;
+  plot?: string;
+  every?: number;
+}
+
+export function register(program: Command): void {
+  const d = DEFAULT_GAME_OPTIONS;
+  program
+    .command("game")
+    .description("DNO on a finite preference game: convergence to the Nash equilibrium, against baselines")
+    .addOption(
+      new Option("--builtin <name>", "a built-in game (default rps)")
+        .choices(Object.keys(BUILTIN_GAMES))
+        .conflicts("game"),
+    )
+    .option("--game <file.json>", "a game in the JSON format of the README")
+    .addOption(new Option("--mode <mode>", "method").choices(GAME_MODES).default(d.mode))
+    .option("--iterations <T>", "iterations", integer, d.iterations)
+    .option(
+      "--beta <beta>",
+      "log-ratio coefficient (Algorithm 1's eta); each step is r_t / beta",
+      number,
+      d.beta,
+    )
+    .option(
+      "--tau <tau>",
+      "exact mode: regularisation toward pi_1 (Nash-MD mixture), 0 <= tau <= beta",
+      number,
+      d.tau,
+    )
+    .option("--samples <K>", "sampled modes: samples of pi_t per prompt and iteration", integer, d.samples)
+    .option("--steps <n>", "sampled modes: Adam steps per iteration", integer, d.steps)
+    .option("--lr <lr>", "sampled modes: Adam learning rate", number, d.lr)
+    .option("--margin <m>", "prct: required win-rate margin of a pair", number, d.margin)
+    .option("--seed <seed>", "seed of the sampled modes", integer, d.seed)
+    .option("--every <n>", "table: show every n-th iteration (default 1-5, 10, 20, 50, ...)", integer)
+    .option("--json", "print one JSON object instead of the table")
+    .option("--plot <file.svg>", "write an SVG plot of exploitability per iteration")
+    .action(async (flags: GameFlags) => {
+      const game = flags.game !== undefined ? loadGame(flags.game) : builtinGame(flags.builtin ?? "rps");
+      if (flags.every !== undefined && flags.every < 1) throw new DnoError("game: --every must be >= 1");
+      const run = runGame(game, {
+        mode: flags.mode,
+        iterations: flags.iterations,
+        beta: flags.beta,
+        tau: flags.tau,
+        samples: flags.samples,
+        steps: flags.steps,
+        lr: flags.lr,
+        margin: flags.margin,
+        seed: flags.seed,
+      });
+      if (flags.plot !== undefined) {
+        const svg = await vegaLiteToSvg(gamePlotSpec(run));
+        try {
+          writeFileAtomic(flags.plot, svg);
+        } catch (e) {
+          throw new DnoError(`${flags.plot}: cannot write the plot: ${(e as Error).message}`);
+        }
+      }
+      process.stdout.write(
+        flags.json ? `${JSON.stringify(run, null, 2)}\n` : formatGameRun(run, flags.every),
+      );
+      if (flags.plot !== undefined && !flags.json) process.stdout.write(`plot: ${flags.plot}\n`);
+    });
+}
