@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -136,3 +136,45 @@ test("AlpacaEval's extreme-change warning rule", () => {
   assert.equal(isExtremeLengthCorrection(20, 39.5), false);
   assert.equal(isExtremeLengthCorrection(20, 40.5), true);
 });
+
+interface LeaderboardFixture {
+  source: string;
+  generator_1: string;
+  generator_2: string;
+  leaderboard: Record<string, number>;
+  records: [number | null, number, number][];
+}
+
+for (const model of ["FuseChat-Llama-3.2-1B-Instruct", "FuseChat-Llama-3.1-8B-Instruct"]) {
+  test(`AlpacaEval 2.0's published leaderboard row for ${model} is reproduced`, () => {
+    const fixture = JSON.parse(
+      readFileSync(
+        fileURLToPath(new URL(`../../test/fixtures/alpaca-eval/${model}.json`, import.meta.url)),
+        "utf8",
+      ),
+    ) as LeaderboardFixture;
+    const records = fixture.records.map(([preference, baselineLength, modelLength], i) => ({
+      instruction: `instruction ${i}`,
+      output_1: "x".repeat(baselineLength),
+      output_2: "x".repeat(modelLength),
+      preference,
+      generator_1: fixture.generator_1,
+      generator_2: fixture.generator_2,
+    }));
+    const { metrics } = alpacaMetrics(records);
+    const expected = fixture.leaderboard;
+    for (const key of ["win_rate", "standard_error", "discrete_win_rate"] as const)
+      assert.ok(
+        Math.abs(metrics[key] - expected[key]!) < 1e-9,
+        `${key}: ${metrics[key]} vs ${expected[key]}`,
+      );
+    for (const key of ["n_wins", "n_wins_base", "n_draws", "n_total", "avg_length"] as const)
+      assert.equal(metrics[key], expected[key], key);
+    // LC without AlpacaEval's gamed-baseline rows and instruction difficulty (see the README): within a
+    // point of the published value, and moved from the raw win rate in the same direction.
+    const lc = metrics.length_controlled_winrate!;
+    const published = expected.length_controlled_winrate!;
+    assert.ok(Math.abs(lc - published) < 1, `LC ${lc} vs published ${published}`);
+    assert.equal(Math.sign(lc - metrics.win_rate), Math.sign(published - expected.win_rate!));
+  });
+}
