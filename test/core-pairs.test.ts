@@ -34,6 +34,11 @@ test("score rule: a teacher positive needs a 2-point margin, a student positive 
     [pairs[0]!.chosenSource, pairs[0]!.rejectedSource, pairs[0]!.margin],
     ["student", "teacher", 1],
   );
+  // options given as undefined keep the paper's defaults
+  assert.deepEqual(
+    ids(scorePairs("p", [gold(6), s("s1", 5), s("s3", 4)], { margin: undefined, minPositive: undefined }, 1, 1)),
+    ["gold>s3"],
+  );
   // nothing scores 5 or 6: no positive.
   assert.deepEqual(scorePairs("p", [gold(4), s("s1", 4), s("s2", 1)], {}, 1, 1), []);
   // more pairs per prompt: best positive first, each against the lowest admissible negatives.

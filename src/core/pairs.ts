@@ -74,7 +74,8 @@ export function scorePairs(
     promptId,
     candidates,
     (c) => c.score ?? null,
-    { ...PAPER_SCORE_RULE, ...options },
+    options,
+    PAPER_SCORE_RULE,
     "score",
     seed,
     iteration,
@@ -93,7 +94,8 @@ export function winRatePairs(
     promptId,
     candidates,
     (c) => c.winRate ?? null,
-    { ...DEFAULT_WIN_RATE_RULE, ...options },
+    options,
+    DEFAULT_WIN_RATE_RULE,
     "win-rate",
     seed,
     iteration,
@@ -105,13 +107,15 @@ function marginPairs(
   candidates: readonly Candidate[],
   value: (c: Candidate) => number | null,
   options: MarginRuleOptions,
+  defaults: { minPositive: number; margin: number; studentMargin: number },
   rule: "score" | "win-rate",
   seed: number,
   iteration: number,
 ): Pair[] {
-  const minPositive = options.minPositive!;
-  const margin = options.margin!;
-  const studentMargin = options.studentMargin ?? margin;
+  // `??` rather than a spread, so that an option given as undefined keeps its default.
+  const minPositive = options.minPositive ?? defaults.minPositive;
+  const margin = options.margin ?? defaults.margin;
+  const studentMargin = options.studentMargin ?? defaults.studentMargin;
   const pairsPerPrompt = options.pairsPerPrompt ?? 1;
   const positiveSources = options.positiveSources ?? ["teacher", "student"];
   if (!(Number.isInteger(pairsPerPrompt) && pairsPerPrompt >= 1)) {

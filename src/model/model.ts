@@ -11,6 +11,7 @@ import { engine, type NativeModel, type TensorSlot } from "../engine/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { type ModelConfig, readConfig, toHfConfig } from "./config.js";
+import { type GenerateOptions, generate, type Sample } from "./generate.js";
 import { forEachCheckpointFile, writeCheckpoint } from "./safetensors.js";
 
 /** A prompt (at least one token) and a response; its log-prob sums the response tokens given all before. */
@@ -109,6 +110,11 @@ export class CausalLM {
       this.layout.map((s) => ({ name: s.name, shape: s.shape, data: this.tensor(s.name) })),
     );
     writeFileAtomic(join(dir, "config.json"), `${JSON.stringify(toHfConfig(this.config), null, 2)}\n`);
+  }
+
+  /** K samples per prompt with a KV cache; result[p][k] (see src/model/generate.ts). */
+  generate(prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<Sample[][]> {
+    return generate(this, prompts, options);
   }
 
   /** A view (no copy) of one parameter tensor, by its Hugging Face name. */

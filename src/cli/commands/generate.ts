@@ -1,0 +1,179 @@
+import { SingleBar } from "cli-progress";
+import { type Command, InvalidArgumentError } from "commander";
+import { z } from "zod";
+import { CausalLM } from "../../model/model.js";
+import { loadTokenizer, type Tokenizer } from "../../model/tokenizer.js";
+import { writeFileAtomic } from "../../util/atomic.js";
+import { DnoError } from "../../util/errors.js";
+import { readJsonl, toJsonl } from "../../util/jsonl.js";
+
+interface GenerateFlags {
+  model: string;
+  input: string;
+  output: string;
+  samples: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  maxNewTokens: number;
+  seed: number;
+  stop?: string[];
+  chatTemplate: boolean;
+  json?: boolean;
+}
+
+const messageSchema = z.object({ role: z.string(), content: z.string() });
+const promptLineSchema = z
+  .object({
+    id: z.union([z.string(), z.number()]).optional(),
+    prompt: z.string().optional(),
+    messages: z.array(messageSchema).min(1).optional(),
+  })
+  .refine((line) => (line.prompt === undefined) !== (line.messages === undefined), {
+    message: 'each line needs exactly one of "prompt" (a string) or "messages" ([{role, content}])',
+  });
+type PromptLine = z.infer<typeof promptLineSchema>;
+
+function number(name: string, check: (n: number) => boolean, what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !check(n)) throw new InvalidArgumentError(`${name} must be ${what}`);
+    return n;
+  };
+}
+
+/** Token ids of one input line: the chat template applied when the tokenizer has one (and it is wanted). */
+function promptIds(line: PromptLine, tokenizer: Tokenizer, useTemplate: boolean, where: string): number[] {
+  const template = useTemplate && tokenizer.chatTemplate !== undefined;
+  if (line.messages !== undefined) {
+    if (!template)
+      throw new DnoError(`${where}: "messages" needs a chat template (the model's tokenizer has none)`);
+    const text = tokenizer.applyChatTemplate(line.messages, { addGenerationPrompt: true });
+    return tokenizer.encode(text, { addSpecialTokens: false });
+  }
+  if (!template) return tokenizer.encode(line.prompt!);
+  const text = tokenizer.applyChatTemplate([{ role: "user", content: line.prompt! }], {
+    addGenerationPrompt: true,
+  });
+  return tokenizer.encode(text, { addSpecialTokens: false });
+}
+
+async function runGenerate(flags: GenerateFlags): Promise<void> {
+  const lines = readJsonl(flags.input, promptLineSchema);
+  if (lines.length === 0) throw new DnoError(`${flags.input}: no prompts`);
+  const model = CausalLM.load(flags.model);
+  const tokenizer = loadTokenizer(flags.model);
+  const prompts = lines.map((line, i) =>
+    promptIds(line, tokenizer, flags.chatTemplate, `${flags.input}:${i + 1}`),
+  );
+  const eos = [...new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds])];
+  const total = prompts.length * flags.samples;
+  const bar = new SingleBar({
+    format: "sampling [{bar}] {value}/{total} samples | {eta_formatted} left",
+    stream: process.stderr,
+    hideCursor: true,
+  });
+  const started = performance.now();
+  bar.start(total, 0);
+  let samples: Awaited<ReturnType<CausalLM["generate"]>>;
+  try {
+    samples = await model.generate(prompts, {
+      samplesPerPrompt: flags.samples,
+      temperature: flags.temperature,
+      topP: flags.topP,
+      topK: flags.topK,
+      maxNewTokens: flags.maxNewTokens,
+      eosTokenIds: eos,
+      seed: flags.seed,
+      stopStrings: flags.stop,
+      tokenizer,
+      onProgress: (done) => bar.update(done),
+    });
+  } finally {
+    bar.stop();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const rows = lines.map((line, p) => ({
+    id: line.id ?? p,
+    ...(line.prompt !== undefined ? { prompt: line.prompt } : { messages: line.messages }),
+    responses: samples[p]!.map((s) => ({
+      text: s.text,
+      tokens: s.tokens,
+      logprob: s.logprob,
+      finish_reason: s.finishReason,
+    })),
+  }));
+  writeFileAtomic(flags.output, toJsonl(rows));
+  const newTokens = samples.flat().reduce((n, s) => n + s.tokens.length, 0);
+  const summary = {
+    prompts: prompts.length,
+    samples: total,
+    new_tokens: newTokens,
+    seconds: Number(seconds.toFixed(3)),
+    tokens_per_second: Number((newTokens / seconds).toFixed(1)),
+    output: flags.output,
+  };
+  process.stderr.write(
+    `sampled ${total} responses (${newTokens} tokens) for ${prompts.length} prompts in ${summary.seconds} s ` +
+      `(${summary.tokens_per_second} tokens/s) -> ${flags.output}\n`,
+  );
+  if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+}
+
+export function register(program: Command): void {
+  program
+    .command("generate")
+    .description("sample K responses per prompt from a checkpoint (KV cache, batched), writing JSONL")
+    .requiredOption(
+      "--model <dir>",
+      "Hugging Face model directory (config.json, safetensors, tokenizer.json)",
+    )
+    .requiredOption(
+      "--input <file>",
+      'JSONL lines {"id"?, "prompt"} or {"id"?, "messages": [{role, content}]}',
+    )
+    .requiredOption(
+      "--output <file>",
+      "JSONL lines {id, prompt, responses: [{text, tokens, logprob, finish_reason}]}",
+    )
+    .option(
+      "-k, --samples <n>",
+      "samples per prompt",
+      number("--samples", (n) => Number.isInteger(n) && n >= 1, "an integer >= 1"),
+      1,
+    )
+    .option(
+      "--temperature <t>",
+      "0 = greedy",
+      number("--temperature", (n) => n >= 0, ">= 0"),
+      0.7,
+    )
+    .option(
+      "--top-p <p>",
+      "nucleus mass, 1 = off",
+      number("--top-p", (n) => n > 0 && n <= 1, "in (0, 1]"),
+      1,
+    )
+    .option(
+      "--top-k <k>",
+      "keep the k likeliest tokens, 0 = off",
+      number("--top-k", (n) => Number.isInteger(n) && n >= 0, "an integer >= 0"),
+      0,
+    )
+    .option(
+      "--max-new-tokens <n>",
+      "tokens per response at most",
+      number("--max-new-tokens", (n) => Number.isInteger(n) && n >= 1, "an integer >= 1"),
+      256,
+    )
+    .option(
+      "--seed <n>",
+      "same seed, same samples",
+      number("--seed", (n) => Number.isInteger(n) && n >= 0, "an integer >= 0"),
+      0,
+    )
+    .option("--stop <strings...>", "stop strings: a response ends before the first one")
+    .option("--no-chat-template", "feed prompts as plain text even when the tokenizer has a chat template")
+    .option("--json", "also print the summary as one JSON object on stdout")
+    .action(async (flags: GenerateFlags) => runGenerate(flags));
+}
