@@ -35,11 +35,39 @@ test("responses are read from JSONL or AlpacaEval's JSON outputs, with located e
   ]);
   const b = write("b.json", JSON.stringify([{ instruction: "p", output: "r", generator: "x" }]));
   assert.deepEqual(readResponses(b), [{ prompt: "p", response: "r" }]);
+  const generated = write(
+    "generated.jsonl",
+    jsonl([
+      {
+        id: 0,
+        prompt: "p",
+        responses: [
+          { text: "first", tokens: [1] },
+          { text: "second", tokens: [2] },
+        ],
+      },
+      {
+        id: 1,
+        messages: [
+          { role: "system", content: "be brief" },
+          { role: "user", content: "q" },
+        ],
+        responses: [{ text: "only" }],
+      },
+    ]),
+  );
+  assert.deepEqual(readResponses(generated), [
+    { id: "0", prompt: "p", response: "first", samples: 2 },
+    { id: "1", prompt: "q", response: "only" },
+  ]);
   const bad = write(
     "bad.jsonl",
     `${jsonl([{ prompt: "p", response: "r" }])}\n${JSON.stringify({ prompt: "q" })}\n`,
   );
-  assert.throws(() => readResponses(bad), /bad\.jsonl:3: needs a response \(or output\)/);
+  assert.throws(
+    () => readResponses(bad),
+    /bad\.jsonl:3: needs a response \(or output, or responses: \[\{text\}\]\)/,
+  );
   const badJson = write("bad.json", JSON.stringify([{ instruction: "p", output: "r" }, { output: 3 }]));
   assert.throws(() => readResponses(badJson), /bad\.json: record 1: /);
 });

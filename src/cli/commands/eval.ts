@@ -113,7 +113,13 @@ async function evalResponses(modelFile: string, options: EvalOptions): Promise<v
     throw new DnoError("dno eval --responses needs --baseline FILE (the baseline's responses)");
   if (!options.oracle)
     throw new DnoError("dno eval --responses needs --oracle CONFIG (a judge config, YAML)");
-  const pairs = pairResponses(readResponses(modelFile), readResponses(options.baseline), {
+  const modelResponses = readResponses(modelFile);
+  const samples = Math.max(...modelResponses.map((r) => r.samples ?? 1));
+  if (samples > 1)
+    process.stderr.write(
+      `dno: note: ${modelFile} holds up to ${samples} samples per prompt; the first is judged\n`,
+    );
+  const pairs = pairResponses(modelResponses, readResponses(options.baseline), {
     model: modelFile,
     baseline: options.baseline,
   });
