@@ -162,12 +162,12 @@ test("dno eval --responses judges with an oracle config, keeps failures out, and
 test("dno eval without a mode, or responses without baseline or oracle, says what to give", () => {
   assert.match(
     runDno("eval").stderr,
-    /give --alpaca-annotations FILE, or --responses FILE --baseline FILE --oracle CONFIG/,
+    /give --alpaca-annotations FILE, or --responses FILE \(or --model DIR\) with --baseline FILE \(or --baseline-model DIR\) and --oracle CONFIG/,
   );
-  assert.match(runDno("eval", "--responses", "model.jsonl").stderr, /needs --baseline FILE/);
+  assert.match(runDno("eval", "--responses", "model.jsonl").stderr, /give the baseline: --baseline FILE/);
   assert.match(
     runDno("eval", "--responses", "model.jsonl", "--baseline", "base.jsonl").stderr,
-    /needs --oracle CONFIG/,
+    /give --oracle CONFIG/,
   );
   assert.match(
     runDno("eval", "--alpaca-annotations", "x", "--bootstrap", "0").stderr,

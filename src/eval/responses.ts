@@ -38,9 +38,12 @@ function promptOf(r: {
   return r.prompt ?? r.instruction ?? r.messages?.findLast((m) => m.role === "user")?.content;
 }
 
-export interface ResponseRecord {
+export interface EvalPrompt {
   id?: string;
   prompt: string;
+}
+
+export interface ResponseRecord extends EvalPrompt {
   response: string;
   /** Samples the record held when it came from `dno generate` with K > 1 (only the first is used). */
   samples?: number;
@@ -81,6 +84,21 @@ export function readResponses(file: string): ResponseRecord[] {
     if (!parsed.success) throw new DnoError(`${file}: record ${i}: ${describeZodError(parsed.error)}`);
     return normalise(parsed.data);
   });
+}
+
+const promptRecordSchema = z.looseObject({
+  id: z.union([z.string(), z.number()]).optional(),
+  prompt: z.string(),
+});
+
+/** Reads evaluation prompts, JSONL `{ id?, prompt }` (errors at file:line). */
+export function readPrompts(file: string): EvalPrompt[] {
+  const prompts = readJsonl(file, promptRecordSchema).map((r) => ({
+    ...(r.id !== undefined && { id: String(r.id) }),
+    prompt: r.prompt,
+  }));
+  if (prompts.length === 0) throw new DnoError(`${file}: no prompts`);
+  return prompts;
 }
 
 export interface ResponsePair {
