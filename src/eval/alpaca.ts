@@ -8,7 +8,7 @@ import {
   type LengthControlOptions,
   lengthControlledWinRate,
 } from "./length-controlled.js";
-import { charLength, mean, standardErrorOfMean } from "./winrate.js";
+import { charLength, discreteWinRate, mean, standardErrorOfMean } from "./winrate.js";
 
 /**
  * AlpacaEval annotation records: output_1 is the baseline, output_2 the model, preference in [1, 2]
@@ -112,11 +112,6 @@ export function preferenceToOutcome(preference: number | null): number | null {
   return preference === 0 ? 0.5 : preference - 1;
 }
 
-/** Rounds a soft preference to a hard verdict (win 1, loss 0, draw 0.5), as AlpacaEval's discrete win rate does. */
-function discreteOutcome(outcome: number): number {
-  return outcome === 0.5 ? 0.5 : Math.round(outcome);
-}
-
 /**
  * The leaderboard metrics with AlpacaEval's definitions: draws (1.5 or 0) count half and are counted in
  * n_draws; missing preferences are left out of every rate and of n_total; avg_length is the integer part
@@ -153,7 +148,7 @@ export function alpacaMetrics(
       n_wins_base: outcomes.filter((o) => o < 0.5).length,
       n_draws: records.filter((r) => r.preference === 1.5 || r.preference === 0).length,
       n_total: outcomes.length,
-      discrete_win_rate: mean(outcomes.map(discreteOutcome)) * 100,
+      discrete_win_rate: discreteWinRate(outcomes) * 100,
       avg_length: Math.trunc(mean(modelLengths)),
       length_controlled_winrate: lc,
     },
