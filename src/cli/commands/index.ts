@@ -7,4 +7,11 @@ import { register as judge } from "./judge.js";
 import { register as logprobs } from "./logprobs.js";
 
 /** Each command module exports `register(program)`; one line here per command. */
-export const commands: ((program: Command) => void)[] = [registerEval, game, judge, generate, exportModel, logprobs];
+export const commands: ((program: Command) => void)[] = [
+  registerEval,
+  game,
+  judge,
+  generate,
+  exportModel,
+  logprobs,
+];
