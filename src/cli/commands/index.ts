@@ -7,13 +7,10 @@ import { register as game } from "./game.js";
 import { register as generate } from "./generate.js";
 import { register as init } from "./init.js";
 import { register as judge } from "./judge.js";
-<<<<<<< HEAD
 import { register as logprobs } from "./logprobs.js";
-=======
 import { register as report } from "./report.js";
 import { register as run } from "./run.js";
 import { register as status } from "./status.js";
->>>>>>> main
 
 /** Each command module exports `register(program)`; one line here per command. */
 export const commands: ((program: Command) => void)[] = [
@@ -22,14 +19,11 @@ export const commands: ((program: Command) => void)[] = [
   judge,
   generate,
   exportModel,
-<<<<<<< HEAD
-  logprobs,
-=======
   init,
   run,
   status,
   report,
   demo,
   compare,
->>>>>>> main
+  logprobs,
 ];
