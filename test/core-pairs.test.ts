@@ -36,7 +36,9 @@ test("score rule: a teacher positive needs a 2-point margin, a student positive 
   );
   // options given as undefined keep the paper's defaults
   assert.deepEqual(
-    ids(scorePairs("p", [gold(6), s("s1", 5), s("s3", 4)], { margin: undefined, minPositive: undefined }, 1, 1)),
+    ids(
+      scorePairs("p", [gold(6), s("s1", 5), s("s3", 4)], { margin: undefined, minPositive: undefined }, 1, 1),
+    ),
     ["gold>s3"],
   );
   // nothing scores 5 or 6: no positive.

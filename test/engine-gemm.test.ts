@@ -1,36 +1,11 @@
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
 import { test } from "node:test";
 import { Rng } from "../src/core/rng.js";
+import { engine } from "../src/engine/index.js";
 
-interface GemmAddon {
-  sgemm(
-    transA: boolean,
-    transB: boolean,
-    M: number,
-    N: number,
-    K: number,
-    alpha: number,
-    A: Float32Array,
-    lda: number,
-    B: Float32Array,
-    ldb: number,
-    beta: number,
-    C: Float32Array,
-    ldc: number,
-  ): void;
-  sgemmKernel(): string;
-  sgemmUseKernel(name: string): boolean;
-  numThreads(): number;
-  setNumThreads(n: number): void;
-}
-
-const addon = createRequire(import.meta.url)("../../build/Release/dno_native.node") as GemmAddon;
+const addon = engine();
 const bestKernel = addon.sgemmKernel();
-const kernels = ["avx512", "avx2", "portable"].filter((k) => {
-  const usable = addon.sgemmUseKernel(k);
-  return usable;
-});
+const kernels = ["avx512", "avx2", "portable"].filter((k) => addon.sgemmUseKernel(k));
 addon.sgemmUseKernel(bestKernel);
 
 interface Case {

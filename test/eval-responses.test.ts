@@ -35,11 +35,39 @@ test("responses are read from JSONL or AlpacaEval's JSON outputs, with located e
   ]);
   const b = write("b.json", JSON.stringify([{ instruction: "p", output: "r", generator: "x" }]));
   assert.deepEqual(readResponses(b), [{ prompt: "p", response: "r" }]);
+  const generated = write(
+    "generated.jsonl",
+    jsonl([
+      {
+        id: 0,
+        prompt: "p",
+        responses: [
+          { text: "first", tokens: [1] },
+          { text: "second", tokens: [2] },
+        ],
+      },
+      {
+        id: 1,
+        messages: [
+          { role: "system", content: "be brief" },
+          { role: "user", content: "q" },
+        ],
+        responses: [{ text: "only" }],
+      },
+    ]),
+  );
+  assert.deepEqual(readResponses(generated), [
+    { id: "0", prompt: "p", response: "first", samples: 2 },
+    { id: "1", prompt: "q", response: "only" },
+  ]);
   const bad = write(
     "bad.jsonl",
     `${jsonl([{ prompt: "p", response: "r" }])}\n${JSON.stringify({ prompt: "q" })}\n`,
   );
-  assert.throws(() => readResponses(bad), /bad\.jsonl:3: needs a response \(or output\)/);
+  assert.throws(
+    () => readResponses(bad),
+    /bad\.jsonl:3: needs a response \(or output, or responses: \[\{text\}\]\)/,
+  );
   const badJson = write("bad.json", JSON.stringify([{ instruction: "p", output: "r" }, { output: 3 }]));
   assert.throws(() => readResponses(badJson), /bad\.json: record 1: /);
 });
@@ -117,6 +145,7 @@ test("dno eval --responses judges with an oracle config, keeps failures out, and
   for (const key of [
     "win_rate",
     "standard_error",
+    "discrete_win_rate",
     "n_wins",
     "n_wins_base",
     "n_draws",
@@ -134,12 +163,12 @@ test("dno eval --responses judges with an oracle config, keeps failures out, and
 test("dno eval without a mode, or responses without baseline or oracle, says what to give", () => {
   assert.match(
     runDno("eval").stderr,
-    /give --alpaca-annotations FILE, or --responses FILE --baseline FILE --oracle CONFIG/,
+    /give --alpaca-annotations FILE, or --responses FILE \(or --model DIR\) with --baseline FILE \(or --baseline-model DIR\) and --oracle CONFIG/,
   );
-  assert.match(runDno("eval", "--responses", "model.jsonl").stderr, /needs --baseline FILE/);
+  assert.match(runDno("eval", "--responses", "model.jsonl").stderr, /give the baseline: --baseline FILE/);
   assert.match(
     runDno("eval", "--responses", "model.jsonl", "--baseline", "base.jsonl").stderr,
-    /needs --oracle CONFIG/,
+    /give --oracle CONFIG/,
   );
   assert.match(
     runDno("eval", "--alpaca-annotations", "x", "--bootstrap", "0").stderr,

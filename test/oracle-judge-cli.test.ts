@@ -36,7 +36,7 @@ test("dno judge: output lines, summary, resume without paying twice, and no key 
         "model: fake-judge",
         "apiKeyEnv: DNO_CLI_JUDGE_KEY",
         "cache: cache.sqlite",
-        "timeoutMs: 300",
+        "timeoutMs: 5000",
         "retryBaseMs: 5",
         "",
       ].join("\n"),

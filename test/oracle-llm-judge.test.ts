@@ -22,7 +22,8 @@ function judgeConfig(baseUrl: string, extra: Partial<Record<string, unknown>> = 
     model: "fake-judge",
     apiKeyEnv: "DNO_FAKE_JUDGE_KEY",
     concurrency: 3,
-    timeoutMs: 250,
+    // Well above a loaded machine's latency for normal answers; only the "slow" fault reaches it.
+    timeoutMs: 1000,
     maxRetries: 2,
     retryBaseMs: 5,
     retryMaxMs: 20,
@@ -74,7 +75,7 @@ test("pointwise judge under injected faults: every judgment right or counted fai
     });
     const reason = (fault: string) => rows[14 + survivable.length + fatalToItem.indexOf(fault)]!.failed!;
     assert.match(reason("500"), /HTTP 500.*gave up after 3 attempts/);
-    assert.match(reason("slow"), /timed out after 250 ms/);
+    assert.match(reason("slow"), /timed out after 1000 ms/);
     assert.match(reason("reset"), /connection error/);
     assert.match(reason("garbage"), /unparseable judgment: no JSON object/);
     assert.match(reason("partial"), /unparseable judgment/);
@@ -88,8 +89,6 @@ test("pointwise judge under injected faults: every judgment right or counted fai
     assert.equal(limited.length, 2);
     assert.ok(limited[1]!.at - limited[0]!.at >= 950, `retry after ${limited[1]!.at - limited[0]!.at} ms`);
 
-    assert.ok(judge.maxInFlight <= 3, `peak concurrency ${judge.maxInFlight}`);
-    assert.equal(judge.maxInFlight, 3, "the limit was reached, so the bound was tested");
     assert.equal(usage.calls, judge.requests.length);
     assert.equal(usage.promptTokens, judge.promptTokens);
     assert.equal(usage.completionTokens, judge.completionTokens);
@@ -102,7 +101,8 @@ test("pointwise judge under injected faults: every judgment right or counted fai
 
     // Restart on the same cache: nothing that succeeded is asked again.
     const before = judge.requests.length;
-    const again = await createOracle(judgeConfig(judge.baseUrl, { cache }), { env });
+    // No retries this time: only what failed is asked again, once.
+    const again = await createOracle(judgeConfig(judge.baseUrl, { cache, maxRetries: 0 }), { env });
     const rows2 = await judgeAll(again, items, { parallelItems: 8 });
     const usage2 = again.usage();
     again.close();
@@ -115,6 +115,35 @@ test("pointwise judge under injected faults: every judgment right or counted fai
       else assert.deepEqual(row.scores, [null, null, null, null]);
     });
     assert.deepEqual(rows2.slice(0, 19), rows.slice(0, 19));
+  } finally {
+    await judge.close();
+  }
+});
+
+test("concurrency never goes above the limit, across items and within a pairwise matrix", async () => {
+  // No request here is abandoned by the client (a timed-out request stays open at the server a moment
+  // after the client has let go of its slot, which the server would count as overlap).
+  const judge = await startFakeJudge({ delayMs: 3 });
+  try {
+    const faults = ["429x1", "500x1", "resetx1", "garbage"];
+    const items = Array.from({ length: 30 }, (_, i) => item(i, faults[i % 6] ?? ""));
+    const pointwise = await createOracle(judgeConfig(judge.baseUrl, { apiKeyEnv: undefined }));
+    const rows = await judgeAll(pointwise, items, { parallelItems: 10 });
+    pointwise.close();
+    assert.ok(judge.maxInFlight <= 3, `peak concurrency ${judge.maxInFlight}`);
+    assert.equal(judge.maxInFlight, 3, "the limit was reached, so the bound was tested");
+    rows.forEach((row, i) => {
+      if (i % 6 === 3) assert.ok(row.failed);
+      else assert.deepEqual(row.scores, items[i]!.truth);
+    });
+
+    judge.maxInFlight = 0;
+    const pairwise = await createOracle(
+      judgeConfig(judge.baseUrl, { apiKeyEnv: undefined, mode: "pairwise", concurrency: 2 }),
+    );
+    await judgeAll(pairwise, [item(1), item(2)], { parallelItems: 1 });
+    pairwise.close();
+    assert.equal(judge.maxInFlight, 2);
   } finally {
     await judge.close();
   }

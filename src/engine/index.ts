@@ -103,6 +103,27 @@ export interface Engine {
   numThreads(): number;
   /** the GEMM microkernel this CPU runs: "avx512", "avx2" or "portable" */
   sgemmKernel(): string;
+  /**
+   * Tests and benchmarks: C (M x N) = alpha op(A) op(B) + beta C on row-major matrices with leading
+   * dimensions (native/gemm.h); op(A) is A^T (A stored K x M) when transA, likewise op(B).
+   */
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: Float32Array,
+    lda: number,
+    B: Float32Array,
+    ldb: number,
+    beta: number,
+    C: Float32Array,
+    ldc: number,
+  ): void;
+  /** Tests and benchmarks: forces a GEMM microkernel; false (nothing changed) when this CPU lacks it. */
+  sgemmUseKernel(name: string): boolean;
   /** each kernel's backward against central finite differences, in float64 */
   kernelGradchecks(): { kernel: string; checked: number; maxAbsErr: number; maxRelErr: number }[];
 }

@@ -5,29 +5,57 @@ import { readJsonl } from "../util/jsonl.js";
 import { describeZodError } from "../util/zod.js";
 
 /**
- * A response to an evaluation prompt: `{ id?, prompt, response }` (JSONL), or AlpacaEval's
- * `{ instruction, output }` (a JSON array such as model_outputs.json, or JSONL).
+ * A response to an evaluation prompt: `{ id?, prompt, response }` (JSONL); AlpacaEval's
+ * `{ instruction, output }` (a JSON array such as model_outputs.json, or JSONL); or `dno generate`'s
+ * `{ id, prompt | messages, responses: [{ text }] }`, whose first sample is taken. With `messages`, the
+ * prompt shown to the judge is the last user message.
  */
 const responseRecordSchema = z
   .looseObject({
     id: z.union([z.string(), z.number()]).optional(),
     prompt: z.string().optional(),
     instruction: z.string().optional(),
+    messages: z.array(z.looseObject({ role: z.string(), content: z.string() })).optional(),
     response: z.string().optional(),
     output: z.string().optional(),
+    responses: z
+      .array(z.looseObject({ text: z.string() }))
+      .min(1)
+      .optional(),
   })
-  .refine((r) => (r.prompt ?? r.instruction) !== undefined, { message: "needs a prompt (or instruction)" })
-  .refine((r) => (r.response ?? r.output) !== undefined, { message: "needs a response (or output)" });
+  .refine((r) => promptOf(r) !== undefined, {
+    message: "needs a prompt (or instruction, or messages with a user message)",
+  })
+  .refine((r) => (r.response ?? r.output ?? r.responses) !== undefined, {
+    message: "needs a response (or output, or responses: [{text}])",
+  });
 
-export interface ResponseRecord {
+function promptOf(r: {
+  prompt?: string | undefined;
+  instruction?: string | undefined;
+  messages?: { role: string; content: string }[] | undefined;
+}): string | undefined {
+  return r.prompt ?? r.instruction ?? r.messages?.findLast((m) => m.role === "user")?.content;
+}
+
+export interface EvalPrompt {
   id?: string;
   prompt: string;
+}
+
+export interface ResponseRecord extends EvalPrompt {
   response: string;
+  /** Samples the record held when it came from `dno generate` with K > 1 (only the first is used). */
+  samples?: number;
 }
 
 function normalise(r: z.infer<typeof responseRecordSchema>): ResponseRecord {
-  const out: ResponseRecord = { prompt: (r.prompt ?? r.instruction)!, response: (r.response ?? r.output)! };
+  const out: ResponseRecord = {
+    prompt: promptOf(r)!,
+    response: (r.response ?? r.output ?? r.responses![0]!.text)!,
+  };
   if (r.id !== undefined) out.id = String(r.id);
+  if (r.responses && r.responses.length > 1) out.samples = r.responses.length;
   return out;
 }
 
@@ -56,6 +84,21 @@ export function readResponses(file: string): ResponseRecord[] {
     if (!parsed.success) throw new DnoError(`${file}: record ${i}: ${describeZodError(parsed.error)}`);
     return normalise(parsed.data);
   });
+}
+
+const promptRecordSchema = z.looseObject({
+  id: z.union([z.string(), z.number()]).optional(),
+  prompt: z.string(),
+});
+
+/** Reads evaluation prompts, JSONL `{ id?, prompt }` (errors at file:line). */
+export function readPrompts(file: string): EvalPrompt[] {
+  const prompts = readJsonl(file, promptRecordSchema).map((r) => ({
+    ...(r.id !== undefined && { id: String(r.id) }),
+    prompt: r.prompt,
+  }));
+  if (prompts.length === 0) throw new DnoError(`${file}: no prompts`);
+  return prompts;
 }
 
 export interface ResponsePair {

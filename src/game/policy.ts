@@ -28,12 +28,15 @@ export function preferenceBetween(
   return s;
 }
 
-/** max_y P(y > pi) - 1/2: 0 exactly at a Nash equilibrium (von Neumann winner), up to 1/2. */
+/**
+ * max_y P(y > pi) - 1/2: 0 exactly at a Nash equilibrium (von Neumann winner), up to 1/2. It is never
+ * negative (max_y P(y > pi) >= P(pi > pi) = 1/2), so round-off below 0 is reported as 0.
+ */
 export function exploitability(preference: readonly Float64Array[], pi: ArrayLike<number>): number {
   const r = winRates(preference, pi);
   let best = -Infinity;
   for (const v of r) best = Math.max(best, v);
-  return best - 0.5;
+  return Math.max(0, best - 0.5);
 }
 
 /** Total-variation distance (1/2) sum_y |pi(y) - pi'(y)|. */

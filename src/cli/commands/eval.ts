@@ -10,16 +10,41 @@ import {
 } from "../../eval/alpaca.js";
 import { evaluateHeadToHead } from "../../eval/head-to-head.js";
 import { type LengthControlled, lengthControlledInterval } from "../../eval/length-controlled.js";
-import { pairResponses, readResponses } from "../../eval/responses.js";
+import {
+  type EvalPrompt,
+  pairResponses,
+  type ResponsePair,
+  type ResponseRecord,
+  readPrompts,
+  readResponses,
+} from "../../eval/responses.js";
 import { charLength } from "../../eval/winrate.js";
-import { configBaseDir, createOracle, loadOracleConfigFile } from "../../oracle/index.js";
+import { CausalLM } from "../../model/model.js";
+import { encodePrompt, loadTokenizer } from "../../model/tokenizer.js";
+import {
+  configBaseDir,
+  createOracle,
+  loadOracleConfigFile,
+  type Oracle,
+  type OracleUsage,
+  type PreferenceResult,
+} from "../../oracle/index.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { DnoError } from "../../util/errors.js";
+import { toJsonl } from "../../util/jsonl.js";
 
 interface EvalOptions {
   alpacaAnnotations?: string;
   responses?: string;
+  model?: string;
   baseline?: string;
+  baselineModel?: string;
+  prompts?: string;
+  responsesOut?: string;
+  baselineOut?: string;
+  temperature: number;
+  topP: number;
+  maxNewTokens: number;
   oracle?: string;
   annotationsOut?: string;
   instructionDifficulty?: string;
@@ -106,42 +131,134 @@ function evalAlpaca(file: string, options: EvalOptions): void {
   warnIfExtreme(m.win_rate, m.length_controlled_winrate, m.n_total);
 }
 
-const generatorName = (file: string): string => basename(file, extname(file));
+const generatorName = (path: string): string => basename(path, extname(path));
 
-async function evalResponses(modelFile: string, options: EvalOptions): Promise<void> {
-  if (!options.baseline)
-    throw new DnoError("dno eval --responses needs --baseline FILE (the baseline's responses)");
-  if (!options.oracle)
-    throw new DnoError("dno eval --responses needs --oracle CONFIG (a judge config, YAML)");
-  const pairs = pairResponses(readResponses(modelFile), readResponses(options.baseline), {
-    model: modelFile,
-    baseline: options.baseline,
+/** Greedy (or sampled, with --temperature) responses of a checkpoint to each prompt, one per prompt. */
+async function generateResponses(
+  dir: string,
+  prompts: readonly EvalPrompt[],
+  options: EvalOptions,
+): Promise<ResponseRecord[]> {
+  const model = CausalLM.load(dir);
+  const tokenizer = loadTokenizer(dir);
+  const bar = new SingleBar({
+    stream: process.stderr,
+    format: `generating (${basename(dir)}) [{bar}] {value}/{total} {eta_formatted}`,
   });
-  const difficulty = difficultyFor(options, pairs.length);
-  const oracle = await createOracle(loadOracleConfigFile(options.oracle), {
-    baseDir: configBaseDir(options.oracle),
-  });
+  let samples: Awaited<ReturnType<CausalLM["generate"]>>;
+  try {
+    bar.start(prompts.length, 0);
+    samples = await model.generate(
+      prompts.map((p) => encodePrompt(tokenizer, p.prompt)),
+      {
+        samplesPerPrompt: 1,
+        temperature: options.temperature,
+        topP: options.topP,
+        maxNewTokens: options.maxNewTokens,
+        eosTokenIds: [...new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds])],
+        seed: options.seed,
+        tokenizer,
+        onProgress: (done) => bar.update(done),
+      },
+    );
+  } finally {
+    bar.stop();
+  }
+  return prompts.map((p, i) => ({
+    ...(p.id !== undefined && { id: p.id }),
+    prompt: p.prompt,
+    response: samples[i]![0]!.text!,
+  }));
+}
+
+/** The prompts to generate for: from --prompts, else from the side given as a responses file. */
+function promptsFor(options: EvalOptions): EvalPrompt[] {
+  if (options.prompts) return readPrompts(options.prompts);
+  if (options.baseline) return readResponses(options.baseline);
+  if (options.responses) return readResponses(options.responses);
+  throw new DnoError("dno eval: with --model and --baseline-model, give --prompts FILE");
+}
+
+/** One side of the comparison: a responses file, or a checkpoint generating for the prompts. */
+async function sideResponses(
+  file: string | undefined,
+  dir: string | undefined,
+  out: string | undefined,
+  options: EvalOptions,
+): Promise<ResponseRecord[]> {
+  if (file) return readResponses(file);
+  const generated = await generateResponses(dir!, promptsFor(options), options);
+  if (out) writeFileAtomic(out, toJsonl(generated));
+  return generated;
+}
+
+/** P(model beats baseline) for every pair; the oracle bounds its own concurrency. */
+async function judgeAll(oracle: Oracle, pairs: readonly ResponsePair[]): Promise<PreferenceResult[]> {
   const bar = new SingleBar({
     stream: process.stderr,
     format: "judging [{bar}] {value}/{total} {eta_formatted}",
   });
-  let judgments: Awaited<ReturnType<typeof oracle.compare>>[];
-  let usage: ReturnType<typeof oracle.usage>;
+  bar.start(pairs.length, 0);
   try {
-    bar.start(pairs.length, 0);
-    judgments = await Promise.all(
+    return await Promise.all(
       pairs.map(async (p) => {
         const result = await oracle.compare(p.prompt, p.model, p.baseline);
         bar.increment();
         return result;
       }),
     );
-    usage = oracle.usage();
   } finally {
     bar.stop();
+  }
+}
+
+async function evalHeadToHead(options: EvalOptions): Promise<void> {
+  const modelName = options.responses ?? options.model;
+  const baselineName = options.baseline ?? options.baselineModel;
+  if (options.responses && options.model)
+    throw new DnoError("dno eval: give --responses or --model, not both");
+  if (options.baseline && options.baselineModel)
+    throw new DnoError("dno eval: give --baseline or --baseline-model, not both");
+  if (!baselineName)
+    throw new DnoError("dno eval: give the baseline: --baseline FILE (responses) or --baseline-model DIR");
+  if (!options.oracle) throw new DnoError("dno eval: give --oracle CONFIG (a judge config, YAML)");
+  if (options.prompts && (options.responses || options.baseline))
+    throw new DnoError(
+      "dno eval: --prompts is for --model with --baseline-model; otherwise the prompts come from the responses file",
+    );
+  // The judge is set up first: a bad config or a missing API key fails before any generation.
+  const oracle = await createOracle(loadOracleConfigFile(options.oracle), {
+    baseDir: configBaseDir(options.oracle),
+  });
+  let pairs: ResponsePair[];
+  let difficulty: { instructionDifficulty?: number[] };
+  let judgments: PreferenceResult[];
+  let usage: OracleUsage;
+  try {
+    const modelResponses = await sideResponses(
+      options.responses,
+      options.model,
+      options.responsesOut,
+      options,
+    );
+    const samples = Math.max(...modelResponses.map((r) => r.samples ?? 1));
+    if (samples > 1)
+      process.stderr.write(
+        `dno: note: ${modelName} holds up to ${samples} samples per prompt; the first is judged\n`,
+      );
+    const baselineResponses = await sideResponses(
+      options.baseline,
+      options.baselineModel,
+      options.baselineOut,
+      options,
+    );
+    pairs = pairResponses(modelResponses, baselineResponses, { model: modelName!, baseline: baselineName });
+    difficulty = difficultyFor(options, pairs.length);
+    judgments = await judgeAll(oracle, pairs);
+    usage = oracle.usage();
+  } finally {
     oracle.close();
   }
-
   const records = pairs.map((p, i) => ({
     preference: judgments[i]!.preference,
     modelLength: charLength(p.model),
@@ -153,8 +270,8 @@ async function evalResponses(modelFile: string, options: EvalOptions): Promise<v
       output_1: p.baseline,
       output_2: p.model,
       preference: records[i]!.preference === null ? null : 1 + records[i]!.preference!,
-      generator_1: generatorName(options.baseline!),
-      generator_2: generatorName(modelFile),
+      generator_1: generatorName(baselineName),
+      generator_2: generatorName(modelName!),
     }));
     writeFileAtomic(options.annotationsOut, `${JSON.stringify(annotations, null, 1)}\n`);
   }
@@ -178,6 +295,7 @@ async function evalResponses(modelFile: string, options: EvalOptions): Promise<v
     n_draws: report.ties,
     n_total: report.n,
     n_failed: failed.length,
+    discrete_win_rate: pct(report.discreteWinRate),
     avg_length: Math.trunc(report.avgModelLength),
     avg_length_baseline: Math.trunc(report.avgBaselineLength),
     length_controlled_winrate: lc,
@@ -187,7 +305,7 @@ async function evalResponses(modelFile: string, options: EvalOptions): Promise<v
   if (options.json) process.stdout.write(jsonLine(metrics));
   else
     process.stdout.write(
-      `${modelFile} vs ${options.baseline}: ${pairs.length} prompts, ${report.n} judged, ${failed.length} failed\n${table(
+      `${modelName} vs ${baselineName}: ${pairs.length} prompts, ${report.n} judged, ${failed.length} failed\n${table(
         [
           [
             "length_controlled_winrate",
@@ -197,6 +315,7 @@ async function evalResponses(modelFile: string, options: EvalOptions): Promise<v
           ],
           ["win_rate", `${show(metrics.win_rate)}  (${ciText([metrics.ci_low, metrics.ci_high])})`],
           ["standard_error", show(metrics.standard_error)],
+          ["discrete_win_rate", show(metrics.discrete_win_rate)],
           ["n_wins", String(metrics.n_wins)],
           ["n_wins_base", String(metrics.n_wins_base)],
           ["n_draws", String(metrics.n_draws)],
@@ -210,6 +329,15 @@ async function evalResponses(modelFile: string, options: EvalOptions): Promise<v
   if (failed.length > 0)
     process.stderr.write(`dno: warning: ${failed.length} judgments failed (first: ${failed[0]})\n`);
   warnIfExtreme(metrics.win_rate, lc, report.n);
+}
+
+function numberAtLeast(flag: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !(n >= min))
+      throw new DnoError(`${flag}: expected a number >= ${min}, got "${value}"`);
+    return n;
+  };
 }
 
 function integerAtLeast(flag: string, min: number) {
@@ -229,15 +357,26 @@ export function register(program: Command): void {
       "--alpaca-annotations <file>",
       "AlpacaEval annotations.json (output_1 = baseline, output_2 = model)",
     )
-    .option("--responses <file>", "model responses: JSONL {id?, prompt, response} or AlpacaEval outputs JSON")
+    .option(
+      "--responses <file>",
+      "model responses: JSONL {id?, prompt, response}, AlpacaEval outputs JSON, or dno generate output",
+    )
+    .option("--model <dir>", "generate the model's responses with this checkpoint instead")
     .option("--baseline <file>", "baseline responses to the same prompts (matched by id, else by prompt)")
+    .option("--baseline-model <dir>", "generate the baseline's responses with this checkpoint instead")
+    .option("--prompts <file>", "prompts (JSONL {id?, prompt}) when both sides are checkpoints")
+    .option("--temperature <t>", "generation temperature (0 = greedy)", numberAtLeast("--temperature", 0), 0)
+    .option("--top-p <p>", "generation nucleus mass", numberAtLeast("--top-p", 0), 1)
+    .option("--max-new-tokens <n>", "generation length limit", integerAtLeast("--max-new-tokens", 1), 512)
+    .option("--responses-out <file>", "save the model's generated responses (JSONL)")
+    .option("--baseline-out <file>", "save the baseline's generated responses (JSONL)")
     .option("--oracle <config>", "judge config (YAML), as for dno judge and a pipeline's oracle: section")
     .option("--annotations-out <file>", "also write the judgments as AlpacaEval annotations.json")
     .option(
       "--instruction-difficulty <csv>",
       "AlpacaEval instruction_difficulty.csv (index,instruction_difficulty) for the LC fit",
     )
-    .option("--seed <n>", "bootstrap seed", integerAtLeast("--seed", 0), 0)
+    .option("--seed <n>", "seed of generation and of the bootstrap", integerAtLeast("--seed", 0), 0)
     .option("--bootstrap <n>", "bootstrap resamples", integerAtLeast("--bootstrap", 1), 2000)
     .option(
       "--lc-bootstrap <n>",
@@ -247,12 +386,12 @@ export function register(program: Command): void {
     )
     .option("--json", "print one JSON object")
     .action(async (options: EvalOptions) => {
-      if (options.alpacaAnnotations && options.responses)
-        throw new DnoError("dno eval: give either --alpaca-annotations or --responses, not both");
+      if (options.alpacaAnnotations && (options.responses || options.model))
+        throw new DnoError("dno eval: give either --alpaca-annotations or responses to judge, not both");
       if (options.alpacaAnnotations) return evalAlpaca(options.alpacaAnnotations, options);
-      if (options.responses) return evalResponses(options.responses, options);
+      if (options.responses || options.model) return evalHeadToHead(options);
       throw new DnoError(
-        "dno eval: give --alpaca-annotations FILE, or --responses FILE --baseline FILE --oracle CONFIG",
+        "dno eval: give --alpaca-annotations FILE, or --responses FILE (or --model DIR) with --baseline FILE (or --baseline-model DIR) and --oracle CONFIG",
       );
     });
 }
