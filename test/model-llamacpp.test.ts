@@ -37,6 +37,7 @@ const CASES = [
   ["gqa", "f32"],
   ["tied", "f32"],
   ["qwen2", "f16"],
+  ["llama3rope", "f32"],
 ] as const;
 
 for (const [name, dtype] of CASES) {
