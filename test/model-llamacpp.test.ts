@@ -57,7 +57,8 @@ for (const [name, dtype] of CASES) {
     )[0]![0]!;
 
     const model = await (await getCpuLlama()).loadModel({ modelPath: path });
-    const context = await model.createContext({ contextSize: 64, batchSize: 64 });
+    // One thread: ggml's spinning threads crawl on a loaded machine.
+    const context = await model.createContext({ contextSize: 64, batchSize: 64, threads: 1 });
     try {
       // Teacher-forced on our continuation: llama.cpp's next-token distribution after each prefix.
       const input = [...PROMPT, ...ours.tokens.slice(0, -1)];
