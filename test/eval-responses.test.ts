@@ -145,6 +145,7 @@ test("dno eval --responses judges with an oracle config, keeps failures out, and
   for (const key of [
     "win_rate",
     "standard_error",
+    "discrete_win_rate",
     "n_wins",
     "n_wins_base",
     "n_draws",

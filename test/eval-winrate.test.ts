@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { evaluateHeadToHead } from "../src/eval/head-to-head.js";
-import { bootstrapMeanCI, charLength, standardErrorOfMean, winRateSummary } from "../src/eval/winrate.js";
+import {
+  bootstrapMeanCI,
+  charLength,
+  discreteWinRate,
+  standardErrorOfMean,
+  winRateSummary,
+} from "../src/eval/winrate.js";
 
 test("winRateSummary counts ties as half and uses the n-1 standard error", () => {
   // 3 wins, 1 loss, 2 ties: (3 + 0 + 1) / 6 = 2/3.
@@ -14,6 +20,9 @@ test("winRateSummary counts ties as half and uses the n-1 standard error", () =>
   // deviations 1/3 (x3), -2/3, -1/6 (x2): sum of squares 1/3 + 4/9 + 1/18 = 5/6; var = 1/6; se = sqrt(1/36).
   assert.ok(Math.abs(s.standardError - 1 / 6) < 1e-15);
   assert.ok(s.ci[0] < s.winRate && s.winRate < s.ci[1], `ci ${s.ci}`);
+  assert.ok(Math.abs(s.discreteWinRate - 2 / 3) < 1e-15);
+  // Soft outcomes round to verdicts: 0.7 -> win, 0.2 -> loss, 0.5 stays a draw: (1 + 0 + 0.5) / 3.
+  assert.equal(discreteWinRate([0.7, 0.2, 0.5]), 0.5);
 });
 
 test("standard error is undefined (NaN) for fewer than two outcomes", () => {

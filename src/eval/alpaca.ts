@@ -8,18 +8,20 @@ import {
   type LengthControlOptions,
   lengthControlledWinRate,
 } from "./length-controlled.js";
-import { charLength, mean, standardErrorOfMean } from "./winrate.js";
+import { charLength, discreteWinRate, mean, standardErrorOfMean } from "./winrate.js";
 
 /**
  * AlpacaEval annotation records: output_1 is the baseline, output_2 the model, preference in [1, 2]
- * (1 = baseline wins, 2 = model wins, values between are soft), 1.5 or 0 a draw, null a missing judgment.
+ * (1 = baseline wins, 2 = model wins, values between are soft), 1.5 or 0 a draw, null (or no field, as
+ * pandas reads it) a missing judgment.
  */
 const preferenceSchema = z
   .number()
   .refine((v) => v === 0 || (v >= 1 && v <= 2), {
     message: "expected a number in [1, 2], 0 (a draw) or null (no judgment)",
   })
-  .nullable();
+  .nullish()
+  .transform((v) => v ?? null);
 
 export const alpacaAnnotationSchema = z.looseObject({
   instruction: z.string(),
@@ -68,6 +70,8 @@ export function readAlpacaAnnotations(file: string): AlpacaAnnotation[] {
     if (!parsed.success) throw new DnoError(`${file}: record ${i}: ${describeZodError(parsed.error)}`);
     return parsed.data;
   });
+  if (!value.some((record) => typeof record === "object" && record !== null && "preference" in record))
+    throw new DnoError(`${file}: no record has a "preference" field`);
   const models = new Set(records.map((r) => r.generator_2));
   if (models.size > 1)
     throw new DnoError(
@@ -112,11 +116,6 @@ export function preferenceToOutcome(preference: number | null): number | null {
   return preference === 0 ? 0.5 : preference - 1;
 }
 
-/** Rounds a soft preference to a hard verdict (win 1, loss 0, draw 0.5), as AlpacaEval's discrete win rate does. */
-function discreteOutcome(outcome: number): number {
-  return outcome === 0.5 ? 0.5 : Math.round(outcome);
-}
-
 /**
  * The leaderboard metrics with AlpacaEval's definitions: draws (1.5 or 0) count half and are counted in
  * n_draws; missing preferences are left out of every rate and of n_total; avg_length is the integer part
@@ -153,7 +152,7 @@ export function alpacaMetrics(
       n_wins_base: outcomes.filter((o) => o < 0.5).length,
       n_draws: records.filter((r) => r.preference === 1.5 || r.preference === 0).length,
       n_total: outcomes.length,
-      discrete_win_rate: mean(outcomes.map(discreteOutcome)) * 100,
+      discrete_win_rate: discreteWinRate(outcomes) * 100,
       avg_length: Math.trunc(mean(modelLengths)),
       length_controlled_winrate: lc,
     },

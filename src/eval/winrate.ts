@@ -20,6 +20,8 @@ export interface WinRateSummary {
   winRate: number;
   /** Sample standard deviation (n - 1) of the outcomes over sqrt(n). NaN when n < 2. */
   standardError: number;
+  /** `discreteWinRate` of the outcomes. */
+  discreteWinRate: number;
   /** Percentile bootstrap interval of the win rate, [lower, upper]. NaN when n = 0. */
   ci: [number, number];
   confidence: number;
@@ -75,6 +77,14 @@ export function bootstrapMeanCI(xs: ArrayLike<number>, options: BootstrapOptions
   return [quantileSorted(means, alpha), quantileSorted(means, 1 - alpha)];
 }
 
+/**
+ * The win rate after rounding each outcome to a verdict (above 0.5 a win, below a loss, 0.5 a draw
+ * counted half): AlpacaEval's discrete_win_rate. NaN when there are none.
+ */
+export function discreteWinRate(outcomes: readonly Outcome[]): number {
+  return mean(outcomes.map((o) => (o === 0.5 ? 0.5 : Math.round(o))));
+}
+
 /** Win rate (ties as half), its standard error, a seeded bootstrap interval and the counts. */
 export function winRateSummary(outcomes: readonly Outcome[], options: BootstrapOptions = {}): WinRateSummary {
   for (let i = 0; i < outcomes.length; i++) {
@@ -90,6 +100,7 @@ export function winRateSummary(outcomes: readonly Outcome[], options: BootstrapO
   return {
     winRate: outcomes.length === 0 ? Number.NaN : mean(outcomes),
     standardError: standardErrorOfMean(outcomes),
+    discreteWinRate: discreteWinRate(outcomes),
     ci: bootstrapMeanCI(outcomes, options),
     confidence: options.confidence ?? 0.95,
     n: outcomes.length,

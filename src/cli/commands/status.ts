@@ -1,0 +1,22 @@
+import type { Command } from "commander";
+import { readRun, statusText } from "../../pipeline/inspect.js";
+
+export function register(program: Command): void {
+  program
+    .command("status")
+    .description("show which stages of a run have finished and what runs next")
+    .argument("<run-dir>", "the run directory")
+    .option("--json", "print the finished stages as JSON")
+    .action((runDir: string, flags: { json?: boolean }) => {
+      const run = readRun(runDir);
+      if (flags.json) {
+        const done = run.stages.map((s) => ({ name: s.name, seconds: s.seconds, finished_at: s.finishedAt }));
+        const next = run.plan.find((n) => !run.stages.some((s) => s.name === n)) ?? null;
+        process.stdout.write(
+          `${JSON.stringify({ run_dir: runDir, stages: done, planned: run.plan.length, next })}\n`,
+        );
+      } else {
+        process.stdout.write(`${statusText(run)}\n`);
+      }
+    });
+}

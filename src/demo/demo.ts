@@ -1,0 +1,157 @@
+/**
+ * `dno demo`: the whole DNO-Prct loop on the built-in reversal task (src/demo/task.ts), from scratch,
+ * on CPU, in minutes. The demo is an ordinary run: it writes its prompt files and a dno.yaml into the
+ * output directory and runs the pipeline on them, so `dno run --config OUT/dno.yaml` resumes it and
+ * `dno report` renders it.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify as toYaml } from "yaml";
+import { loadRunConfig, type RunConfigInput } from "../pipeline/config.js";
+import { type ProgressFn, type RunResult, runPipeline } from "../pipeline/run.js";
+import type { StageEvents } from "../pipeline/stages.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { toJsonl } from "../util/jsonl.js";
+import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "./task.js";
+
+/** Prompt counts of the demo's splits; every word appears in exactly one split. */
+export const DEMO_SPLITS = { sft: 8000, dno: 900, validation: 100, eval: 200 } as const;
+
+/** The demo's run config (before defaults), with `overrides` merged in for `dno compare`'s variants. */
+export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigInput {
+  const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+  return {
+    seed: 1,
+    model: {
+      from_scratch: {
+        hidden_size: 64,
+        intermediate_size: 176,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        max_position_embeddings: 48,
+      },
+    },
+    run_dir: ".",
+    sft: { data: "inputs/sft.jsonl", lr: 3e-3, batch_size: 32, epochs: 6, warmup_steps: 50, weight_decay: 0 },
+    data: {
+      prompts: "inputs/prompts.jsonl",
+      eval: "inputs/eval.jsonl",
+      validation: "inputs/validation.jsonl",
+      prompts_per_iteration: DEMO_SPLITS.dno / 3,
+    },
+    oracle: { kind: "programmatic", module: here("./oracle.js") },
+    task_metrics: here("./metrics.js"),
+    iterations: 3,
+    sampling: { samples_per_prompt: 5, temperature: 0.7, top_p: 0.95, max_new_tokens: 16 },
+    pairs: { rule: "win-rate", pairs_per_prompt: 2, replay: [0.3, 0.15] },
+    objective: { name: "dno-prct", beta: 0.1 },
+    train: { lr: 1e-3, batch_size: 16, epochs: 2, warmup_steps: 5 },
+    eval: { samples_per_prompt: 4, temperature: 1, top_p: 1 },
+    ...overrides,
+  };
+}
+
+/** Writes the demo's prompt files (teacher gold answers included) and dno.yaml into `dir`. */
+export function writeDemoInputs(dir: string, config: RunConfigInput): string {
+  mkdirSync(join(dir, "inputs"), { recursive: true });
+  const seed = config.seed ?? 1;
+  const { sft, dno, validation, eval: evalCount } = DEMO_SPLITS;
+  const words = randomWords(seed, sft + dno + validation + evalCount, DEFAULT_TASK);
+  const rows = (from: number, count: number, name: string) =>
+    words.slice(from, from + count).map((w, i) => ({
+      id: `${name}-${i}`,
+      prompt: promptOf(w),
+      gold: teacherAnswer(w, seed, DEFAULT_TASK),
+    }));
+  writeFileAtomic(join(dir, "inputs", "sft.jsonl"), toJsonl(rows(0, sft, "sft")));
+  writeFileAtomic(join(dir, "inputs", "prompts.jsonl"), toJsonl(rows(sft, dno, "p")));
+  writeFileAtomic(join(dir, "inputs", "validation.jsonl"), toJsonl(rows(sft + dno, validation, "val")));
+  writeFileAtomic(
+    join(dir, "inputs", "eval.jsonl"),
+    toJsonl(rows(sft + dno + validation, evalCount, "eval")),
+  );
+  const file = join(dir, "dno.yaml");
+  writeFileAtomic(
+    file,
+    `# the built-in demo (dno demo); resume with: dno run --config ${file}\n${toYaml(config)}`,
+  );
+  return file;
+}
+
+/** summary.json, exactly the fields issue 6 names. */
+export interface DemoSummary {
+  total_seconds: number;
+  oracle_calls: number;
+  iterations: {
+    t: number;
+    winrate_vs_prev: number | null;
+    winrate_vs_sft: number | null;
+    winrate_vs_teacher: number | null;
+    exploitability: number | null;
+    accuracy: number | null;
+    pairs: { teacher_over_student: number; student_over_teacher: number; student_over_student: number };
+    seconds: number;
+  }[];
+  final_weights_sha256: string;
+}
+
+/** total_seconds is the run's work time: the sum of its stages' seconds, whatever resumes it took. */
+export function demoSummary(result: RunResult): DemoSummary {
+  const totalSeconds = Object.values(result.stageSeconds).reduce((a, b) => a + b, 0);
+  return {
+    total_seconds: round(totalSeconds, 1),
+    oracle_calls: result.oracleJudgments,
+    iterations: result.pairs.map(({ t, composition }) => {
+      const e = result.evals[t]!;
+      const seconds = Object.entries(result.stageSeconds)
+        .filter(([name]) => name.startsWith(`${t}/`))
+        .reduce((s, [, v]) => s + v, 0);
+      return {
+        t,
+        winrate_vs_prev: round(e.winrate_vs_prev),
+        winrate_vs_sft: round(e.winrate_vs_initial),
+        winrate_vs_teacher: round(e.winrate_vs_teacher),
+        exploitability: round(e.metrics.exploitability ?? null),
+        accuracy: round(e.metrics.accuracy ?? null),
+        pairs: {
+          teacher_over_student: composition.teacher_over_student,
+          student_over_teacher: composition.student_over_teacher,
+          student_over_student: composition.student_over_student,
+        },
+        seconds: round(seconds, 1),
+      };
+    }),
+    final_weights_sha256: result.finalWeightsSha256,
+  };
+}
+
+function round(x: number, digits?: number): number;
+function round(x: number | null, digits?: number): number | null;
+function round(x: number | null, digits = 4): number | null {
+  if (x === null || !Number.isFinite(x)) return null;
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export interface DemoOptions {
+  out: string;
+  overrides?: Partial<RunConfigInput>;
+  progress?: ProgressFn;
+  events?: StageEvents;
+}
+
+/** Runs (or resumes) the demo with `out` as its run directory; writes summary.json there. */
+export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSummary; result: RunResult }> {
+  const file = join(options.out, "dno.yaml");
+  if (!existsSync(file)) writeDemoInputs(options.out, demoConfig(options.overrides));
+  const config = loadRunConfig(file);
+  const result = await runPipeline({
+    config,
+    ...(options.progress && { progress: options.progress }),
+    ...(options.events && { events: options.events }),
+  });
+  const summary = demoSummary(result);
+  writeFileAtomic(join(options.out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+  return { summary, result };
+}

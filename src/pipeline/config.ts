@@ -1,0 +1,171 @@
+/**
+ * `dno.yaml`: the whole run in one validated object. Every field has a default except the model, the
+ * prompts and the oracle; errors name the file and the field path.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { OBJECTIVE_NAMES } from "../core/objectives.js";
+import { oracleConfigSchema } from "../oracle/index.js";
+import { DnoError } from "../util/errors.js";
+import { describeZodError } from "../util/zod.js";
+
+/** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
+const fromScratchSchema = z.strictObject({
+  hidden_size: z.number().int().positive(),
+  intermediate_size: z.number().int().positive(),
+  num_hidden_layers: z.number().int().positive(),
+  num_attention_heads: z.number().int().positive(),
+  num_key_value_heads: z.number().int().positive().optional(),
+  max_position_embeddings: z.number().int().positive().default(64),
+  rope_theta: z.number().positive().default(10000),
+  tie_word_embeddings: z.boolean().default(true),
+});
+
+const optimizerFields = {
+  lr: z.number().positive(),
+  batch_size: z.number().int().positive().default(16),
+  epochs: z.number().positive().default(1),
+  warmup_steps: z.number().int().min(0).default(0),
+  weight_decay: z.number().min(0).default(0),
+  grad_clip: z.number().positive().default(1),
+};
+
+export const runConfigSchema = z.strictObject({
+  seed: z.number().int().min(0).max(0xffffffff).default(1),
+  /** The run directory (state, samples, pairs, checkpoints, report), relative to the config file. */
+  run_dir: z.string().min(1).default("run"),
+  threads: z.number().int().positive().optional(),
+  model: z
+    .strictObject({
+      /** A Hugging Face checkpoint directory (config.json, model.safetensors, tokenizer.json). */
+      path: z.string().min(1).optional(),
+      from_scratch: fromScratchSchema.optional(),
+    })
+    .refine((m) => (m.path === undefined) !== (m.from_scratch === undefined), {
+      message: "give exactly one of model.path and model.from_scratch",
+    }),
+  /** Supervised fine-tuning on gold answers before the first iteration (pi_ref = the SFT model). */
+  sft: z
+    .strictObject({
+      data: z.string().min(1),
+      ...optimizerFields,
+    })
+    .optional(),
+  data: z.strictObject({
+    /** JSONL of {id, prompt, gold?}; split into `iterations` non-overlapping partitions. */
+    prompts: z.string().min(1),
+    /** Held-out JSONL of {id, prompt, gold?}: evaluation after every iteration. */
+    eval: z.string().min(1),
+    /** Held-out JSONL used only to choose the best iterate. */
+    validation: z.string().min(1).optional(),
+    prompts_per_iteration: z.number().int().positive().optional(),
+  }),
+  oracle: oracleConfigSchema,
+  /** A module exporting `metrics(items, logprobs)`: task-specific numbers for each evaluation. */
+  task_metrics: z.string().min(1).optional(),
+  iterations: z.number().int().positive().default(3),
+  sampling: z
+    .strictObject({
+      samples_per_prompt: z.number().int().positive().default(5),
+      temperature: z.number().min(0).default(0.7),
+      top_p: z.number().gt(0).max(1).default(0.95),
+      top_k: z.number().int().min(0).default(0),
+      max_new_tokens: z.number().int().positive().default(64),
+      include_gold: z.boolean().default(true),
+    })
+    .prefault({}),
+  pairs: z
+    .strictObject({
+      /** score: the paper's 6-point rule; win-rate: large margins on r^; spin: gold over own sample. */
+      rule: z.enum(["score", "win-rate", "spin"]).default("win-rate"),
+      min_positive: z.number().optional(),
+      margin: z.number().min(0).optional(),
+      student_margin: z.number().min(0).optional(),
+      pairs_per_prompt: z.number().int().positive().default(1),
+      positive_sources: z
+        .array(z.enum(["teacher", "student"]))
+        .min(1)
+        .default(["teacher", "student"]),
+      replay: z.array(z.number().min(0).max(1)).default([0.3, 0.15]),
+      /** Train every iteration on the first iteration's pairs (offline DPO). */
+      offline: z.boolean().default(false),
+      defects: z
+        .strictObject({
+          n: z.number().int().positive().default(3),
+          max_repeat_fraction: z.number().min(0).max(1).default(0.4),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  objective: z
+    .strictObject({
+      name: z.enum(OBJECTIVE_NAMES as [string, ...string[]]).default("dno-prct"),
+      beta: z.number().positive().default(0.1),
+      tau: z.number().min(0).optional(),
+    })
+    .prefault({}),
+  train: z
+    .strictObject({
+      ...optimizerFields,
+      lr: z.number().positive().default(5e-5),
+      /** Multiplies the learning rate at every iteration after the first (the paper lowers it). */
+      lr_decay: z.number().positive().max(1).default(1),
+    })
+    .prefault({}),
+  eval: z
+    .strictObject({
+      samples_per_prompt: z.number().int().positive().default(4),
+      temperature: z.number().min(0).default(1),
+      top_p: z.number().gt(0).max(1).default(1),
+    })
+    .prefault({}),
+});
+
+export type RunConfig = z.infer<typeof runConfigSchema>;
+export type RunConfigInput = z.input<typeof runConfigSchema>;
+
+/** Validates a config object; `where` (a file name) prefixes the message. */
+export function parseRunConfig(value: unknown, where: string): RunConfig {
+  const parsed = runConfigSchema.safeParse(value);
+  if (!parsed.success) throw new DnoError(`${where}: ${describeZodError(parsed.error)}`);
+  return resolvePaths(parsed.data, dirname(resolve(where)));
+}
+
+export function loadRunConfig(file: string): RunConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new DnoError(`${file}: cannot read: ${(e as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = parseYaml(text);
+  } catch (e) {
+    throw new DnoError(`${file}: invalid YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
+  return parseRunConfig(value, file);
+}
+
+/** File paths in a config are relative to the config file; inside a run they are absolute. */
+function resolvePaths(config: RunConfig, baseDir: string): RunConfig {
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const out: RunConfig = structuredClone(config);
+  out.run_dir = at(out.run_dir);
+  if (out.model.path) out.model.path = at(out.model.path);
+  if (out.sft) out.sft.data = at(out.sft.data);
+  out.data.prompts = at(out.data.prompts);
+  out.data.eval = at(out.data.eval);
+  if (out.data.validation) out.data.validation = at(out.data.validation);
+  if (out.oracle.kind === "programmatic") out.oracle.module = at(out.oracle.module);
+  if (out.task_metrics) out.task_metrics = at(out.task_metrics);
+  if ("cache" in out.oracle && out.oracle.cache) out.oracle.cache = at(out.oracle.cache);
+  if (out.oracle.kind === "llm-judge") {
+    const t = out.oracle.templates;
+    if (t.pointwise) t.pointwise = at(t.pointwise);
+    if (t.pairwise) t.pairwise = at(t.pairwise);
+  }
+  return out;
+}

@@ -1,0 +1,125 @@
+/** Reading a run directory after the fact: `dno status` and `dno report`. */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import type { PairComposition } from "../core/pairs.js";
+import { JudgmentCache } from "../oracle/cache.js";
+import type { ReportData, ReportIteration } from "../report/html.js";
+import { DnoError } from "../util/errors.js";
+import { readJsonl } from "../util/jsonl.js";
+import type { RunConfig } from "./config.js";
+import type { EvalResult, TrainLogRow } from "./records.js";
+import { RunState, type StageRecord } from "./state.js";
+
+export interface RunSnapshot {
+  runDir: string;
+  config: RunConfig;
+  stages: StageRecord[];
+  /** Every stage the config implies, in order. */
+  plan: string[];
+}
+
+export function readRun(runDir: string): RunSnapshot {
+  const state = RunState.open(runDir, { create: false });
+  try {
+    const text = state.getMeta("config");
+    if (text === undefined)
+      throw new DnoError(`${runDir}: the run state has no config; the run directory is damaged`);
+    const config = JSON.parse(text) as RunConfig;
+    return { runDir, config, stages: state.all(), plan: stagePlan(config) };
+  } finally {
+    state.close();
+  }
+}
+
+export function stagePlan(config: RunConfig): string[] {
+  const plan = ["prepare", ...(config.model.from_scratch ? ["init"] : []), "sft", "eval/0"];
+  for (let t = 1; t <= config.iterations; t++) {
+    const fresh = !config.pairs.offline || t === 1;
+    plan.push(
+      ...(fresh ? [`${t}/sample`, `${t}/annotate`] : []),
+      `${t}/pairs`,
+      `${t}/reference`,
+      `${t}/train`,
+      `${t}/eval`,
+    );
+  }
+  plan.push("select");
+  return plan;
+}
+
+/** Human-readable status: finished stages with their time, then what runs next. */
+export function statusText(run: RunSnapshot): string {
+  const done = new Map(run.stages.map((s) => [s.name, s]));
+  const lines = [`run ${run.runDir}: ${done.size} of ${run.plan.length} stages finished`];
+  for (const name of run.plan) {
+    const s = done.get(name);
+    lines.push(
+      s
+        ? `  done  ${name.padEnd(14)} ${s.seconds.toFixed(1).padStart(7)} s  ${s.finishedAt}`
+        : `  todo  ${name}`,
+    );
+  }
+  const next = run.plan.find((n) => !done.has(n));
+  lines.push(next ? `next: ${next} (dno run --config <config> continues)` : "finished");
+  return lines.join("\n");
+}
+
+const trainLogSchema = z.strictObject({
+  step: z.number(),
+  lr: z.number(),
+  loss: z.number(),
+  margin: z.number().nullable(),
+});
+
+export function reportData(run: RunSnapshot): ReportData {
+  const byName = new Map(run.stages.map((s) => [s.name, s]));
+  const { config } = run;
+  const iterations: ReportIteration[] = [];
+  const training: ReportData["training"] = [];
+  const sftLog = join(run.runDir, "iterations/sft-log.jsonl");
+  if (existsSync(sftLog))
+    for (const r of readJsonl(sftLog, trainLogSchema)) training.push({ t: 0, ...pick(r) });
+  for (let t = 0; t <= config.iterations; t++) {
+    const e = byName.get(t === 0 ? "eval/0" : `${t}/eval`)?.result as EvalResult | undefined;
+    if (!e) break;
+    const pairs = byName.get(`${t}/pairs`)?.result as PairComposition | undefined;
+    const seconds = run.stages.filter((s) => s.name.startsWith(`${t}/`)).reduce((a, s) => a + s.seconds, 0);
+    iterations.push({ ...e, ...(pairs && { pairs }), seconds });
+    const log = join(run.runDir, `iterations/${t}/train-log.jsonl`);
+    if (t > 0 && existsSync(log))
+      for (const r of readJsonl(log, trainLogSchema)) training.push({ t, ...pick(r) });
+  }
+  const last = byName.get(`${config.iterations}/train`)?.result as { weightsSha256: string } | undefined;
+  const cacheFile = join(run.runDir, "oracle-cache.sqlite");
+  let judgments = 0;
+  if (existsSync(cacheFile)) {
+    const cache = new JudgmentCache(cacheFile);
+    judgments = cache.size();
+    cache.close();
+  }
+  return {
+    title: `dno run: ${config.objective.name}, ${config.iterations} iterations`,
+    settings: {
+      "run directory": run.runDir,
+      objective: config.objective.name,
+      beta: config.objective.beta,
+      "pair rule": config.pairs.rule,
+      "positive sources": config.pairs.positive_sources.join(", "),
+      "samples per prompt (K)": config.sampling.samples_per_prompt,
+      "sampling temperature": config.sampling.temperature,
+      iterations: config.iterations,
+      seed: config.seed,
+      "stages finished": `${run.stages.length} of ${run.plan.length}`,
+    },
+    iterations,
+    training,
+    best: (byName.get("select")?.result as number | undefined) ?? iterations.length,
+    finalWeightsSha256: last?.weightsSha256 ?? "(not finished)",
+    oracleJudgments: judgments,
+  };
+}
+
+function pick(r: TrainLogRow): { step: number; loss: number; margin: number | null } {
+  return { step: r.step, loss: r.loss, margin: r.margin };
+}

@@ -1,0 +1,214 @@
+/**
+ * The pipeline's view of a policy: a CausalLM and its tokenizer, spoken to in text. Everything the
+ * pipeline asks of src/model and src/train goes through here (load, save, sample, score, train).
+ */
+import { Rng } from "../core/rng.js";
+import { parseConfig } from "../model/config.js";
+import { generate } from "../model/generate.js";
+import { CausalLM } from "../model/model.js";
+import {
+  byteTokenizer,
+  encodePrompt,
+  loadTokenizer,
+  saveTokenizer,
+  type Tokenizer,
+} from "../model/tokenizer.js";
+import { AdamW } from "../train/adamw.js";
+import { learningRate } from "../train/schedule.js";
+import { trainStep } from "../train/step.js";
+import type { RunConfig } from "./config.js";
+import type { TrainLogRow } from "./records.js";
+
+export interface Policy {
+  model: CausalLM;
+  tokenizer: Tokenizer;
+}
+
+export interface TextExample {
+  prompt: string;
+  response: string;
+}
+
+export function loadPolicy(dir: string): Policy {
+  return { model: CausalLM.load(dir), tokenizer: loadTokenizer(dir) };
+}
+
+/** A fresh Llama-family model over the built-in byte-level tokenizer. */
+export function initPolicy(arch: NonNullable<RunConfig["model"]["from_scratch"]>, seed: number): Policy {
+  const tokenizer = byteTokenizer();
+  const heads = arch.num_attention_heads;
+  const config = {
+    model_type: "llama",
+    architectures: ["LlamaForCausalLM"],
+    vocab_size: tokenizer.vocabSize,
+    hidden_size: arch.hidden_size,
+    intermediate_size: arch.intermediate_size,
+    num_hidden_layers: arch.num_hidden_layers,
+    num_attention_heads: heads,
+    num_key_value_heads: arch.num_key_value_heads ?? heads,
+    max_position_embeddings: arch.max_position_embeddings,
+    rope_theta: arch.rope_theta,
+    rms_norm_eps: 1e-5,
+    tie_word_embeddings: arch.tie_word_embeddings,
+    bos_token_id: tokenizer.bosTokenId,
+    eos_token_id: tokenizer.eosTokenIds[0],
+  };
+  const model = CausalLM.init(parseConfig(config, "model.from_scratch"), seed);
+  return { model, tokenizer };
+}
+
+export function savePolicy(policy: Policy, dir: string): void {
+  policy.model.save(dir);
+  saveTokenizer(policy.tokenizer, dir);
+}
+
+export function policyWeightsSha256(policy: Policy): string {
+  return policy.model.weightsSha256();
+}
+
+/** Token ids of a (prompt, response) example; the response ends with EOS. */
+function encode(policy: Policy, e: TextExample): { prompt: number[]; response: number[] } {
+  const { tokenizer } = policy;
+  return {
+    prompt: encodePrompt(tokenizer, e.prompt),
+    response: [...tokenizer.encode(e.response, { addSpecialTokens: false }), tokenizer.eosTokenIds[0]!],
+  };
+}
+
+/** Tokens the model predicts for a response: its own tokens and the closing EOS. */
+export function responseTokenCount(policy: Policy, response: string): number {
+  return policy.tokenizer.encode(response, { addSpecialTokens: false }).length + 1;
+}
+
+const LOGPROB_CHUNK = 64;
+
+/** log pi(response | prompt) for each example (no gradient), in chunks. */
+export function sequenceLogprobs(
+  policy: Policy,
+  items: readonly TextExample[],
+  progress?: (done: number, total: number) => void,
+): Float64Array {
+  const out = new Float64Array(items.length);
+  for (let i = 0; i < items.length; i += LOGPROB_CHUNK) {
+    const chunk = items.slice(i, i + LOGPROB_CHUNK).map((e) => encode(policy, e));
+    out.set(policy.model.sequenceLogprobs(chunk), i);
+    progress?.(Math.min(i + LOGPROB_CHUNK, items.length), items.length);
+  }
+  return out;
+}
+
+export interface SampleOptions {
+  samplesPerPrompt: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  maxNewTokens: number;
+  seed: number;
+}
+
+export interface SampledText {
+  text: string;
+  logprob: number;
+  /** Ended with EOS (false: cut at maxNewTokens). */
+  finished: boolean;
+}
+
+/** K samples per prompt; a sample depends only on (seed, prompt index, sample index). */
+export async function sampleResponses(
+  policy: Policy,
+  prompts: readonly string[],
+  options: SampleOptions,
+  progress?: (done: number, total: number) => void,
+): Promise<SampledText[][]> {
+  const { tokenizer } = policy;
+  const results = await generate(
+    policy.model,
+    prompts.map((p) => encodePrompt(tokenizer, p)),
+    {
+      samplesPerPrompt: options.samplesPerPrompt,
+      temperature: options.temperature,
+      topP: options.topP,
+      topK: options.topK,
+      maxNewTokens: options.maxNewTokens,
+      eosTokenIds: tokenizer.eosTokenIds,
+      seed: options.seed,
+      tokenizer,
+      ...(progress && { onProgress: progress }),
+    },
+  );
+  return results.map((samples) =>
+    samples.map((s) => ({
+      text: s.text ?? tokenizer.decode(s.tokens),
+      logprob: s.logprob,
+      finished: s.finishReason === "eos",
+    })),
+  );
+}
+
+/** The loss of a batch as a function of its sequence log-probs, plus the batch's mean reward margin. */
+export type BatchLoss = (seqLogprobs: Float64Array) => {
+  loss: number;
+  grad: Float64Array;
+  margin: number | null;
+};
+
+export interface TrainOptions<U> {
+  lr: number;
+  batch_size: number;
+  epochs: number;
+  warmup_steps: number;
+  weight_decay: number;
+  grad_clip: number;
+  seed: number;
+  /** The examples of a batch of units, in the layout the loss expects. */
+  examplesOf: (batch: readonly U[]) => TextExample[];
+  lossOf: (batch: readonly U[]) => BatchLoss;
+  progress?: (done: number, total: number) => void;
+}
+
+/**
+ * AdamW over shuffled batches of units (an SFT example, or a preference pair), `epochs` passes
+ * (a fractional last pass takes the first part of its shuffle). Linear warmup, then linear decay to 0.
+ */
+export function trainSteps<U>(policy: Policy, units: readonly U[], options: TrainOptions<U>): TrainLogRow[] {
+  const perEpoch = Math.ceil(units.length / options.batch_size);
+  const total = Math.max(1, Math.round(perEpoch * options.epochs));
+  const optimizer = new AdamW(policy.model, {
+    weightDecay: options.weight_decay,
+    maxGradNorm: options.grad_clip,
+  });
+  const log: TrainLogRow[] = [];
+  let order: U[] = [];
+  for (let step = 0; step < total; step++) {
+    const k = step % perEpoch;
+    if (k === 0) order = Rng.derive(options.seed, "epoch", step / perEpoch).shuffle([...units]);
+    const batch = order.slice(k * options.batch_size, (k + 1) * options.batch_size);
+    const examples = options.examplesOf(batch).map((e) => encode(policy, e));
+    const lossFn = options.lossOf(batch);
+    let margin: number | null = null;
+    const lr = learningRate(step, {
+      lr: options.lr,
+      warmupSteps: options.warmup_steps,
+      totalSteps: total,
+      decay: "linear",
+    });
+    const { loss } = trainStep(
+      policy.model,
+      optimizer,
+      [
+        {
+          examples,
+          loss: (lp) => {
+            const r = lossFn(lp);
+            margin = r.margin;
+            return { loss: r.loss, grad: r.grad };
+          },
+        },
+      ],
+      lr,
+    );
+    log.push({ step: step + 1, lr, loss, margin });
+    options.progress?.(step + 1, total);
+  }
+  return log;
+}

@@ -1,0 +1,95 @@
+/**
+ * The run directory's JSONL records. Each is read back through its schema, so a damaged or hand-edited
+ * file fails with file:line and the field path instead of being silently used.
+ */
+import { z } from "zod";
+
+const nullableNumber = z.number().nullable();
+
+export const sampleRowSchema = z.strictObject({
+  id: z.string(),
+  prompt: z.string(),
+  gold: z.string().optional(),
+  samples: z.array(z.strictObject({ text: z.string(), logprob: z.number(), finished: z.boolean() })),
+});
+export type SampleRow = z.infer<typeof sampleRowSchema>;
+
+export const annotationRowSchema = z.strictObject({
+  id: z.string(),
+  prompt: z.string(),
+  candidates: z.array(
+    z.strictObject({
+      id: z.string(),
+      source: z.enum(["teacher", "student"]),
+      text: z.string(),
+      score: nullableNumber,
+      winRate: nullableNumber,
+      defect: z.boolean(),
+    }),
+  ),
+});
+export type AnnotationRow = z.infer<typeof annotationRowSchema>;
+
+export const pairRowSchema = z.strictObject({
+  promptId: z.string(),
+  chosen: z.string(),
+  rejected: z.string(),
+  chosenSource: z.enum(["teacher", "student"]),
+  rejectedSource: z.enum(["teacher", "student"]),
+  rule: z.enum(["score", "win-rate", "spin"]),
+  margin: nullableNumber,
+  target: nullableNumber,
+  iteration: z.number().int(),
+  replayedFrom: z.number().int().optional(),
+  prompt: z.string(),
+  chosenText: z.string(),
+  rejectedText: z.string(),
+  chosenWinRate: nullableNumber,
+  rejectedWinRate: nullableNumber,
+});
+export type PairRow = z.infer<typeof pairRowSchema>;
+
+/** What TRL's DPOTrainer reads (prompt/chosen/rejected, precomputed reference log-probs). */
+export const trlRowSchema = z.strictObject({
+  prompt: z.string(),
+  chosen: z.string(),
+  rejected: z.string(),
+  ref_chosen_logps: z.number(),
+  ref_rejected_logps: z.number(),
+  anchor_chosen_logps: z.number().optional(),
+  anchor_rejected_logps: z.number().optional(),
+});
+export type TrlRow = z.infer<typeof trlRowSchema>;
+
+export const evalRowSchema = z.strictObject({
+  id: z.string(),
+  prompt: z.string(),
+  samples: z.array(z.string()),
+  vsPrev: z.array(nullableNumber),
+  vsInitial: z.array(nullableNumber),
+  vsTeacher: z.array(nullableNumber),
+});
+export type EvalRow = z.infer<typeof evalRowSchema>;
+
+/** One training step as logged. */
+export interface TrainLogRow {
+  step: number;
+  lr: number;
+  loss: number;
+  /** Mean implicit reward margin beta * (lr(y_w) - lr(y_l)) of the batch; null for SFT. */
+  margin: number | null;
+}
+
+/** One evaluation of pi_{t+1} (pi_1 at t = 0) on the held-out prompts: a line of metrics.jsonl. */
+export interface EvalResult {
+  t: number;
+  winrate_vs_prev: number | null;
+  winrate_vs_initial: number | null;
+  winrate_vs_teacher: number | null;
+  standard_errors: { vs_prev: number | null; vs_initial: number | null; vs_teacher: number | null };
+  validation_winrate_vs_initial: number | null;
+  /** Mean response length in characters (code points). */
+  avg_length: number;
+  /** Task metrics from `task_metrics` (the demo: accuracy, exploitability, style frequencies). */
+  metrics: Record<string, number>;
+}

@@ -1,0 +1,643 @@
+/**
+ * `dno run`: T iterations of DNO-Prct (Algorithm 2, ../../docs/ARCHITECTURE.md), each a chain of atomic,
+ * resumable stages over the run directory:
+ *
+ *   prepare                      data/ (inputs copied in, prompts split into T partitions)
+ *   init, sft                    checkpoints/pi_1 (pi_ref: the initial policy, after SFT if configured)
+ *   eval/0                       iterations/0/eval.jsonl (pi_1 on the held-out prompts)
+ *   per iteration t = 1..T:
+ *     t/sample                   iterations/t/samples.jsonl: K samples of pi_t per prompt
+ *     t/annotate                 iterations/t/annotations.jsonl: oracle judgments, r^, defects
+ *     t/pairs                    iterations/t/pairs.jsonl: large-margin pairs + replay
+ *     t/reference                iterations/t/pairs.trl.jsonl: prompt/chosen/rejected + reference log-probs
+ *     t/train                    checkpoints/pi_{t+1}, iterations/t/train-log.jsonl
+ *     t/eval                     iterations/t/eval.jsonl: pi_{t+1} vs pi_t, pi_1 and the teacher
+ *   select                       the best iterate on validation prompts
+ *
+ * metrics.jsonl and the report are derived from the stages' results and rewritten as they finish.
+ * Every random choice draws from Rng.derive(seed, stage, t), so a resumed run ends with the same
+ * weights as an uninterrupted one.
+ */
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify as toYaml } from "yaml";
+import { isDefective } from "../core/defects.js";
+import { getObjective, sequenceLossFn } from "../core/objectives.js";
+import {
+  type Candidate,
+  type Pair,
+  pairComposition,
+  scorePairs,
+  spinPairs,
+  winRatePairs,
+} from "../core/pairs.js";
+import { withReplay } from "../core/replay.js";
+import { deriveSeed, Rng } from "../core/rng.js";
+import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
+import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
+import { canonicalJson } from "../oracle/cache.js";
+import { pairwiseWinRates } from "../oracle/index.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { DnoError } from "../util/errors.js";
+import { readJsonl } from "../util/jsonl.js";
+import type { RunConfig } from "./config.js";
+import { checkDisjoint, type PromptRow, promptRowSchema, readPrompts } from "./data.js";
+import { openRunOracle, type RunOracle } from "./oracle.js";
+import {
+  type BatchLoss,
+  initPolicy,
+  loadPolicy,
+  type Policy,
+  policyWeightsSha256,
+  responseTokenCount,
+  sampleResponses,
+  savePolicy,
+  sequenceLogprobs,
+  trainSteps,
+} from "./policy.js";
+import {
+  type AnnotationRow,
+  annotationRowSchema,
+  type EvalResult,
+  type EvalRow,
+  evalRowSchema,
+  type PairRow,
+  pairRowSchema,
+  type SampleRow,
+  sampleRowSchema,
+  trlRowSchema,
+} from "./records.js";
+import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
+import { RunState } from "./state.js";
+import { loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
+
+/** Progress of a long stage: `done` of `total` units (prompts, comparisons, steps). */
+export type ProgressFn = (stage: string, done: number, total: number) => void;
+
+export interface RunOptions {
+  config: RunConfig;
+  progress?: ProgressFn;
+  events?: StageEvents;
+}
+
+export interface RunResult {
+  runDir: string;
+  evals: EvalResult[];
+  pairs: { t: number; composition: ReturnType<typeof pairComposition> }[];
+  stageSeconds: Record<string, number>;
+  /** The iterate chosen on validation (the last one without a validation set), 1-based: pi_best. */
+  best: number;
+  finalWeightsSha256: string;
+  oracleJudgments: number;
+}
+
+export const policyPath = (t: number): string => `checkpoints/pi_${t}`;
+const iterDir = (t: number): string => `iterations/${t}`;
+
+/** Runs (or resumes) the whole pipeline in the config's run directory. */
+export async function runPipeline(options: RunOptions): Promise<RunResult> {
+  const { config } = options;
+  const runDir = config.run_dir;
+  const progress = options.progress ?? (() => {});
+  mkdirSync(runDir, { recursive: true });
+  const state = RunState.open(runDir);
+  let oracle: RunOracle | undefined;
+  try {
+    checkSameConfig(state, config, runDir);
+    const stage = <T>(name: string, outputs: readonly string[], work: () => Promise<T> | T) =>
+      runStage(state, name, outputs, work, options.events);
+
+    const prep = await stage("prepare", ["data"], () => prepare(config, runDir));
+    oracle = await openRunOracle(config.oracle, runDir);
+    const taskMetrics = config.task_metrics ? await loadTaskMetrics(config.task_metrics) : undefined;
+
+    await preparePolicy(config, runDir, stage, progress);
+    const evalRows = readJsonl(join(runDir, "data/eval.jsonl"), promptRowSchema);
+    const validationRows = prep.validation
+      ? readJsonl(join(runDir, "data/validation.jsonl"), promptRowSchema)
+      : [];
+    const partitions = JSON.parse(
+      readFileSync(join(runDir, "data/partitions.json"), "utf8"),
+    ) as PromptRow[][];
+    const ctx: IterationContext = { config, runDir, progress, oracle, taskMetrics, evalRows, validationRows };
+
+    const evals: EvalResult[] = [];
+    const evalOutputs = (t: number) => [
+      `${iterDir(t)}/eval.jsonl`,
+      ...(prep.validation ? [`${iterDir(t)}/validation.json`] : []),
+    ];
+    evals.push(await stage("eval/0", evalOutputs(0), () => evaluate(ctx, 0)));
+    writeMetrics(runDir, evals);
+    const pairs: RunResult["pairs"] = [];
+    for (let t = 1; t <= config.iterations; t++) {
+      const dataT = config.pairs.offline ? 1 : t;
+      const dir = iterDir(t);
+      if (dataT === t) {
+        await stage(`${t}/sample`, [`${dir}/samples.jsonl`], () => sampleStage(ctx, t, partitions[t - 1]!));
+        await stage(`${t}/annotate`, [`${dir}/annotations.jsonl`], () => annotateStage(ctx, t));
+      }
+      const composition = await stage(`${t}/pairs`, [`${dir}/pairs.jsonl`], () => pairStage(ctx, t, dataT));
+      pairs.push({ t, composition });
+      await stage(`${t}/reference`, [`${dir}/pairs.trl.jsonl`], () => referenceStage(ctx, t));
+      await stage(`${t}/train`, [policyPath(t + 1), `${dir}/train-log.jsonl`], () => trainStage(ctx, t));
+      evals.push(await stage(`${t}/eval`, evalOutputs(t), () => evaluate(ctx, t)));
+      writeMetrics(runDir, evals);
+    }
+    const best = await stage("select", [], () => selectBest(evals));
+    const stageSeconds: Record<string, number> = {};
+    for (const r of state.all()) stageSeconds[r.name] = r.seconds;
+    const last = state.get<{ weightsSha256: string }>(`${config.iterations}/train`)!.result;
+    return {
+      runDir,
+      evals,
+      pairs,
+      stageSeconds,
+      best,
+      finalWeightsSha256: last.weightsSha256,
+      oracleJudgments: oracle.paidJudgments(),
+    };
+  } finally {
+    oracle?.close();
+    state.close();
+  }
+}
+
+interface IterationContext {
+  config: RunConfig;
+  runDir: string;
+  progress: ProgressFn;
+  oracle: RunOracle;
+  taskMetrics: TaskMetricsFn | undefined;
+  evalRows: PromptRow[];
+  validationRows: PromptRow[];
+}
+
+/** A run directory belongs to one config: resuming with another would mix two experiments. */
+function checkSameConfig(state: RunState, config: RunConfig, runDir: string): void {
+  const text = canonicalJson(config);
+  const stored = state.getMeta("config");
+  if (stored === undefined) {
+    state.setMeta("config", text);
+    writeFileAtomic(join(runDir, "config.yaml"), snapshotYaml(config));
+    return;
+  }
+  if (stored !== text) {
+    const before = JSON.parse(stored) as Record<string, unknown>;
+    const changed = Object.keys({ ...before, ...config }).filter(
+      (k) => canonicalJson(before[k]) !== canonicalJson((config as Record<string, unknown>)[k]),
+    );
+    throw new DnoError(
+      `${runDir}: this run directory was started with a different config (changed: ${changed.join(", ")}); ` +
+        "use a new run directory, or the original config to resume",
+    );
+  }
+}
+
+/** The config as run, every default filled in. Oracle configs name the key's variable, never the key. */
+function snapshotYaml(config: RunConfig): string {
+  return `# dno run config snapshot (all defaults filled in; API keys are never stored, only their variable names)\n${toYaml(config)}`;
+}
+
+async function prepare(
+  config: RunConfig,
+  runDir: string,
+): Promise<{ partitionSizes: number[]; validation: boolean }> {
+  const prompts = readPrompts(config.data.prompts);
+  const evalRows = readPrompts(config.data.eval);
+  checkDisjoint(prompts, config.data.prompts, evalRows, config.data.eval);
+  const validation = config.data.validation ? readPrompts(config.data.validation) : undefined;
+  if (validation) {
+    checkDisjoint(prompts, config.data.prompts, validation, config.data.validation!);
+    checkDisjoint(evalRows, config.data.eval, validation, config.data.validation!);
+  }
+  const T = config.pairs.offline ? 1 : config.iterations;
+  const per = config.data.prompts_per_iteration ?? Math.floor(prompts.length / T);
+  if (per < 1 || per * T > prompts.length) {
+    throw new DnoError(
+      `${config.data.prompts}: ${prompts.length} prompts cannot fill ${T} partitions of ${per} (data.prompts_per_iteration)`,
+    );
+  }
+  const shuffled = Rng.derive(config.seed, "partition").shuffle([...prompts]);
+  const partitions = Array.from({ length: T }, (_, i) => shuffled.slice(i * per, (i + 1) * per));
+  await writeDirAt(runDir, "data", (dir) => {
+    writeFileAtomic(join(dir, "partitions.json"), JSON.stringify(partitions));
+    writeJsonlAt(dir, "eval.jsonl", evalRows);
+    if (validation) writeJsonlAt(dir, "validation.jsonl", validation);
+    if (config.sft) writeJsonlAt(dir, "sft.jsonl", readPrompts(config.sft.data));
+  });
+  return { partitionSizes: partitions.map((p) => p.length), validation: validation !== undefined };
+}
+
+type SampleFn = (rows: PromptRow[], key: string) => Promise<{ text: string }[][]>;
+
+type StageFn = <T>(name: string, outputs: readonly string[], work: () => Promise<T> | T) => Promise<T>;
+
+/** pi_1: the model as given, or a fresh one; then SFT on gold answers when configured. */
+async function preparePolicy(
+  config: RunConfig,
+  runDir: string,
+  stage: StageFn,
+  progress: ProgressFn,
+): Promise<void> {
+  const start = config.model.path ?? join(runDir, "checkpoints/init");
+  if (config.model.from_scratch) {
+    const arch = config.model.from_scratch;
+    await stage("init", ["checkpoints/init"], async () => {
+      const policy = initPolicy(arch, deriveSeed(config.seed, "init"));
+      await writeDirAt(runDir, "checkpoints/init", (dir) => savePolicy(policy, dir));
+      return { weightsSha256: policyWeightsSha256(policy) };
+    });
+  }
+  await stage("sft", [policyPath(1), "iterations/sft-log.jsonl"], async () => {
+    const policy = loadPolicy(start);
+    const log: unknown[] = [];
+    if (config.sft) {
+      const rows = readJsonl(join(runDir, "data/sft.jsonl"), promptRowSchema);
+      const examples = rows.map((r, i) => {
+        if (r.gold === undefined)
+          throw new DnoError(`${config.sft!.data}: line ${i + 1}: SFT needs a "gold" answer`);
+        return { prompt: r.prompt, response: r.gold };
+      });
+      log.push(
+        ...trainSteps(policy, examples, {
+          ...config.sft,
+          seed: deriveSeed(config.seed, "sft"),
+          examplesOf: (batch) => [...batch],
+          lossOf: (batch) => sftLoss(policy, batch),
+          progress: (done, total) => progress("sft", done, total),
+        }),
+      );
+    }
+    await writeDirAt(runDir, policyPath(1), (dir) => savePolicy(policy, dir));
+    writeJsonlAt(runDir, "iterations/sft-log.jsonl", log);
+    return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
+  });
+}
+
+async function sampleStage(
+  ctx: IterationContext,
+  t: number,
+  partition: PromptRow[],
+): Promise<{ prompts: number; samples: number }> {
+  const { config } = ctx;
+  const policy = loadPolicy(join(ctx.runDir, policyPath(t)));
+  const s = config.sampling;
+  const samples = await sampleResponses(
+    policy,
+    partition.map((r) => r.prompt),
+    {
+      samplesPerPrompt: s.samples_per_prompt,
+      temperature: s.temperature,
+      topP: s.top_p,
+      topK: s.top_k,
+      maxNewTokens: s.max_new_tokens,
+      seed: deriveSeed(config.seed, "sample", t),
+    },
+    (done, total) => ctx.progress(`${t}/sample`, done, total),
+  );
+  const rows: SampleRow[] = partition.map((r, i) => ({ ...r, samples: samples[i]! }));
+  writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
+  return { prompts: rows.length, samples: rows.length * s.samples_per_prompt };
+}
+
+/** Judges every prompt's candidate set {y^1..y^K, y_gold}; r^ counts only pi_t's samples as opponents. */
+async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls: number; failed: number }> {
+  const { config, oracle } = ctx;
+  const rows = readJsonl(join(ctx.runDir, iterDir(t), "samples.jsonl"), sampleRowSchema);
+  const callsBefore = oracle.calls();
+  const defects = { n: config.pairs.defects.n, maxRepeatFraction: config.pairs.defects.max_repeat_fraction };
+  const out: AnnotationRow[] = [];
+  let failed = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    const texts = row.samples.map((s) => s.text);
+    const sources: Candidate["source"][] = texts.map(() => "student");
+    if (config.sampling.include_gold && row.gold !== undefined) {
+      texts.push(row.gold);
+      sources.push("teacher");
+    }
+    const students = sources.flatMap((s, j) => (s === "student" ? [j] : []));
+    let scores: (number | null)[] = texts.map(() => null);
+    let winRates: (number | null)[] = texts.map(() => null);
+    if (config.pairs.rule !== "spin") {
+      let matrix: (number | null)[][];
+      if (config.pairs.rule === "score" || oracle.mode === "pointwise") {
+        scores = await oracle.score(row.prompt, texts);
+        matrix = preferencesFromScores(scores);
+      } else {
+        matrix = (
+          await pairwiseWinRates(
+            async (p, a, b) => ({ preference: await oracle.compare(p, a, b) }),
+            row.prompt,
+            texts,
+          )
+        ).matrix;
+      }
+      winRates = winRateEstimates(matrix, { opponents: students });
+      failed += winRates.filter((w) => w === null).length;
+    }
+    out.push({
+      id: row.id,
+      prompt: row.prompt,
+      candidates: texts.map((text, j) => ({
+        id: sources[j] === "teacher" ? "gold" : `s${j}`,
+        source: sources[j]!,
+        text,
+        score: scores[j] ?? null,
+        winRate: winRates[j] ?? null,
+        defect: sources[j] === "student" && isDefective(text, defects),
+      })),
+    });
+    ctx.progress(`${t}/annotate`, i + 1, rows.length);
+  }
+  writeJsonlAt(ctx.runDir, `${iterDir(t)}/annotations.jsonl`, out);
+  return { calls: oracle.calls() - callsBefore, failed };
+}
+
+async function pairStage(ctx: IterationContext, t: number, dataT: number) {
+  const { config, runDir } = ctx;
+  const readPairs = (k: number) => readJsonl(join(runDir, iterDir(k), "pairs.jsonl"), pairRowSchema);
+  let rows: PairRow[];
+  if (dataT !== t) {
+    // Offline: every iteration trains on the first iteration's pairs again.
+    rows = readPairs(dataT).map((p) => ({ ...p, iteration: t, replayedFrom: dataT }));
+  } else {
+    const annotations = readJsonl(join(runDir, iterDir(t), "annotations.jsonl"), annotationRowSchema);
+    const p = config.pairs;
+    const options = {
+      ...(p.min_positive !== undefined && { minPositive: p.min_positive }),
+      ...(p.margin !== undefined && { margin: p.margin }),
+      ...(p.student_margin !== undefined && { studentMargin: p.student_margin }),
+      pairsPerPrompt: p.pairs_per_prompt,
+      positiveSources: p.positive_sources,
+    };
+    const texts = new Map<string, AnnotationRow>();
+    const fresh: Pair[] = [];
+    for (const a of annotations) {
+      texts.set(a.id, a);
+      const build =
+        p.rule === "spin"
+          ? spinPairs(a.id, a.candidates, config.seed, t, p.pairs_per_prompt)
+          : (p.rule === "score" ? scorePairs : winRatePairs)(a.id, a.candidates, options, config.seed, t);
+      fresh.push(...build);
+    }
+    const earlier: PairRow[][] = [];
+    for (let k = t - 1; k >= 1 && earlier.length < p.replay.length; k--) earlier.push(readPairs(k));
+    const all = withReplay(fresh, earlier, p.replay, config.seed, t);
+    rows = all.map((pair) => {
+      if (pair.replayedFrom !== undefined) return pair as PairRow;
+      const a = texts.get(pair.promptId)!;
+      const c = (id: string) => a.candidates.find((x) => x.id === id)!;
+      return {
+        ...pair,
+        prompt: a.prompt,
+        chosenText: c(pair.chosen).text,
+        rejectedText: c(pair.rejected).text,
+        chosenWinRate: c(pair.chosen).winRate,
+        rejectedWinRate: c(pair.rejected).winRate,
+      };
+    });
+  }
+  if (rows.length === 0) {
+    throw new DnoError(
+      `iteration ${t}: no pairs passed the pair rule (pairs.rule ${config.pairs.rule}); lower pairs.margin`,
+    );
+  }
+  writeJsonlAt(runDir, `${iterDir(t)}/pairs.jsonl`, rows);
+  return pairComposition(rows.filter((r) => r.replayedFrom === undefined || dataT !== t));
+}
+
+/** Reference log-probs, once per iteration: pi_t (or the fixed pi_1 for DPO/IPO), and pi_1 as INPO's anchor. */
+async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs: number }> {
+  const { config, runDir } = ctx;
+  const objective = getObjective(config.objective.name);
+  const rows = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
+  const items = [
+    ...rows.map((r) => ({ prompt: r.prompt, response: r.chosenText })),
+    ...rows.map((r) => ({ prompt: r.prompt, response: r.rejectedText })),
+  ];
+  const refT = objective.reference === "fixed" ? 1 : t;
+  const logprobsUnder = async (k: number, label: string) => {
+    const policy = loadPolicy(join(runDir, policyPath(k)));
+    return sequenceLogprobs(policy, items, (done, total) =>
+      ctx.progress(`${t}/reference ${label}`, done, total),
+    );
+  };
+  const ref = await logprobsUnder(refT, "pi_ref");
+  const anchor = objective.needs.includes("anchor") ? await logprobsUnder(1, "anchor") : undefined;
+  const n = rows.length;
+  const trl = rows.map((r, i) => ({
+    prompt: r.prompt,
+    chosen: r.chosenText,
+    rejected: r.rejectedText,
+    ref_chosen_logps: ref[i]!,
+    ref_rejected_logps: ref[n + i]!,
+    ...(anchor && { anchor_chosen_logps: anchor[i]!, anchor_rejected_logps: anchor[n + i]! }),
+  }));
+  writeJsonlAt(runDir, `${iterDir(t)}/pairs.trl.jsonl`, trl);
+  return { pairs: n };
+}
+
+async function trainStage(
+  ctx: IterationContext,
+  t: number,
+): Promise<{ weightsSha256: string; steps: number }> {
+  const { config, runDir } = ctx;
+  const objective = getObjective(config.objective.name);
+  const pairs = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
+  const trl = readJsonl(join(runDir, iterDir(t), "pairs.trl.jsonl"), trlRowSchema);
+  if (trl.length !== pairs.length) {
+    throw new DnoError(
+      `${join(runDir, iterDir(t), "pairs.trl.jsonl")}: ${trl.length} rows for ${pairs.length} pairs; the run directory is damaged`,
+    );
+  }
+  const policy = loadPolicy(join(runDir, policyPath(t)));
+  const units = pairs.map((pair, i) => ({ pair, ref: trl[i]! }));
+  const { beta, tau } = config.objective;
+  const log = trainSteps(policy, units, {
+    ...config.train,
+    lr: config.train.lr * config.train.lr_decay ** (t - 1),
+    seed: deriveSeed(config.seed, "train", t),
+    // The layout sequenceLossFn expects: every chosen response, then every rejected one.
+    examplesOf: (batch) => [
+      ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.chosenText })),
+      ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.rejectedText })),
+    ],
+    lossOf: (batch) => {
+      const f64 = (f: (u: (typeof units)[number]) => number) => Float64Array.from(batch, f);
+      const refChosen = f64((u) => u.ref.ref_chosen_logps);
+      const refRejected = f64((u) => u.ref.ref_rejected_logps);
+      const anchored = batch[0]!.ref.anchor_chosen_logps !== undefined;
+      const lossFn = sequenceLossFn(
+        objective,
+        {
+          refChosen,
+          refRejected,
+          target: f64((u) => u.pair.target ?? 1),
+          winRateChosen: f64((u) => u.pair.chosenWinRate ?? 0.5),
+          winRateRejected: f64((u) => u.pair.rejectedWinRate ?? 0.5),
+          ...(anchored && {
+            anchorChosen: f64((u) => u.ref.anchor_chosen_logps!),
+            anchorRejected: f64((u) => u.ref.anchor_rejected_logps!),
+          }),
+        },
+        { beta, ...(tau !== undefined && { tau }) },
+      );
+      return (lp) => {
+        const n = batch.length;
+        const { loss, grad } = lossFn(lp);
+        let margin = 0;
+        for (let i = 0; i < n; i++)
+          margin += beta * (lp[i]! - refChosen[i]! - (lp[n + i]! - refRejected[i]!));
+        return { loss, grad, margin: margin / n };
+      };
+    },
+    progress: (done, total) => ctx.progress(`${t}/train`, done, total),
+  });
+  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir));
+  writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, log);
+  return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
+}
+
+/**
+ * Evaluates pi_{t+1} (pi_1 for t = 0) on the held-out prompts: M samples per prompt, each judged
+ * against the same-index sample of pi_t and of pi_1, and against the teacher's gold answer.
+ */
+async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
+  const { config, runDir, oracle } = ctx;
+  const policy = loadPolicy(join(runDir, policyPath(t + 1)));
+  const e = config.eval;
+  const sample: SampleFn = (rows, key) =>
+    sampleResponses(
+      policy,
+      rows.map((r) => r.prompt),
+      {
+        samplesPerPrompt: e.samples_per_prompt,
+        temperature: e.temperature,
+        topP: e.top_p,
+        topK: 0,
+        maxNewTokens: config.sampling.max_new_tokens,
+        seed: deriveSeed(config.seed, key, t),
+      },
+      (done, total) => ctx.progress(`${t}/eval ${key}`, done, total),
+    );
+  const ours = await sample(ctx.evalRows, "eval");
+  const read = (k: number) => readJsonl(join(runDir, iterDir(k), "eval.jsonl"), evalRowSchema);
+  const prev = t > 0 ? read(t - 1) : undefined;
+  const initial = t > 0 ? read(0) : undefined;
+  const vs = { prev: [] as number[], initial: [] as number[], teacher: [] as number[] };
+  const rows: EvalRow[] = [];
+  let lengthSum = 0;
+  for (let i = 0; i < ctx.evalRows.length; i++) {
+    const r = ctx.evalRows[i]!;
+    const texts = ours[i]!.map((s) => s.text);
+    const row: EvalRow = {
+      id: r.id,
+      prompt: r.prompt,
+      samples: texts,
+      vsPrev: [],
+      vsInitial: [],
+      vsTeacher: [],
+    };
+    for (let j = 0; j < texts.length; j++) {
+      lengthSum += charLength(texts[j]!);
+      const judge = async (other: string | undefined, into: (number | null)[], acc: number[]) => {
+        if (other === undefined) return;
+        const p = await oracle.compare(r.prompt, texts[j]!, other);
+        into.push(p);
+        if (p !== null) acc.push(p);
+      };
+      await judge(prev?.[i]?.samples[j], row.vsPrev, vs.prev);
+      await judge(initial?.[i]?.samples[j], row.vsInitial, vs.initial);
+      await judge(r.gold, row.vsTeacher, vs.teacher);
+    }
+    rows.push(row);
+    ctx.progress(`${t}/eval judge`, i + 1, ctx.evalRows.length);
+  }
+  writeJsonlAt(runDir, `${iterDir(t)}/eval.jsonl`, rows);
+  let validationWinRate: number | null = null;
+  if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
+  const metrics = ctx.taskMetrics
+    ? await ctx.taskMetrics(
+        ctx.evalRows.map((r, i) => ({
+          prompt: r.prompt,
+          gold: r.gold,
+          samples: ours[i]!.map((s) => s.text),
+        })),
+        (items) => sequenceLogprobs(policy, items),
+      )
+    : {};
+  const n = ctx.evalRows.length * e.samples_per_prompt;
+  return {
+    t,
+    winrate_vs_prev: meanOrNull(vs.prev),
+    winrate_vs_initial: meanOrNull(vs.initial),
+    winrate_vs_teacher: meanOrNull(vs.teacher),
+    standard_errors: {
+      vs_prev: seOrNull(vs.prev),
+      vs_initial: seOrNull(vs.initial),
+      vs_teacher: seOrNull(vs.teacher),
+    },
+    validation_winrate_vs_initial: validationWinRate,
+    avg_length: lengthSum / n,
+    metrics,
+  };
+}
+
+/** Win rate against pi_1 on the validation prompts: what chooses the best iterate. */
+async function validate(ctx: IterationContext, t: number, sample: SampleFn): Promise<number | null> {
+  const ours = (await sample(ctx.validationRows, "validation")).map((xs) => xs.map((s) => s.text));
+  writeJsonAt(ctx.runDir, `${iterDir(t)}/validation.json`, ours);
+  if (t === 0) return 0.5;
+  const initial = JSON.parse(
+    readFileSync(join(ctx.runDir, iterDir(0), "validation.json"), "utf8"),
+  ) as string[][];
+  const wins: number[] = [];
+  for (let i = 0; i < ctx.validationRows.length; i++) {
+    for (let j = 0; j < ours[i]!.length; j++) {
+      const p = await ctx.oracle.compare(ctx.validationRows[i]!.prompt, ours[i]![j]!, initial[i]![j]!);
+      if (p !== null) wins.push(p);
+    }
+  }
+  return meanOrNull(wins);
+}
+
+function selectBest(evals: readonly EvalResult[]): number {
+  let best = evals.length;
+  let bestValue = -Infinity;
+  evals.forEach((e, i) => {
+    const v = e.validation_winrate_vs_initial;
+    if (v !== null && v > bestValue) {
+      bestValue = v;
+      best = i + 1;
+    }
+  });
+  return best;
+}
+
+function meanOrNull(xs: readonly number[]): number | null {
+  return xs.length === 0 ? null : mean(xs);
+}
+
+function seOrNull(xs: readonly number[]): number | null {
+  return xs.length < 2 ? null : standardErrorOfMean(xs);
+}
+
+/** Token-mean negative log-likelihood of the gold responses (SFT). */
+function sftLoss(policy: Policy, batch: readonly { prompt: string; response: string }[]): BatchLoss {
+  const tokens = batch.reduce((s, e) => s + responseTokenCount(policy, e.response), 0);
+  return (lp) => {
+    let loss = 0;
+    const grad = new Float64Array(lp.length).fill(-1 / tokens);
+    for (let i = 0; i < lp.length; i++) loss -= lp[i]! / tokens;
+    return { loss, grad, margin: null };
+  };
+}
+
+function writeMetrics(runDir: string, evals: readonly EvalResult[]): void {
+  writeJsonlAt(runDir, "metrics.jsonl", evals);
+}
+
+export function runExists(runDir: string): boolean {
+  return existsSync(join(runDir, "state.sqlite"));
+}

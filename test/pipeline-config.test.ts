@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { loadRunConfig } from "../src/pipeline/config.js";
+import { DnoError } from "../src/util/errors.js";
+
+const GOOD = `
+model: { from_scratch: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2 } }
+data: { prompts: p.jsonl, eval: e.jsonl }
+oracle: { kind: programmatic, module: o.mjs }
+`;
+
+function write(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "dno-config-"));
+  const file = join(dir, "dno.yaml");
+  writeFileSync(file, text);
+  return file;
+}
+
+function rejects(text: string, pattern: RegExp): void {
+  const file = write(text);
+  assert.throws(
+    () => loadRunConfig(file),
+    (e: unknown) =>
+      e instanceof DnoError &&
+      e.message.startsWith(file) &&
+      pattern.test(e.message) &&
+      !e.message.includes("\n"),
+  );
+}
+
+test("a minimal config gets the paper's defaults and absolute paths", () => {
+  const file = write(GOOD);
+  const c = loadRunConfig(file);
+  assert.equal(c.objective.name, "dno-prct");
+  assert.equal(c.sampling.samples_per_prompt, 5);
+  assert.deepEqual(c.pairs.replay, [0.3, 0.15]);
+  assert.equal(c.iterations, 3);
+  assert.equal(c.data.prompts, join(file, "..", "p.jsonl"));
+  assert.equal(c.run_dir, join(file, "..", "run"));
+});
+
+test("bad configs give one error naming the field path", () => {
+  rejects(`${GOOD}\nobjective: { name: ppo }`, /objective\.name/);
+  rejects(`${GOOD}\nsampling: { temperature: -1 }`, /sampling\.temperature/);
+  rejects(`${GOOD}\npairs: { replay: [0.3, 2] }`, /pairs\.replay\[1\]/);
+  rejects(`${GOOD}\ntrain: { lr: 0.1, momentum: 0.9 }`, /train: .*momentum/);
+  rejects(
+    GOOD.replace("data: { prompts: p.jsonl, eval: e.jsonl }", "data: { prompts: p.jsonl }"),
+    /data\.eval/,
+  );
+  rejects(
+    GOOD.replace(/^model: .*$/m, "model: {}"),
+    /model: give exactly one of model\.path and model\.from_scratch/,
+  );
+  rejects(GOOD.replace("kind: programmatic, module: o.mjs", "kind: llm-judge, model: x"), /oracle/);
+  rejects("model: [unclosed", /invalid YAML/);
+});
