@@ -42,6 +42,9 @@ struct SamplingOptions {
   std::vector<int32_t> eos;
 };
 
+// Prompt rows per prefill forward pass (bounds activation memory).
+constexpr int kPrefillRows = 512;
+
 enum Finish : int32_t { kRunning = 0, kEos = 1, kLength = 2, kStopped = 3 };
 
 // One row of a forward pass: the token at `pos` of prompt `prompt`'s context; `sample` < 0 for a prompt
@@ -127,15 +130,26 @@ class Generator {
     std::fill(len_, len_ + S_, 0);
     std::fill(finish_, finish_ + S_, int32_t(kRunning));
 
-    std::vector<Row> rows(n_prompt);
-    for (int p = 0; p < P; ++p)
-      for (int i = prompt_start_[p]; i < prompt_start_[p + 1]; ++i)
-        rows[i] = Row{prompt_tokens[i], i - prompt_start_[p], p, -1};
-    std::vector<int> last(P);
-    for (int p = 0; p < P; ++p) last[p] = prompt_start_[p + 1] - 1;
-    forward(rows, last);
+    // Prefill in chunks of rows, in order: a chunk's rows attend to the keys and values that earlier
+    // chunks cached, so activation memory stays bounded however long the prompts are.
+    const int V = c_.vocab;
+    prompt_logits_.resize(size_t(P) * V);
+    for (int r0 = 0; r0 < n_prompt; r0 += kPrefillRows) {
+      const int r1 = std::min(n_prompt, r0 + kPrefillRows);
+      std::vector<Row> rows;
+      std::vector<int> last, last_prompt;
+      for (int p = 0, i = r0; i < r1; ++i) {
+        while (prompt_start_[p + 1] <= i) ++p;
+        rows.push_back(Row{prompt_tokens[i], i - prompt_start_[p], p, -1});
+        if (i == prompt_start_[p + 1] - 1) last.push_back(i - r0), last_prompt.push_back(p);
+      }
+      forward(rows, last);
+      for (size_t m = 0; m < last.size(); ++m)
+        std::memcpy(prompt_logits_.data() + int64_t(last_prompt[m]) * V, logits_.data() + int64_t(m) * V,
+                    sizeof(float) * V);
+    }
     // Each sample draws its first token from its prompt's last-row logits.
-    draw(S_, [&](int s) { return logits_.data() + int64_t(s / K_) * c_.vocab; }, [](int s) { return s; });
+    draw(S_, [&](int s) { return prompt_logits_.data() + int64_t(s / K_) * V; }, [](int s) { return s; });
   }
 
   // Runs up to `steps` decode steps; returns the number of samples still running.
@@ -298,7 +312,7 @@ class Generator {
   std::vector<int> prompt_start_;
   std::vector<SampleRng> rng_;
   std::vector<float> prompt_kv_, sample_kv_, cos_, sin_;
-  std::vector<float> x_, xn_, rstd_, qkv_, att_, gu_, act_, hidden_, logits_;
+  std::vector<float> x_, xn_, rstd_, qkv_, att_, gu_, act_, hidden_, logits_, prompt_logits_;
   int32_t *tokens_ = nullptr, *len_ = nullptr, *finish_ = nullptr;
   float *logp_ = nullptr, *logits_out_ = nullptr;
 };

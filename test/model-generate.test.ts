@@ -190,3 +190,26 @@ test("bad generate options fail with a DnoError naming the option", async () => 
     (e: unknown) => e instanceof DnoError && /tokenizer/.test(e.message),
   );
 });
+
+test("prompts longer than one prefill chunk (512 rows) decode as the full forward does", async () => {
+  const m = randomModel(TINY_CONFIGS.gqa!, 12);
+  const prompts = [300, 600].map((n, p) => Array.from({ length: n }, (_, i) => (i * 37 + p * 11) % 256));
+  const out = await generate(m, prompts, {
+    samplesPerPrompt: 1,
+    temperature: 1,
+    maxNewTokens: 3,
+    eosTokenIds: [],
+    seed: 2,
+    returnLogits: true,
+  });
+  prompts.forEach((prompt, p) => {
+    const sample = out[p]![0]!;
+    const reference = fullForwardLogits(m, prompt, sample.tokens);
+    sample.logits!.forEach((logits, t) => {
+      const ref = reference[t]!;
+      const scale = Math.max(...Array.from(ref, Math.abs));
+      for (let v = 0; v < ref.length; v++)
+        assert.ok(Math.abs(logits[v]! - ref[v]!) < 1e-4 * scale, `p ${p} t ${t}`);
+    });
+  });
+});
