@@ -1,9 +1,10 @@
-// Packed SGEMM (Goto/BLIS-style) in two pool jobs per block of the problem:
-// 1. pack: op(A) into MR-row slivers and op(B) into NR-column slivers, k-major (the microkernel reads
-//    MR, resp. NR, values per k contiguously), the threads claiming slivers one by one;
+// SGEMM (Goto/BLIS-style) in two pool jobs per block of op(B) (at most kMaxKB x kMaxNB):
+// 1. pack: op(B) into NR-column slivers, k-major (the microkernel reads NR values per k contiguously),
+//    the threads claiming slivers one by one;
 // 2. compute: the threads claim tiles of C one by one (so a preempted thread delays nobody); a tile
-//    walks the k-blocks, and in each streams its MR-row A slivers (each staying in L1) past the tile's
-//    kc x tile-cols piece of packed B (in L2). Tiles go column by column, so consecutive tiles reuse B.
+//    walks the k-blocks, and in each streams its MR-row slivers of A, read in place (each staying in L1),
+//    past the tile's kc x tile-cols piece of packed B (in L2). Tiles go column by column, so
+//    consecutive tiles reuse B.
 // A tile's k-blocks always run on one thread in the same order: results do not depend on the threads.
 #include "gemm.h"
 
@@ -32,7 +33,6 @@ struct KernelInfo {
   PackTransposed pack_transposed;
 };
 
-constexpr int kMaxMB = 2048;    // rows of op(A) packed per block
 constexpr int kMaxNB = 2048;    // columns of op(B) packed per block
 constexpr int kMaxKB = 512;     // depth packed per block: a column of tiles keeps its B (kb x 256) in L2
 constexpr int kMaxKC = 256;     // depth of one microkernel call
@@ -120,79 +120,83 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
   }
   const KernelInfo& kern = *g_kernel.load(std::memory_order_relaxed);
   const int MR = kern.mr, NR = kern.nr;
-  const int mb_max = block_size(M, kMaxMB, MR);
   const int nb_max = block_size(N, kMaxNB, NR);
   const int kb_max = block_size(K, kMaxKB, 1);
   const bool parallel = int64_t{2} * M * N * K >= kParallelFlops && num_threads() > 1;
 
+  // Full MR-row slivers of op(A) are read in place: a[r * rs + k * cs] from op(A)(r0, k0). Packing them
+  // measured slower, as each is reused from L1 across its tile's columns anyway. A last, shorter sliver
+  // is packed (zero-padded), since the microkernel reads MR rows.
+  const int a_full = M / MR;
+  const int64_t rs = transA ? 1 : lda, cs = transA ? lda : 1;
+
   static thread_local Workspace workspace;
-  const size_t a_floats = (static_cast<size_t>(mb_max) * kb_max + 15) & ~size_t{15};  // B 64-byte aligned
+  const size_t a_floats = (static_cast<size_t>(MR) * kb_max + 15) & ~size_t{15};  // keeps B 64-byte aligned
   float* const packed_a = workspace.get(a_floats + static_cast<size_t>(nb_max) * kb_max);
   float* const packed_b = packed_a + a_floats;
+
+  // Tiles: at most kMaxTileSlivers x kMaxTileCols, smaller when that leaves too few per thread.
+  const int want_tiles = parallel ? num_threads() * kTilesPerThread : 1;
+  const int tile_cols = std::min(round_up(nb_max, NR), kMaxTileCols / NR * NR);
+  const int max_col_tiles = (nb_max + tile_cols - 1) / tile_cols;
+  const int want_row_tiles = (want_tiles + max_col_tiles - 1) / max_col_tiles;
+  const int tile_rows =
+      std::clamp(round_up((M + want_row_tiles - 1) / want_row_tiles, MR), MR, kMaxTileSlivers * MR);
+  const int row_tiles = (M + tile_rows - 1) / tile_rows;
 
   for (int j0 = 0; j0 < N; j0 += nb_max) {
     const int nb = std::min(nb_max, N - j0);
     const int b_slivers = (nb + NR - 1) / NR;
-    for (int i0 = 0; i0 < M; i0 += mb_max) {
-      const int mb = std::min(mb_max, M - i0);
-      const int a_slivers = (mb + MR - 1) / MR;
+    int col_tiles = (nb + tile_cols - 1) / tile_cols;
+    int cols_per_tile = tile_cols;
+    if (row_tiles * col_tiles < want_tiles) {
+      const int want_col_tiles = (want_tiles + row_tiles - 1) / row_tiles;
+      cols_per_tile = std::clamp(round_up((nb + want_col_tiles - 1) / want_col_tiles, NR), NR, tile_cols);
+      col_tiles = (nb + cols_per_tile - 1) / cols_per_tile;
+    }
 
-      // Tiles: at most kMaxTileSlivers x kMaxTileCols, smaller when that leaves too few per thread.
-      const int want_tiles = parallel ? num_threads() * kTilesPerThread : 1;
-      int tile_cols = std::min(round_up(nb, NR), kMaxTileCols / NR * NR);
-      int col_tiles = (nb + tile_cols - 1) / tile_cols;
-      const int want_row_tiles = (want_tiles + col_tiles - 1) / col_tiles;
-      const int tile_rows =
-          std::clamp(round_up((mb + want_row_tiles - 1) / want_row_tiles, MR), MR, kMaxTileSlivers * MR);
-      const int row_tiles = (mb + tile_rows - 1) / tile_rows;
-      if (row_tiles * col_tiles < want_tiles) {
-        const int want_col_tiles = (want_tiles + row_tiles - 1) / row_tiles;
-        tile_cols = std::clamp(round_up((nb + want_col_tiles - 1) / want_col_tiles, NR), NR, tile_cols);
-        col_tiles = (nb + tile_cols - 1) / tile_cols;
-      }
+    for (int p0 = 0; p0 < K; p0 += kb_max) {
+      const int kb = std::min(kb_max, K - p0);
+      const int kc_max = block_size(kb, kMaxKC, 1);
+      const float beta_block = p0 == 0 ? beta : 1.0f;
+      const int a_packed = a_full * MR < M ? 1 : 0;
 
-      for (int p0 = 0; p0 < K; p0 += kb_max) {
-        const int kb = std::min(kb_max, K - p0);
-        const int kc_max = block_size(kb, kMaxKC, 1);
-        const float beta_block = p0 == 0 ? beta : 1.0f;
+      for_each_claimed(a_packed + b_slivers, parallel, [&](int item) {
+        if (item < a_packed) {  // op(A) rows a_full*MR ..., columns p0 ...
+          const int row = a_full * MR, rows = M - row;
+          if (transA)
+            gemm::pack_rows(A + static_cast<int64_t>(p0) * lda + row, lda, rows, kb, MR, packed_a);
+          else
+            kern.pack_transposed(A + static_cast<int64_t>(row) * lda + p0, lda, rows, kb, MR, packed_a);
+        } else {  // op(B) rows p0 ..., columns j0 + t*NR ...
+          const int t = item - a_packed;
+          const int col = j0 + t * NR, cols = std::min(NR, nb - t * NR);
+          float* out = packed_b + static_cast<size_t>(t) * NR * kb;
+          if (transB)
+            kern.pack_transposed(B + static_cast<int64_t>(col) * ldb + p0, ldb, cols, kb, NR, out);
+          else
+            gemm::pack_rows(B + static_cast<int64_t>(p0) * ldb + col, ldb, cols, kb, NR, out);
+        }
+      });
 
-        for_each_claimed(a_slivers + b_slivers, parallel, [&](int s) {
-          if (s < a_slivers) {  // op(A) rows i0 + s*MR ..., columns p0 ...
-            const int row = i0 + s * MR, rows = std::min(MR, mb - s * MR);
-            float* out = packed_a + static_cast<size_t>(s) * MR * kb;
-            if (transA)
-              gemm::pack_rows(A + static_cast<int64_t>(p0) * lda + row, lda, rows, kb, MR, out);
-            else
-              kern.pack_transposed(A + static_cast<int64_t>(row) * lda + p0, lda, rows, kb, MR, out);
-          } else {  // op(B) rows p0 ..., columns j0 + t*NR ...
-            const int t = s - a_slivers;
-            const int col = j0 + t * NR, cols = std::min(NR, nb - t * NR);
-            float* out = packed_b + static_cast<size_t>(t) * NR * kb;
-            if (transB)
-              kern.pack_transposed(B + static_cast<int64_t>(col) * ldb + p0, ldb, cols, kb, NR, out);
-            else
-              gemm::pack_rows(B + static_cast<int64_t>(p0) * ldb + col, ldb, cols, kb, NR, out);
-          }
-        });
-
-        for_each_claimed(row_tiles * col_tiles, parallel, [&](int t) {
-          const int tr = t % row_tiles, tc = t / row_tiles;
-          const int r0 = tr * tile_rows, r1 = std::min(mb, r0 + tile_rows);
-          const int c0 = tc * tile_cols, c1 = std::min(nb, c0 + tile_cols);
-          for (int k0 = 0; k0 < kb; k0 += kc_max) {
-            const int kc = std::min(kc_max, kb - k0);
-            const float beta_k = k0 == 0 ? beta_block : 1.0f;
-            for (int r = r0; r < r1; r += MR) {
-              const float* a = packed_a + static_cast<size_t>(r) * kb + static_cast<size_t>(k0) * MR;
-              for (int c = c0; c < c1; c += NR) {
-                const float* b = packed_b + static_cast<size_t>(c) * kb + static_cast<size_t>(k0) * NR;
-                kern.run(kc, a, b, C + static_cast<int64_t>(i0 + r) * ldc + j0 + c, ldc, alpha, beta_k,
-                         std::min(MR, mb - r), std::min(NR, nb - c));
-              }
+      for_each_claimed(row_tiles * col_tiles, parallel, [&](int t) {
+        const int tr = t % row_tiles, tc = t / row_tiles;
+        const int r0 = tr * tile_rows, r1 = std::min(M, r0 + tile_rows);
+        const int c0 = tc * cols_per_tile, c1 = std::min(nb, c0 + cols_per_tile);
+        for (int k0 = 0; k0 < kb; k0 += kc_max) {
+          const int kc = std::min(kc_max, kb - k0);
+          const float beta_k = k0 == 0 ? beta_block : 1.0f;
+          for (int r = r0; r < r1; r += MR) {
+            const bool in_place = r / MR < a_full;
+            const float* a = in_place ? A + r * rs + (p0 + k0) * cs : packed_a + static_cast<size_t>(k0) * MR;
+            for (int c = c0; c < c1; c += NR) {
+              const float* b = packed_b + static_cast<size_t>(c) * kb + static_cast<size_t>(k0) * NR;
+              kern.run(kc, a, in_place ? rs : 1, in_place ? cs : MR, b, C + static_cast<int64_t>(r) * ldc + j0 + c,
+                       ldc, alpha, beta_k, std::min(MR, M - r), std::min(NR, nb - c));
             }
           }
-        });
-      }
+        }
+      });
     }
   }
 }

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -22,10 +21,11 @@ inline void pack_transposed_portable(const float* src, int64_t ld, int count, in
 }
 
 // The sliver's columns are contiguous in src (src[k * ld + j]): out[k * W + j] = src[k * ld + j].
+// A plain loop, not memcpy: rows are only W (<= 32) floats, too short to pay for a call each.
 inline void pack_rows(const float* src, int64_t ld, int count, int kc, int W, float* out) {
-  for (int k = 0; k < kc; ++k) {
-    std::memcpy(out + k * W, src + k * ld, count * sizeof(float));
-    for (int j = count; j < W; ++j) out[k * W + j] = 0.0f;
+  for (int k = 0; k < kc; ++k, src += ld, out += W) {
+    for (int j = 0; j < count; ++j) out[j] = src[j];
+    for (int j = count; j < W; ++j) out[j] = 0.0f;
   }
 }
 

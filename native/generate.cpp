@@ -42,6 +42,9 @@ struct SamplingOptions {
   std::vector<int32_t> eos;
 };
 
+// Prompt rows per prefill forward pass (bounds activation memory).
+constexpr int kPrefillRows = 512;
+
 enum Finish : int32_t { kRunning = 0, kEos = 1, kLength = 2, kStopped = 3 };
 
 // One row of a forward pass: the token at `pos` of prompt `prompt`'s context; `sample` < 0 for a prompt
@@ -73,19 +76,29 @@ int32_t sample_token(const float* logits, int V, const SamplingOptions& o, Sampl
       n = o.top_k;
       std::nth_element(order.begin(), order.begin() + (n - 1), order.end(), before);
     }
-    const bool nucleus = o.top_p < 1;
-    if (nucleus) std::sort(order.begin(), order.begin() + n, before);
-    prob.resize(n);
     const double inv_t = 1.0 / o.temperature;
-    double total = 0;
-    for (int i = 0; i < n; ++i) total += (prob[i] = std::exp((double(logits[order[i]]) - mx) * inv_t));
-    if (nucleus) {  // the smallest prefix of the sorted candidates holding top_p of the mass
-      double kept = 0;
-      int m = 0;
-      while (m < n && kept < o.top_p * total) kept += prob[m++];
-      n = std::max(m, 1);
-      total = kept > 0 ? kept : prob[0];
+    const auto weight = [&](int32_t v) { return std::exp((double(logits[v]) - mx) * inv_t); };
+    if (o.top_p < 1) {
+      // The nucleus: the shortest prefix of the candidates in descending order holding top_p of their
+      // mass. Only a growing head of the order is sorted: usually a few dozen tokens of the vocabulary.
+      double all = 0;
+      for (int i = 0; i < n; ++i) all += weight(order[i]);
+      const double need = o.top_p * all;
+      for (int head = std::min(n, 64);; head = std::min(n, head * 4)) {
+        if (head < n) std::nth_element(order.begin(), order.begin() + head, order.begin() + n, before);
+        std::sort(order.begin(), order.begin() + head, before);
+        double kept = 0;
+        int m = 0;
+        while (m < head && kept < need) kept += weight(order[m++]);
+        if (kept >= need || head == n) {
+          n = std::max(m, 1);
+          break;
+        }
+      }
     }
+    prob.resize(n);
+    double total = 0;
+    for (int i = 0; i < n; ++i) total += (prob[i] = weight(order[i]));
     double target = u * total;
     token = order[n - 1];
     for (int i = 0; i < n; ++i) {
@@ -127,15 +140,26 @@ class Generator {
     std::fill(len_, len_ + S_, 0);
     std::fill(finish_, finish_ + S_, int32_t(kRunning));
 
-    std::vector<Row> rows(n_prompt);
-    for (int p = 0; p < P; ++p)
-      for (int i = prompt_start_[p]; i < prompt_start_[p + 1]; ++i)
-        rows[i] = Row{prompt_tokens[i], i - prompt_start_[p], p, -1};
-    std::vector<int> last(P);
-    for (int p = 0; p < P; ++p) last[p] = prompt_start_[p + 1] - 1;
-    forward(rows, last);
+    // Prefill in chunks of rows, in order: a chunk's rows attend to the keys and values that earlier
+    // chunks cached, so activation memory stays bounded however long the prompts are.
+    const int V = c_.vocab;
+    prompt_logits_.resize(size_t(P) * V);
+    for (int r0 = 0; r0 < n_prompt; r0 += kPrefillRows) {
+      const int r1 = std::min(n_prompt, r0 + kPrefillRows);
+      std::vector<Row> rows;
+      std::vector<int> last, last_prompt;
+      for (int p = 0, i = r0; i < r1; ++i) {
+        while (prompt_start_[p + 1] <= i) ++p;
+        rows.push_back(Row{prompt_tokens[i], i - prompt_start_[p], p, -1});
+        if (i == prompt_start_[p + 1] - 1) last.push_back(i - r0), last_prompt.push_back(p);
+      }
+      forward(rows, last);
+      for (size_t m = 0; m < last.size(); ++m)
+        std::memcpy(prompt_logits_.data() + int64_t(last_prompt[m]) * V, logits_.data() + int64_t(m) * V,
+                    sizeof(float) * V);
+    }
     // Each sample draws its first token from its prompt's last-row logits.
-    draw(S_, [&](int s) { return logits_.data() + int64_t(s / K_) * c_.vocab; }, [](int s) { return s; });
+    draw(S_, [&](int s) { return prompt_logits_.data() + int64_t(s / K_) * V; }, [](int s) { return s; });
   }
 
   // Runs up to `steps` decode steps; returns the number of samples still running.
@@ -298,7 +322,7 @@ class Generator {
   std::vector<int> prompt_start_;
   std::vector<SampleRng> rng_;
   std::vector<float> prompt_kv_, sample_kv_, cos_, sin_;
-  std::vector<float> x_, xn_, rstd_, qkv_, att_, gu_, act_, hidden_, logits_;
+  std::vector<float> x_, xn_, rstd_, qkv_, att_, gu_, act_, hidden_, logits_, prompt_logits_;
   int32_t *tokens_ = nullptr, *len_ = nullptr, *finish_ = nullptr;
   float *logp_ = nullptr, *logits_out_ = nullptr;
 };

@@ -54,6 +54,15 @@ test("leaderboard metrics of a hand-computed annotation file", () => {
   assert.ok(metrics.length_controlled_winrate! > 0 && metrics.length_controlled_winrate! < 100);
 });
 
+test("a record without a preference field is a missing judgment, as pandas reads it", () => {
+  const { preference: _, ...noField } = handFixture[0]!;
+  const file = writeJson("nofield.json", [noField, ...handFixture.slice(1)]);
+  const { metrics } = alpacaMetrics(readAlpacaAnnotations(file));
+  // Judged: 1, 0, 0.5, 0.5, 0.75 (the first and the null one left out).
+  assert.equal(metrics.n_total, 5);
+  assert.ok(Math.abs(metrics.win_rate - 55) < 1e-12);
+});
+
 test("LC is 50 by construction when the model is its own baseline", () => {
   const selfPlay = handFixture.map((r) => ({ ...r, generator_2: "baseline" }));
   const { metrics, lengthControl } = alpacaMetrics(readAlpacaAnnotations(writeJson("self.json", selfPlay)));
@@ -97,6 +106,11 @@ test("malformed annotation files fail with the file, the record index and the fi
       "range.json",
       [handFixture[0], handFixture[1], { ...handFixture[2], preference: 3 }],
       /range\.json: record 2: preference: expected a number in \[1, 2\], 0 \(a draw\) or null/,
+    ],
+    [
+      "typo.json",
+      handFixture.map(({ preference, ...r }) => ({ ...r, preferences: preference })),
+      /typo\.json: no record has a "preference" field/,
     ],
     [
       "models.json",

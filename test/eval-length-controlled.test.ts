@@ -117,8 +117,12 @@ test("the instruction-difficulty term is fitted and LC averages over every instr
   );
 });
 
-test("LC is undefined with fewer than two judgments", () => {
+test("LC is undefined with fewer than two judgments; preferences outside [0, 1] are refused", () => {
   assert.equal(lengthControlledWinRate(equalLengths([1, null])), null);
+  assert.throws(
+    () => lengthControlledWinRate(equalLengths([1, 2])),
+    /record 1: preference must be in \[0, 1\]/,
+  );
 });
 
 test("the LC bootstrap interval is seeded and brackets the estimate on a large sample", () => {

@@ -138,11 +138,15 @@ test("top-k and top-p keep draws inside their candidate sets; draws follow the s
   }
   const topK = await generate(m, prompt, { ...base, samplesPerPrompt: 300, topK: 3 });
   for (const s of topK[0]!) assert.ok(order.slice(0, 3).includes(s.tokens[0]!));
-  let mass = 0;
-  let nucleus = 0;
-  while (mass < 0.5) mass += probs[order[nucleus++]!]!;
-  const topP = await generate(m, prompt, { ...base, samplesPerPrompt: 300, topP: 0.5 });
-  for (const s of topP[0]!) assert.ok(order.slice(0, nucleus).includes(s.tokens[0]!));
+  // A small nucleus, and one larger than the 64-token head the sampler sorts first.
+  for (const topP of [0.5, 0.995]) {
+    let mass = 0;
+    let nucleus = 0;
+    while (mass < topP) mass += probs[order[nucleus++]!]!;
+    if (topP > 0.9) assert.ok(nucleus > 64, `nucleus of ${nucleus} tokens`);
+    const drawn = await generate(m, prompt, { ...base, samplesPerPrompt: 300, topP });
+    for (const s of drawn[0]!) assert.ok(order.slice(0, nucleus).includes(s.tokens[0]!));
+  }
 });
 
 test("stop strings cut the text before them and the tokens after the one completing them", async () => {
@@ -189,4 +193,27 @@ test("bad generate options fail with a DnoError naming the option", async () => 
     generate(m, [[1]], { ...base, stopStrings: ["x"] }),
     (e: unknown) => e instanceof DnoError && /tokenizer/.test(e.message),
   );
+});
+
+test("prompts longer than one prefill chunk (512 rows) decode as the full forward does", async () => {
+  const m = randomModel(TINY_CONFIGS.gqa!, 12);
+  const prompts = [300, 600].map((n, p) => Array.from({ length: n }, (_, i) => (i * 37 + p * 11) % 256));
+  const out = await generate(m, prompts, {
+    samplesPerPrompt: 1,
+    temperature: 1,
+    maxNewTokens: 3,
+    eosTokenIds: [],
+    seed: 2,
+    returnLogits: true,
+  });
+  prompts.forEach((prompt, p) => {
+    const sample = out[p]![0]!;
+    const reference = fullForwardLogits(m, prompt, sample.tokens);
+    sample.logits!.forEach((logits, t) => {
+      const ref = reference[t]!;
+      const scale = Math.max(...Array.from(ref, Math.abs));
+      for (let v = 0; v < ref.length; v++)
+        assert.ok(Math.abs(logits[v]! - ref[v]!) < 1e-4 * scale, `p ${p} t ${t}`);
+    });
+  });
 });

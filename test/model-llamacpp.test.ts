@@ -37,6 +37,7 @@ const CASES = [
   ["gqa", "f32"],
   ["tied", "f32"],
   ["qwen2", "f16"],
+  ["llama3rope", "f32"],
 ] as const;
 
 for (const [name, dtype] of CASES) {
@@ -56,7 +57,8 @@ for (const [name, dtype] of CASES) {
     )[0]![0]!;
 
     const model = await (await getCpuLlama()).loadModel({ modelPath: path });
-    const context = await model.createContext({ contextSize: 64, batchSize: 64 });
+    // One thread: ggml's spinning threads crawl on a loaded machine.
+    const context = await model.createContext({ contextSize: 64, batchSize: 64, threads: 1 });
     try {
       // Teacher-forced on our continuation: llama.cpp's next-token distribution after each prefix.
       const input = [...PROMPT, ...ours.tokens.slice(0, -1)];

@@ -22,7 +22,10 @@ export function randomModel(hf: Record<string, unknown>, seed: number): RandomMo
   return { config, params };
 }
 
-/** The checkpoints the parity tests run on: plain, GQA, tied embeddings, Qwen2-style q/k/v biases. */
+/**
+ * The checkpoints the parity tests run on: plain, GQA, tied embeddings, Qwen2-style q/k/v biases, and
+ * llama3 RoPE scaling with thresholds small enough that some frequencies are scaled and some smoothed.
+ */
 export const TINY_CONFIGS: Record<string, Record<string, unknown>> = {
   plain: {
     vocab_size: 260,
@@ -46,6 +49,22 @@ export const TINY_CONFIGS: Record<string, Record<string, unknown>> = {
     num_hidden_layers: 3,
     num_attention_heads: 3,
     tie_word_embeddings: true,
+  },
+  llama3rope: {
+    vocab_size: 260,
+    hidden_size: 64,
+    intermediate_size: 96,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    rope_theta: 500000,
+    rope_scaling: {
+      rope_type: "llama3",
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 64,
+    },
   },
   qwen2: {
     model_type: "qwen2",

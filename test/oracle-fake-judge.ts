@@ -70,7 +70,15 @@ export async function startFakeJudge(options: { key?: string; delayMs?: number }
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     inFlight++;
     judge.maxInFlight = Math.max(judge.maxInFlight, inFlight);
-    res.on("close", () => inFlight--);
+    // A request leaves the count once the server has handed off its answer (or dropped it), before the
+    // client can see it, so a slow 'close' event under load never looks like overlap.
+    let left = false;
+    const leave = () => {
+      if (!left) inFlight--;
+      left = true;
+    };
+    res.on("finish", leave);
+    res.on("close", leave);
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     judge.authorizations.push(String(req.headers.authorization ?? ""));
@@ -108,6 +116,7 @@ export async function startFakeJudge(options: { key?: string; delayMs?: number }
       case "slow":
         return; // never answers; the client's timeout closes the connection
       case "reset":
+        leave();
         req.socket.destroy();
         return;
       case "echo":

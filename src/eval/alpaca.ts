@@ -12,14 +12,16 @@ import { charLength, discreteWinRate, mean, standardErrorOfMean } from "./winrat
 
 /**
  * AlpacaEval annotation records: output_1 is the baseline, output_2 the model, preference in [1, 2]
- * (1 = baseline wins, 2 = model wins, values between are soft), 1.5 or 0 a draw, null a missing judgment.
+ * (1 = baseline wins, 2 = model wins, values between are soft), 1.5 or 0 a draw, null (or no field, as
+ * pandas reads it) a missing judgment.
  */
 const preferenceSchema = z
   .number()
   .refine((v) => v === 0 || (v >= 1 && v <= 2), {
     message: "expected a number in [1, 2], 0 (a draw) or null (no judgment)",
   })
-  .nullable();
+  .nullish()
+  .transform((v) => v ?? null);
 
 export const alpacaAnnotationSchema = z.looseObject({
   instruction: z.string(),
@@ -68,6 +70,8 @@ export function readAlpacaAnnotations(file: string): AlpacaAnnotation[] {
     if (!parsed.success) throw new DnoError(`${file}: record ${i}: ${describeZodError(parsed.error)}`);
     return parsed.data;
   });
+  if (!value.some((record) => typeof record === "object" && record !== null && "preference" in record))
+    throw new DnoError(`${file}: no record has a "preference" field`);
   const models = new Set(records.map((r) => r.generator_2));
   if (models.size > 1)
     throw new DnoError(

@@ -62,6 +62,10 @@ export function lengthControlledWinRate(
     throw new RangeError(
       `instructionDifficulty has ${difficulty.length} values for ${records.length} records`,
     );
+  records.forEach((r, i) => {
+    if (r.preference !== null && !(r.preference >= 0 && r.preference <= 1))
+      throw new RangeError(`record ${i}: preference must be in [0, 1] or null, got ${r.preference}`);
+  });
   const deltas = records.map((r) => r.baselineLength - r.modelLength);
   const sd = sampleStd(deltas);
   const scaled = (delta: number): number => (sd > 0 ? Math.tanh(delta / sd) : 0);

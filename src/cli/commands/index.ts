@@ -7,6 +7,7 @@ import { register as game } from "./game.js";
 import { register as generate } from "./generate.js";
 import { register as init } from "./init.js";
 import { register as judge } from "./judge.js";
+import { register as logprobs } from "./logprobs.js";
 import { register as report } from "./report.js";
 import { register as run } from "./run.js";
 import { register as status } from "./status.js";
@@ -24,4 +25,5 @@ export const commands: ((program: Command) => void)[] = [
   report,
   demo,
   compare,
+  logprobs,
 ];

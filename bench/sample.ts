@@ -1,0 +1,147 @@
+/**
+ * Batched sampling throughput: 32 prompts x K = 5 samples, 64 new tokens each, temperature 0.7, on the
+ * engine benchmark's configs S and M (random weights), beside llama.cpp (node-llama-cpp's prebuilt CPU
+ * binary) running the same model exported to F32 GGUF, with the same prompts and sample count, in the
+ * same run. llama.cpp decodes all samples as parallel sequences of one context (its batched path; each
+ * sample prefills its own prompt). Tokens/s counts generated tokens over wall time, prefill included.
+ * Last line: {"bench":"sample","S_vs_llamacpp":R,"M_vs_llamacpp":R}.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { getLlama, type Token } from "node-llama-cpp";
+import { Rng } from "../src/core/rng.js";
+import { engine } from "../src/engine/index.js";
+import { parseConfig } from "../src/model/config.js";
+import { exportGguf, ggufSource } from "../src/model/gguf.js";
+import { CausalLM } from "../src/model/model.js";
+import { byteTokenizerFiles, tokenizerFromFiles } from "../src/model/tokenizer.js";
+
+const PROMPTS = 32;
+const K = 5;
+const NEW_TOKENS = 64;
+const TEMPERATURE = 0.7;
+
+const CONFIGS = {
+  S: { hidden_size: 128, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 344 },
+  M: { hidden_size: 512, num_hidden_layers: 8, num_attention_heads: 8, intermediate_size: 1376 },
+};
+
+/** The 256 byte tokens alone (no specials), so the tokenizer fits the benchmark's vocab of 256. */
+function bytesOnlyTokenizer() {
+  const files = byteTokenizerFiles();
+  files.tokenizerJson.added_tokens = [];
+  files.tokenizerJson.post_processor = null;
+  files.tokenizerConfig = { clean_up_tokenization_spaces: false };
+  return tokenizerFromFiles(files);
+}
+
+function prompts(): number[][] {
+  const rng = new Rng(7);
+  return Array.from({ length: PROMPTS }, () =>
+    Array.from({ length: 16 + rng.int(33) }, () => 32 + rng.int(95)),
+  );
+}
+
+async function ours(model: CausalLM, batch: number[][]): Promise<number> {
+  const started = performance.now();
+  const out = await model.generate(batch, {
+    samplesPerPrompt: K,
+    temperature: TEMPERATURE,
+    maxNewTokens: NEW_TOKENS,
+    eosTokenIds: [],
+    seed: 1,
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const tokens = out.flat().reduce((n, s) => n + s.tokens.length, 0);
+  return tokens / seconds;
+}
+
+async function llamaCpp(
+  ggufPath: string,
+  batch: number[][],
+  threads: number,
+  newTokens: number,
+): Promise<number> {
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+  const model = await llama.loadModel({ modelPath: ggufPath });
+  const longest = Math.max(...batch.map((p) => p.length)) + newTokens;
+  const context = await model.createContext({
+    sequences: batch.length * K,
+    contextSize: longest, // per sequence
+    batchSize: 512,
+    threads,
+  });
+  try {
+    const started = performance.now();
+    let tokens = 0;
+    await Promise.all(
+      batch.flatMap((prompt, p) =>
+        Array.from({ length: K }, async (_, k) => {
+          const sequence = context.getSequence();
+          const stream = sequence.evaluate(prompt as Token[], { temperature: TEMPERATURE, seed: p * K + k });
+          for (let t = 0; t < newTokens; t++) {
+            const next = await stream.next();
+            if (next.done) break;
+            tokens++;
+          }
+          await stream.return();
+        }),
+      ),
+    );
+    return tokens / ((performance.now() - started) / 1000);
+  } finally {
+    await context.dispose();
+    await model.dispose();
+  }
+}
+
+async function main(): Promise<void> {
+  const threads = engine().numThreads();
+  const dir = mkdtempSync(join(tmpdir(), "dno-bench-sample-"));
+  const batch = prompts();
+  const tokenizer = bytesOnlyTokenizer();
+  const ratios: Record<string, number> = {};
+  try {
+    for (const [name, shape] of Object.entries(CONFIGS)) {
+      const config = parseConfig(
+        { vocab_size: 256, max_position_embeddings: 256, ...shape },
+        `config ${name}`,
+      );
+      const model = CausalLM.init(config, 1);
+      const gguf = join(dir, `${name}.gguf`);
+      exportGguf(gguf, ggufSource(model.config, model.params), tokenizer, { dtype: "f32" });
+      await ours(model, batch.slice(0, 2)); // warm-up: pool threads, page-in
+      const dnoRate = await ours(model, batch);
+      // ggml's threads spin while waiting for each other: on a loaded machine one thread can beat several.
+      // llama.cpp runs with whichever of 1 or `threads` threads is faster on a short trial.
+      let llamaThreads = 1;
+      if (threads > 1) {
+        const trial = batch.slice(0, 4);
+        const one = await llamaCpp(gguf, trial, 1, 8);
+        const many = await llamaCpp(gguf, trial, threads, 8);
+        llamaThreads = many > one ? threads : 1;
+      }
+      const llamaRate = await llamaCpp(gguf, batch, llamaThreads, NEW_TOKENS);
+      ratios[name] = dnoRate / llamaRate;
+      console.log(
+        JSON.stringify({
+          config: name,
+          prompts: PROMPTS,
+          samples_per_prompt: K,
+          new_tokens: NEW_TOKENS,
+          threads,
+          llamacpp_threads: llamaThreads,
+          dno_tokens_per_s: Math.round(dnoRate),
+          llamacpp_tokens_per_s: Math.round(llamaRate),
+        }),
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const r = (x: number | undefined) => Number((x ?? 0).toFixed(2));
+  console.log(JSON.stringify({ bench: "sample", S_vs_llamacpp: r(ratios.S), M_vs_llamacpp: r(ratios.M) }));
+}
+
+await main();
