@@ -11,6 +11,7 @@
         "native/gradcheck.cpp",
         "native/llama.cpp",
         "native/model.cpp",
+        "native/rowops.cpp",
         "native/threadpool.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -7,9 +7,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "gemm.h"
+#include "rowops.h"
 #include "threadpool.h"
 
 namespace dno {
@@ -71,6 +73,7 @@ void embedding_backward(T* dtable, const T* dout, const int32_t* tokens, int N, 
 template <typename T>
 void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, int N, int C, double eps) {
   parallel_for(N, row_grain(C), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) return rows::rmsnorm_forward(out, rstd, inp, weight, b, e, C, float(eps));
     for (int64_t n = b; n < e; ++n) {
       const T* x = inp + n * C;
       T* y = out + n * C;
@@ -88,6 +91,7 @@ template <typename T>
 void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd, int N,
                       int C) {
   parallel_for(N, row_grain(C), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) return rows::rmsnorm_backward(dinp, dout, inp, weight, rstd, b, e, C);
     for (int64_t n = b; n < e; ++n) {
       const T* x = inp + n * C;
       const T* g = dout + n * C;
@@ -162,6 +166,10 @@ void attention_forward(T* out, T* probs, const T* qkv, const SeqBatch& sb, int H
       for (int i = 0; i < L; ++i) {
         T* row = p + int64_t(i) * L;
         const int j0 = window > 0 ? std::max(0, i - window + 1) : 0;
+        if constexpr (std::is_same_v<T, float>) {
+          rows::softmax_causal(row, j0, i, L);
+          continue;
+        }
         T mx = row[j0];
         for (int j = j0 + 1; j <= i; ++j) mx = std::max(mx, row[j]);
         T sum = 0;
@@ -205,6 +213,10 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
         for (int i = 0; i < L; ++i) {  // dS = P * (dP - rowsum(P * dP)), times the score scale
           const T* pr = p + int64_t(i) * L;
           T* dr = dp.data() + int64_t(i) * L;
+          if constexpr (std::is_same_v<T, float>) {
+            rows::softmax_backward_causal(dr, pr, 0, i, L, scale);  // masked p are 0: j0 = 0 is exact
+            continue;
+          }
           T dot = 0;
           for (int j = 0; j <= i; ++j) dot += pr[j] * dr[j];
           for (int j = 0; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * scale;
@@ -221,6 +233,7 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
 template <typename T>
 void swiglu_forward(T* out, const T* gate_up, int N, int I) {
   parallel_for(N, row_grain(I), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) return rows::swiglu_forward(out, gate_up, b, e, I);
     for (int64_t n = b; n < e; ++n) {
       const T* gt = gate_up + n * 2 * I;
       const T* up = gt + I;
@@ -234,6 +247,7 @@ void swiglu_forward(T* out, const T* gate_up, int N, int I) {
 template <typename T>
 void swiglu_backward(T* dgate_up, const T* dout, const T* gate_up, int N, int I) {
   parallel_for(N, row_grain(I), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) return rows::swiglu_backward(dgate_up, dout, gate_up, b, e, I);
     for (int64_t n = b; n < e; ++n) {
       const T* gt = gate_up + n * 2 * I;
       const T* up = gt + I;
