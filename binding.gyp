@@ -11,13 +11,15 @@
         "native/gradcheck.cpp",
         "native/llama.cpp",
         "native/model.cpp",
-        "native/threadpool.cpp"
+        "native/threadpool.cpp",
+        "native/vec_math.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions"]
+      # -fno-trapping-math: nothing reads FP exception flags, and clamps in vec_math.cpp vectorise with it
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fno-trapping-math"]
     }
   ]
 }

@@ -11,6 +11,7 @@
 
 #include "gemm.h"
 #include "threadpool.h"
+#include "vec_math.h"
 
 namespace dno {
 
@@ -164,8 +165,9 @@ void attention_forward(T* out, T* probs, const T* qkv, const SeqBatch& sb, int H
         const int j0 = window > 0 ? std::max(0, i - window + 1) : 0;
         T mx = row[j0];
         for (int j = j0 + 1; j <= i; ++j) mx = std::max(mx, row[j]);
+        exp_shifted(row + j0, i - j0 + 1, mx);
         T sum = 0;
-        for (int j = j0; j <= i; ++j) sum += (row[j] = std::exp(row[j] - mx));
+        for (int j = j0; j <= i; ++j) sum += row[j];
         const T inv = T(1) / sum;
         for (int j = 0; j < j0; ++j) row[j] = 0;
         for (int j = j0; j <= i; ++j) row[j] *= inv;
@@ -225,7 +227,7 @@ void swiglu_forward(T* out, const T* gate_up, int N, int I) {
       const T* gt = gate_up + n * 2 * I;
       const T* up = gt + I;
       T* o = out + n * I;
-      for (int i = 0; i < I; ++i) o[i] = gt[i] / (T(1) + std::exp(-gt[i])) * up[i];
+      silu_mul(o, gt, up, I);
     }
   });
 }
@@ -240,12 +242,7 @@ void swiglu_backward(T* dgate_up, const T* dout, const T* gate_up, int N, int I)
       const T* g = dout + n * I;
       T* dgt = dgate_up + n * 2 * I;
       T* dup = dgt + I;
-      for (int i = 0; i < I; ++i) {
-        const T sig = T(1) / (T(1) + std::exp(-gt[i]));
-        const T silu = gt[i] * sig;
-        dup[i] += g[i] * silu;
-        dgt[i] += g[i] * up[i] * sig * (T(1) + gt[i] * (T(1) - sig));
-      }
+      silu_mul_backward(dgt, dup, g, gt, up, I);
     }
   });
 }
