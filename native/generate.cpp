@@ -76,19 +76,29 @@ int32_t sample_token(const float* logits, int V, const SamplingOptions& o, Sampl
       n = o.top_k;
       std::nth_element(order.begin(), order.begin() + (n - 1), order.end(), before);
     }
-    const bool nucleus = o.top_p < 1;
-    if (nucleus) std::sort(order.begin(), order.begin() + n, before);
-    prob.resize(n);
     const double inv_t = 1.0 / o.temperature;
-    double total = 0;
-    for (int i = 0; i < n; ++i) total += (prob[i] = std::exp((double(logits[order[i]]) - mx) * inv_t));
-    if (nucleus) {  // the smallest prefix of the sorted candidates holding top_p of the mass
-      double kept = 0;
-      int m = 0;
-      while (m < n && kept < o.top_p * total) kept += prob[m++];
-      n = std::max(m, 1);
-      total = kept > 0 ? kept : prob[0];
+    const auto weight = [&](int32_t v) { return std::exp((double(logits[v]) - mx) * inv_t); };
+    if (o.top_p < 1) {
+      // The nucleus: the shortest prefix of the candidates in descending order holding top_p of their
+      // mass. Only a growing head of the order is sorted: usually a few dozen tokens of the vocabulary.
+      double all = 0;
+      for (int i = 0; i < n; ++i) all += weight(order[i]);
+      const double need = o.top_p * all;
+      for (int head = std::min(n, 64);; head = std::min(n, head * 4)) {
+        if (head < n) std::nth_element(order.begin(), order.begin() + head, order.begin() + n, before);
+        std::sort(order.begin(), order.begin() + head, before);
+        double kept = 0;
+        int m = 0;
+        while (m < head && kept < need) kept += weight(order[m++]);
+        if (kept >= need || head == n) {
+          n = std::max(m, 1);
+          break;
+        }
+      }
     }
+    prob.resize(n);
+    double total = 0;
+    for (int i = 0; i < n; ++i) total += (prob[i] = weight(order[i]));
     double target = u * total;
     token = order[n - 1];
     for (int i = 0; i < n; ++i) {

@@ -138,11 +138,15 @@ test("top-k and top-p keep draws inside their candidate sets; draws follow the s
   }
   const topK = await generate(m, prompt, { ...base, samplesPerPrompt: 300, topK: 3 });
   for (const s of topK[0]!) assert.ok(order.slice(0, 3).includes(s.tokens[0]!));
-  let mass = 0;
-  let nucleus = 0;
-  while (mass < 0.5) mass += probs[order[nucleus++]!]!;
-  const topP = await generate(m, prompt, { ...base, samplesPerPrompt: 300, topP: 0.5 });
-  for (const s of topP[0]!) assert.ok(order.slice(0, nucleus).includes(s.tokens[0]!));
+  // A small nucleus, and one larger than the 64-token head the sampler sorts first.
+  for (const topP of [0.5, 0.995]) {
+    let mass = 0;
+    let nucleus = 0;
+    while (mass < topP) mass += probs[order[nucleus++]!]!;
+    if (topP > 0.9) assert.ok(nucleus > 64, `nucleus of ${nucleus} tokens`);
+    const drawn = await generate(m, prompt, { ...base, samplesPerPrompt: 300, topP });
+    for (const s of drawn[0]!) assert.ok(order.slice(0, nucleus).includes(s.tokens[0]!));
+  }
 });
 
 test("stop strings cut the text before them and the tokens after the one completing them", async () => {
