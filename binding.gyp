@@ -11,14 +11,15 @@
         "native/gradcheck.cpp",
         "native/llama.cpp",
         "native/model.cpp",
-        "native/threadpool.cpp",
-        "native/vec_math.cpp"
+        "native/rowops.cpp",
+        "native/threadpool.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      # -fno-trapping-math: nothing reads FP exception flags, and clamps in vec_math.cpp vectorise with it
+      # -fno-trapping-math: nothing reads FP exception flags; with it the clamps in rowops.cpp vectorise in
+      # its baseline (SSE2) build too
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fno-trapping-math"]
     }
   ]

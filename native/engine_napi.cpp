@@ -10,6 +10,7 @@
 #include "kernels.h"
 #include "llama.h"
 #include "napi_util.h"
+#include "profile.h"
 #include "threadpool.h"
 
 namespace dno {
@@ -163,6 +164,17 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// kernelProfile(): seconds per phase of Model.forward/backward since the last call, then resets.
+Napi::Value KernelProfile(const Napi::CallbackInfo& info) {
+  Napi::Object out = Napi::Object::New(info.Env());
+  double* seconds = phase_seconds();
+  for (int p = 0; p < kPhaseCount; ++p) {
+    out.Set(phase_name(p), seconds[p]);
+    seconds[p] = 0;
+  }
+  return out;
+}
+
 Napi::Value KernelGradchecks(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   const auto results = guarded(env, [] { return kernel_gradchecks(); });
@@ -187,6 +199,7 @@ void register_engine(Napi::Env env, Napi::Object exports) {
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
   exports.Set("scale", Napi::Function::New(env, Scale));
+  exports.Set("kernelProfile", Napi::Function::New(env, KernelProfile));
   exports.Set("kernelGradchecks", Napi::Function::New(env, KernelGradchecks));
 }
 

@@ -7,11 +7,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "gemm.h"
+#include "rowops.h"
 #include "threadpool.h"
-#include "vec_math.h"
 
 namespace dno {
 
@@ -72,6 +73,7 @@ void embedding_backward(T* dtable, const T* dout, const int32_t* tokens, int N, 
 template <typename T>
 void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, int N, int C, double eps) {
   parallel_for(N, row_grain(C), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) return rows::rmsnorm_forward(out, rstd, inp, weight, b, e, C, float(eps));
     for (int64_t n = b; n < e; ++n) {
       const T* x = inp + n * C;
       T* y = out + n * C;
@@ -89,6 +91,7 @@ template <typename T>
 void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd, int N,
                       int C) {
   parallel_for(N, row_grain(C), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) return rows::rmsnorm_backward(dinp, dout, inp, weight, rstd, b, e, C);
     for (int64_t n = b; n < e; ++n) {
       const T* x = inp + n * C;
       const T* g = dout + n * C;
@@ -163,11 +166,14 @@ void attention_forward(T* out, T* probs, const T* qkv, const SeqBatch& sb, int H
       for (int i = 0; i < L; ++i) {
         T* row = p + int64_t(i) * L;
         const int j0 = window > 0 ? std::max(0, i - window + 1) : 0;
+        if constexpr (std::is_same_v<T, float>) {
+          rows::softmax_causal(row, j0, i, L);
+          continue;
+        }
         T mx = row[j0];
         for (int j = j0 + 1; j <= i; ++j) mx = std::max(mx, row[j]);
-        exp_shifted(row + j0, i - j0 + 1, mx);
         T sum = 0;
-        for (int j = j0; j <= i; ++j) sum += row[j];
+        for (int j = j0; j <= i; ++j) sum += (row[j] = std::exp(row[j] - mx));
         const T inv = T(1) / sum;
         for (int j = 0; j < j0; ++j) row[j] = 0;
         for (int j = j0; j <= i; ++j) row[j] *= inv;
@@ -207,6 +213,10 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
         for (int i = 0; i < L; ++i) {  // dS = P * (dP - rowsum(P * dP)), times the score scale
           const T* pr = p + int64_t(i) * L;
           T* dr = dp.data() + int64_t(i) * L;
+          if constexpr (std::is_same_v<T, float>) {
+            rows::softmax_backward_causal(dr, pr, 0, i, L, scale);  // masked p are 0: j0 = 0 is exact
+            continue;
+          }
           T dot = 0;
           for (int j = 0; j <= i; ++j) dot += pr[j] * dr[j];
           for (int j = 0; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * scale;
@@ -223,11 +233,12 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
 template <typename T>
 void swiglu_forward(T* out, const T* gate_up, int N, int I) {
   parallel_for(N, row_grain(I), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) return rows::swiglu_forward(out, gate_up, b, e, I);
     for (int64_t n = b; n < e; ++n) {
       const T* gt = gate_up + n * 2 * I;
       const T* up = gt + I;
       T* o = out + n * I;
-      silu_mul(o, gt, up, I);
+      for (int i = 0; i < I; ++i) o[i] = gt[i] / (T(1) + std::exp(-gt[i])) * up[i];
     }
   });
 }
@@ -236,13 +247,19 @@ void swiglu_forward(T* out, const T* gate_up, int N, int I) {
 template <typename T>
 void swiglu_backward(T* dgate_up, const T* dout, const T* gate_up, int N, int I) {
   parallel_for(N, row_grain(I), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) return rows::swiglu_backward(dgate_up, dout, gate_up, b, e, I);
     for (int64_t n = b; n < e; ++n) {
       const T* gt = gate_up + n * 2 * I;
       const T* up = gt + I;
       const T* g = dout + n * I;
       T* dgt = dgate_up + n * 2 * I;
       T* dup = dgt + I;
-      silu_mul_backward(dgt, dup, g, gt, up, I);
+      for (int i = 0; i < I; ++i) {
+        const T sig = T(1) / (T(1) + std::exp(-gt[i]));
+        const T silu = gt[i] * sig;
+        dup[i] += g[i] * silu;
+        dgt[i] += g[i] * up[i] * sig * (T(1) + gt[i] * (T(1) - sig));
+      }
     }
   });
 }

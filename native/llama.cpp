@@ -1,9 +1,18 @@
 #include "llama.h"
 
+#include "profile.h"
+
 #include <stdexcept>
 #include <string>
 
 namespace dno {
+
+// Runs one statement under the phase timer.
+#define TIMED(phase, stmt) \
+  do {                     \
+    PhaseTimer t_(phase);  \
+    stmt;                  \
+  } while (0)
 
 template <typename T>
 Llama<T>::Llama(const LlamaConfig& c, T* params, T* grads)
@@ -54,7 +63,7 @@ void Llama<T>::carve(int N, int M, int64_t P, int S) {
 // out (m, V) = rows (m, C) @ lm_head^T
 template <typename T>
 void Llama<T>::lm_head_rows(T* out, const T* rows, int m) {
-  gemm<T>(false, true, m, c_.vocab, c_.hidden, T(1), rows, c_.hidden, w_.lm_head, c_.hidden, T(0), out, c_.vocab);
+  TIMED(kLmHead, gemm<T>(false, true, m, c_.vocab, c_.hidden, T(1), rows, c_.hidden, w_.lm_head, c_.hidden, T(0), out, c_.vocab));
 }
 
 template <typename T>
@@ -99,7 +108,7 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
   const SeqBatch sb{starts_.data(), S, prob_off_.data()};
   auto resid = [&](int l) { return a_.resid + int64_t(keep ? l : l % 2) * N * C; };
 
-  embedding_forward(resid(0), tokens_.data(), w_.embed, N, C);
+  TIMED(kEmbedding, embedding_forward(resid(0), tokens_.data(), w_.embed, N, C));
   for (int l = 0; l < c_.layers; ++l) {
     const LayerWeights<T>& w = w_.layers[l];
     T* x = resid(l);
@@ -113,30 +122,30 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
     T* rstd2 = layer_slot(a_.rstd2, l, N);
     T* gu = layer_slot(a_.gu, l, int64_t(N) * 2 * I);
     T* act = layer_slot(a_.act, l, int64_t(N) * I);
-    rmsnorm_forward(xn1, rstd1, x, w.attn_norm, N, C, c_.rms_eps);
-    gemm<T>(false, true, N, QKV, C, T(1), xn1, C, w.wqkv, C, T(0), qkv, QKV);
-    if (w.bqkv) bias_forward(qkv, w.bqkv, N, QKV);
-    rope_apply(qkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), false);
-    rope_apply(qkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), false);
-    attention_forward(attn, probs, qkv, sb, H, KV, D, c_.sliding_window);
-    gemm<T>(false, true, N, C, QD, T(1), attn, QD, w.wo, QD, T(0), mid, C);
-    if (w.bo) bias_forward(mid, w.bo, N, C);
-    add_inplace(mid, x, int64_t(N) * C);
-    rmsnorm_forward(xn2, rstd2, mid, w.mlp_norm, N, C, c_.rms_eps);
-    gemm<T>(false, true, N, 2 * I, C, T(1), xn2, C, w.wgate_up, C, T(0), gu, 2 * I);
-    swiglu_forward(act, gu, N, I);
+    TIMED(kRmsnorm, rmsnorm_forward(xn1, rstd1, x, w.attn_norm, N, C, c_.rms_eps));
+    TIMED(kMatmul, gemm<T>(false, true, N, QKV, C, T(1), xn1, C, w.wqkv, C, T(0), qkv, QKV));
+    if (w.bqkv) TIMED(kElementwise, bias_forward(qkv, w.bqkv, N, QKV));
+    TIMED(kRope, rope_apply(qkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), false));
+    TIMED(kRope, rope_apply(qkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), false));
+    TIMED(kAttention, attention_forward(attn, probs, qkv, sb, H, KV, D, c_.sliding_window));
+    TIMED(kMatmul, gemm<T>(false, true, N, C, QD, T(1), attn, QD, w.wo, QD, T(0), mid, C));
+    if (w.bo) TIMED(kElementwise, bias_forward(mid, w.bo, N, C));
+    TIMED(kElementwise, add_inplace(mid, x, int64_t(N) * C));
+    TIMED(kRmsnorm, rmsnorm_forward(xn2, rstd2, mid, w.mlp_norm, N, C, c_.rms_eps));
+    TIMED(kMatmul, gemm<T>(false, true, N, 2 * I, C, T(1), xn2, C, w.wgate_up, C, T(0), gu, 2 * I));
+    TIMED(kSwiglu, swiglu_forward(act, gu, N, I));
     T* next = resid(l + 1);
-    gemm<T>(false, true, N, C, I, T(1), act, I, w.wdown, I, T(0), next, C);
-    add_inplace(next, mid, int64_t(N) * C);
+    TIMED(kMatmul, gemm<T>(false, true, N, C, I, T(1), act, I, w.wdown, I, T(0), next, C));
+    TIMED(kElementwise, add_inplace(next, mid, int64_t(N) * C));
   }
-  rmsnorm_forward(a_.xnf, a_.rstdf, resid(c_.layers), w_.final_norm, N, C, c_.rms_eps);
+  TIMED(kRmsnorm, rmsnorm_forward(a_.xnf, a_.rstdf, resid(c_.layers), w_.final_norm, N, C, c_.rms_eps));
 
   std::fill(logp, logp + N, T(0));
   for (int m = 0; m < M; ++m) std::memcpy(a_.hm + int64_t(m) * C, a_.xnf + int64_t(rows_m_[m]) * C, sizeof(T) * C);
   for (int m0 = 0; m0 < M; m0 += chunk_) {
     const int m = std::min(chunk_, M - m0);
     lm_head_rows(a_.logits, a_.hm + int64_t(m0) * C, m);
-    logsoftmax_gather_forward(a_.lp + m0, a_.lse + m0, a_.logits, targets_m_.data() + m0, m, V);
+    TIMED(kLmHead, logsoftmax_gather_forward(a_.lp + m0, a_.lse + m0, a_.logits, targets_m_.data() + m0, m, V));
   }
   for (int m = 0; m < M; ++m) logp[rows_m_[m]] = a_.lp[m];
 
@@ -180,19 +189,19 @@ void Llama<T>::backward(const T* dlogp) {
   auto resid = [&](int l) { return a_.resid + int64_t(l) * N * C; };
 
   // Head: d logits = dlogp (onehot - softmax), recomputing the logits chunk by chunk.
-  std::fill(dxn, dxn + int64_t(N) * C, T(0));
+  TIMED(kElementwise, std::fill(dxn, dxn + int64_t(N) * C, T(0)));
   for (int m = 0; m < M; ++m) a_.lp[m] = dlogp[rows_m_[m]];
   for (int m0 = 0; m0 < M; m0 += chunk_) {
     const int m = std::min(chunk_, M - m0);
     const T* h = a_.hm + int64_t(m0) * C;
     lm_head_rows(a_.logits, h, m);
-    logsoftmax_gather_backward(a_.logits, a_.lp + m0, a_.lse + m0, targets_m_.data() + m0, m, V);
-    gemm<T>(false, false, m, C, V, T(1), a_.logits, V, w_.lm_head, C, T(0), dh, C);
-    gemm<T>(true, false, V, C, m, T(1), a_.logits, V, h, C, T(1), g_.lm_head, C);
+    TIMED(kLmHead, logsoftmax_gather_backward(a_.logits, a_.lp + m0, a_.lse + m0, targets_m_.data() + m0, m, V));
+    TIMED(kLmHead, gemm<T>(false, false, m, C, V, T(1), a_.logits, V, w_.lm_head, C, T(0), dh, C));
+    TIMED(kLmHead, gemm<T>(true, false, V, C, m, T(1), a_.logits, V, h, C, T(1), g_.lm_head, C));
     for (int r = 0; r < m; ++r) std::memcpy(dxn + int64_t(rows_m_[m0 + r]) * C, dh + int64_t(r) * C, sizeof(T) * C);
   }
-  std::fill(dresid, dresid + int64_t(N) * C, T(0));
-  rmsnorm_backward(dresid, g_.final_norm, dxn, resid(c_.layers), w_.final_norm, a_.rstdf, N, C);
+  TIMED(kElementwise, std::fill(dresid, dresid + int64_t(N) * C, T(0)));
+  TIMED(kRmsnorm, rmsnorm_backward(dresid, g_.final_norm, dxn, resid(c_.layers), w_.final_norm, a_.rstdf, N, C));
 
   for (int l = c_.layers - 1; l >= 0; --l) {
     const LayerWeights<T>& w = w_.layers[l];
@@ -206,27 +215,27 @@ void Llama<T>::backward(const T* dlogp) {
     const T* gu = a_.gu + int64_t(l) * N * 2 * I;
     const T* act = a_.act + int64_t(l) * N * I;
     // MLP: resid[l+1] = mid + down(swiglu(gate_up(rmsnorm(mid))))
-    gemm<T>(false, false, N, I, C, T(1), dresid, C, w.wdown, I, T(0), dact, I);
-    gemm<T>(true, false, C, I, N, T(1), dresid, C, act, I, T(1), g.wdown, I);
-    std::fill(dgu, dgu + int64_t(N) * 2 * I, T(0));
-    swiglu_backward(dgu, dact, gu, N, I);
-    gemm<T>(false, false, N, C, 2 * I, T(1), dgu, 2 * I, w.wgate_up, C, T(0), dxn, C);
-    gemm<T>(true, false, 2 * I, C, N, T(1), dgu, 2 * I, xn2, C, T(1), g.wgate_up, C);
-    rmsnorm_backward(dresid, g.mlp_norm, dxn, mid, w.mlp_norm, a_.rstd2 + int64_t(l) * N, N, C);
+    TIMED(kMatmul, gemm<T>(false, false, N, I, C, T(1), dresid, C, w.wdown, I, T(0), dact, I));
+    TIMED(kMatmul, gemm<T>(true, false, C, I, N, T(1), dresid, C, act, I, T(1), g.wdown, I));
+    TIMED(kElementwise, std::fill(dgu, dgu + int64_t(N) * 2 * I, T(0)));
+    TIMED(kSwiglu, swiglu_backward(dgu, dact, gu, N, I));
+    TIMED(kMatmul, gemm<T>(false, false, N, C, 2 * I, T(1), dgu, 2 * I, w.wgate_up, C, T(0), dxn, C));
+    TIMED(kMatmul, gemm<T>(true, false, 2 * I, C, N, T(1), dgu, 2 * I, xn2, C, T(1), g.wgate_up, C));
+    TIMED(kRmsnorm, rmsnorm_backward(dresid, g.mlp_norm, dxn, mid, w.mlp_norm, a_.rstd2 + int64_t(l) * N, N, C));
     // Attention: mid = resid[l] + o_proj(attention(rope(qkv(rmsnorm(resid[l])))))
-    if (g.bo) bias_backward(g.bo, dresid, N, C);
-    gemm<T>(false, false, N, QD, C, T(1), dresid, C, w.wo, QD, T(0), dattn, QD);
-    gemm<T>(true, false, C, QD, N, T(1), dresid, C, attn, QD, T(1), g.wo, QD);
-    std::fill(dqkv, dqkv + int64_t(N) * QKV, T(0));
-    attention_backward(dqkv, dattn, qkv, probs, sb, H, KV, D);
-    rope_apply(dqkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), true);
-    rope_apply(dqkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), true);
-    if (g.bqkv) bias_backward(g.bqkv, dqkv, N, QKV);
-    gemm<T>(false, false, N, C, QKV, T(1), dqkv, QKV, w.wqkv, C, T(0), dxn, C);
-    gemm<T>(true, false, QKV, C, N, T(1), dqkv, QKV, xn1, C, T(1), g.wqkv, C);
-    rmsnorm_backward(dresid, g.attn_norm, dxn, resid(l), w.attn_norm, a_.rstd1 + int64_t(l) * N, N, C);
+    if (g.bo) TIMED(kElementwise, bias_backward(g.bo, dresid, N, C));
+    TIMED(kMatmul, gemm<T>(false, false, N, QD, C, T(1), dresid, C, w.wo, QD, T(0), dattn, QD));
+    TIMED(kMatmul, gemm<T>(true, false, C, QD, N, T(1), dresid, C, attn, QD, T(1), g.wo, QD));
+    TIMED(kElementwise, std::fill(dqkv, dqkv + int64_t(N) * QKV, T(0)));
+    TIMED(kAttention, attention_backward(dqkv, dattn, qkv, probs, sb, H, KV, D));
+    TIMED(kRope, rope_apply(dqkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), true));
+    TIMED(kRope, rope_apply(dqkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), true));
+    if (g.bqkv) TIMED(kElementwise, bias_backward(g.bqkv, dqkv, N, QKV));
+    TIMED(kMatmul, gemm<T>(false, false, N, C, QKV, T(1), dqkv, QKV, w.wqkv, C, T(0), dxn, C));
+    TIMED(kMatmul, gemm<T>(true, false, QKV, C, N, T(1), dqkv, QKV, xn1, C, T(1), g.wqkv, C));
+    TIMED(kRmsnorm, rmsnorm_backward(dresid, g.attn_norm, dxn, resid(l), w.attn_norm, a_.rstd1 + int64_t(l) * N, N, C));
   }
-  embedding_backward(g_.embed, dresid, tokens_.data(), N, C, c_.pad_token);
+  TIMED(kEmbedding, embedding_backward(g_.embed, dresid, tokens_.data(), N, C, c_.pad_token));
 }
 
 template class Llama<float>;

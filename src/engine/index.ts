@@ -124,6 +124,8 @@ export interface Engine {
   ): void;
   /** Tests and benchmarks: forces a GEMM microkernel; false (nothing changed) when this CPU lacks it. */
   sgemmUseKernel(name: string): boolean;
+  /** seconds per phase (matmul, attention, ...) of Model forward/backward calls since the last call */
+  kernelProfile(): Record<string, number>;
   /** each kernel's backward against central finite differences, in float64 */
   kernelGradchecks(): { kernel: string; checked: number; maxAbsErr: number; maxRelErr: number }[];
 }
