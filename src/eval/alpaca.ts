@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { DnoError } from "../util/errors.js";
+import { readJsonFile, readTextFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
 import {
   type HeadToHead,
@@ -46,23 +46,9 @@ export interface AlpacaMetrics {
   length_controlled_winrate: number | null;
 }
 
-function parseJsonFile(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new DnoError(`${file}: cannot read: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new DnoError(`${file}: invalid JSON: ${(e as Error).message}`);
-  }
-}
-
 /** Reads an AlpacaEval annotations.json (a JSON array of records); errors name the file and record index. */
 export function readAlpacaAnnotations(file: string): AlpacaAnnotation[] {
-  const value = parseJsonFile(file);
+  const value = readJsonFile(file);
   if (!Array.isArray(value)) throw new DnoError(`${file}: expected a JSON array of annotation records`);
   if (value.length === 0) throw new DnoError(`${file}: no annotation records`);
   const records = value.map((record, i) => {
@@ -85,12 +71,7 @@ export function readAlpacaAnnotations(file: string): AlpacaAnnotation[] {
  * instruction in the evaluation set) and returns one value per annotation record, by position.
  */
 export function readInstructionDifficulty(file: string, records: number): number[] {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new DnoError(`${file}: cannot read: ${(e as Error).message}`);
-  }
+  const text = readTextFile(file);
   const byIndex = new Map<number, number>();
   const lines = text.split(/\r?\n/);
   for (let l = 1; l < lines.length; l++) {

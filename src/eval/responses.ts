@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { DnoError } from "../util/errors.js";
+import { parseJsonText, readTextFile } from "../util/files.js";
 import { readJsonl } from "../util/jsonl.js";
 import { describeZodError } from "../util/zod.js";
 
@@ -61,23 +61,13 @@ function normalise(r: z.infer<typeof responseRecordSchema>): ResponseRecord {
 
 /** Reads responses from JSONL (errors at file:line) or a JSON array (errors at the record index). */
 export function readResponses(file: string): ResponseRecord[] {
-  let head: string;
-  try {
-    head = readFileSync(file, "utf8").trimStart();
-  } catch (e) {
-    throw new DnoError(`${file}: cannot read: ${(e as Error).message}`);
-  }
+  const head = readTextFile(file).trimStart();
   if (!head.startsWith("[")) {
     const records = readJsonl(file, responseRecordSchema).map(normalise);
     if (records.length === 0) throw new DnoError(`${file}: no responses`);
     return records;
   }
-  let value: unknown[];
-  try {
-    value = JSON.parse(head) as unknown[];
-  } catch (e) {
-    throw new DnoError(`${file}: invalid JSON: ${(e as Error).message}`);
-  }
+  const value = parseJsonText(head, file) as unknown[];
   if (value.length === 0) throw new DnoError(`${file}: no responses`);
   return value.map((record, i) => {
     const parsed = responseRecordSchema.safeParse(record);

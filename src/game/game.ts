@@ -2,9 +2,10 @@
  * Finite preference games: per prompt x a finite response set Y_x and a preference matrix
  * P[i][j] = P(y_i > y_j | x) with P + P^T = 1 (so P[i][i] = 1/2), not necessarily transitive.
  */
-import { readFileSync } from "node:fs";
+
 import { z } from "zod";
 import { DnoError } from "../util/errors.js";
+import { readJsonFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
 
 export interface PromptGame {
@@ -99,18 +100,7 @@ export function parseGame(value: unknown, source: string): Game {
 }
 
 export function loadGame(file: string): Game {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new DnoError(`${file}: cannot read: ${(e as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new DnoError(`${file}: invalid JSON: ${(e as Error).message}`);
-  }
+  const value = readJsonFile(file);
   return parseGame(value, file);
 }
 

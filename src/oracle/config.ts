@@ -1,8 +1,7 @@
-import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DnoError } from "../util/errors.js";
+import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
 import type { Link } from "./adapters.js";
 import { readApiKey } from "./api-key.js";
@@ -94,18 +93,7 @@ export function parseOracleConfig(value: unknown, where: string): OracleConfig {
 
 /** The settings in a YAML (or JSON) oracle config file, not yet validated (flags may be laid over them). */
 export function readOracleConfigFile(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new DnoError(`${file}: cannot read: ${(e as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = parseYaml(text);
-  } catch (e) {
-    throw new DnoError(`${file}: invalid YAML: ${(e as Error).message}`);
-  }
+  const value = readYamlFile(file);
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new DnoError(
       `${file}: expected a mapping of the oracle's settings (kind: llm-judge | reward-model | programmatic)`,

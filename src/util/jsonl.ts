@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import type { z } from "zod";
-import { atLine, DnoError } from "./errors.js";
+import { atLine } from "./errors.js";
+import { readTextFile } from "./files.js";
 import { describeZodError } from "./zod.js";
 
 /**
@@ -8,12 +8,7 @@ import { describeZodError } from "./zod.js";
  * Any malformed line throws one DnoError naming `file:line` and what is wrong there.
  */
 export function readJsonl<T>(file: string, schema: z.ZodType<T>): T[] {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new DnoError(`${file}: cannot read: ${(e as Error).message}`);
-  }
+  const text = readTextFile(file);
   const out: T[] = [];
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
