@@ -25,6 +25,7 @@ import { DnoError } from "../src/util/errors.js";
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const workDir = join(repoRoot, ".bench");
 const GEMM_SIZES = [512, 1024, 2048];
+const GEMM_ROUNDS = 5;
 const BATCH = 16;
 const SEQ = 128;
 const LR = 1e-4;
@@ -115,16 +116,16 @@ interface GemmRow {
   ratio: number;
 }
 
-/** Alternates the two peers (twice per size) so that a noisy neighbour hits both alike. */
+/** Alternates the two peers, best of GEMM_ROUNDS each, so that a noisy neighbour hits both alike. */
 function gemmBench(): GemmRow[] {
   const addon = engine();
   const peer = buildOpenblasPeer();
   console.log(`sgemm kernel ${addon.sgemmKernel()}, ${addon.numThreads()} threads`);
   return GEMM_SIZES.map((n) => {
-    const reps = Math.max(3, Math.round(4e10 / n ** 3));
+    const reps = Math.max(3, Math.round(2e10 / n ** 3));
     let dno = 0;
     let openblas = 0;
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < GEMM_ROUNDS; round++) {
       openblas = Math.max(
         openblas,
         lastJsonLine(run(peer, [`${n}`, `${reps}`], openblasEnv())).gflops as number,
