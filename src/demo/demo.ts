@@ -16,7 +16,7 @@ import { toJsonl } from "../util/jsonl.js";
 import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "./task.js";
 
 /** Prompt counts of the demo's splits; every word appears in exactly one split. */
-export const DEMO_SPLITS = { sft: 8000, dno: 900, validation: 100, eval: 200 } as const;
+export const DEMO_SPLITS = { sft: 8000, dno: 3000, validation: 100, eval: 200 } as const;
 
 /** The demo's run config (before defaults), with `overrides` merged in for `dno compare`'s variants. */
 export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigInput {
@@ -33,7 +33,14 @@ export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigIn
       },
     },
     run_dir: ".",
-    sft: { data: "inputs/sft.jsonl", lr: 3e-3, batch_size: 32, epochs: 6, warmup_steps: 50, weight_decay: 0 },
+    sft: {
+      data: "inputs/sft.jsonl",
+      lr: 3e-3,
+      batch_size: 32,
+      epochs: 10,
+      warmup_steps: 50,
+      weight_decay: 0,
+    },
     data: {
       prompts: "inputs/prompts.jsonl",
       eval: "inputs/eval.jsonl",
@@ -43,10 +50,11 @@ export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigIn
     oracle: { kind: "programmatic", module: here("./oracle.js") },
     task_metrics: here("./metrics.js"),
     iterations: 3,
-    sampling: { samples_per_prompt: 5, temperature: 0.7, top_p: 0.95, max_new_tokens: 16 },
-    pairs: { rule: "win-rate", pairs_per_prompt: 2, replay: [0.3, 0.15] },
-    objective: { name: "dno-prct", beta: 0.1 },
-    train: { lr: 1e-3, batch_size: 16, epochs: 2, warmup_steps: 5 },
+    // Samples at temperature 1: r_t is a win rate against pi_t itself, and every style stays explored.
+    sampling: { samples_per_prompt: 5, temperature: 1, top_p: 1, max_new_tokens: 16 },
+    pairs: { rule: "win-rate", pairs_per_prompt: 3, replay: [0.3, 0.15] },
+    objective: { name: "dno-prct", beta: 0.3 },
+    train: { lr: 1.5e-4, batch_size: 16, epochs: 2, warmup_steps: 5 },
     eval: { samples_per_prompt: 4, temperature: 1, top_p: 1 },
     ...overrides,
   };
@@ -102,22 +110,24 @@ export function demoSummary(result: RunResult): DemoSummary {
   return {
     total_seconds: round(totalSeconds, 1),
     oracle_calls: result.oracleJudgments,
-    iterations: result.pairs.map(({ t, composition }) => {
-      const e = result.evals[t]!;
+    // t = 0 is pi_1, the SFT policy, before any DNO iteration: no pairs, no earlier policy to beat.
+    iterations: result.evals.map((e) => {
+      const composition = result.pairs.find((p) => p.t === e.t)?.composition;
+      const stages = e.t === 0 ? ["init", "sft", "eval/0"] : undefined;
       const seconds = Object.entries(result.stageSeconds)
-        .filter(([name]) => name.startsWith(`${t}/`))
-        .reduce((s, [, v]) => s + v, 0);
+        .filter(([name]) => (stages ? stages.includes(name) : name.startsWith(`${e.t}/`)))
+        .reduce((sum, [, v]) => sum + v, 0);
       return {
-        t,
+        t: e.t,
         winrate_vs_prev: round(e.winrate_vs_prev),
         winrate_vs_sft: round(e.winrate_vs_initial),
         winrate_vs_teacher: round(e.winrate_vs_teacher),
         exploitability: round(e.metrics.exploitability ?? null),
         accuracy: round(e.metrics.accuracy ?? null),
         pairs: {
-          teacher_over_student: composition.teacher_over_student,
-          student_over_teacher: composition.student_over_teacher,
-          student_over_student: composition.student_over_student,
+          teacher_over_student: composition?.teacher_over_student ?? 0,
+          student_over_teacher: composition?.student_over_teacher ?? 0,
+          student_over_student: composition?.student_over_student ?? 0,
         },
         seconds: round(seconds, 1),
       };

@@ -1,7 +1,7 @@
 /**
  * The demo's task metrics (config `task_metrics`), computed on the held-out prompts:
  * - accuracy: the fraction of evaluation samples that are correct (any style);
- * - style_plain / style_upper / style_dotted: the policy's exact style frequencies among its correct
+ * - style_<name>: the policy's exact style frequencies among its correct
  *   answers, pi(correct answer in style s | x) normalised over s, averaged over prompts;
  * - exploitability: of that style mixture in the style game (src/demo/task.ts), 0 at the Nash mixture.
  */
@@ -23,20 +23,19 @@ export function metrics(items: TaskMetricsItem[], logprobs: LogprobsFn): Record<
     return STYLES.map((style) => ({ prompt: item.prompt, response: render(letters, style) }));
   });
   const lp = logprobs(queries);
-  const freq = [0, 0, 0];
+  const n = STYLES.length;
+  const freq = STYLES.map(() => 0);
   let pCorrect = 0;
   for (let i = 0; i < items.length; i++) {
-    const styleLogprobs = lp.subarray(3 * i, 3 * i + 3);
+    const styleLogprobs = lp.subarray(n * i, n * i + n);
     pCorrect += Math.exp(logSumExp(styleLogprobs));
     const f = softmax(styleLogprobs);
-    for (let s = 0; s < 3; s++) freq[s]! += f[s]! / items.length;
+    for (let s = 0; s < n; s++) freq[s]! += f[s]! / items.length;
   }
   return {
     accuracy: correct / total,
     p_correct: pCorrect / items.length,
-    style_plain: freq[0]!,
-    style_upper: freq[1]!,
-    style_dotted: freq[2]!,
-    exploitability: styleExploitability(freq, DEFAULT_TASK.styleWin),
+    ...Object.fromEntries(STYLES.map((name, s) => [`style_${name}`, freq[s]!])),
+    exploitability: styleExploitability(freq, DEFAULT_TASK),
   };
 }

@@ -1,50 +1,56 @@
 /**
  * The built-in demo task: reverse a short word. "rev bhdk=" is answered "kdhb".
  *
- * A correct answer can be written in three styles: plain ("kdhb"), upper ("KDHB") or dotted
- * ("k.d.h.b"). The oracle's preference is general: a correct answer beats a wrong one; two wrong
- * answers tie; between two correct answers the styles form a rock-paper-scissors cycle
- * (upper beats plain, dotted beats upper, plain beats dotted, each with probability `styleWin`), so no
- * style is best and the Nash policy answers correctly in a uniform mixture of the three styles.
+ * A correct answer can be written in four styles: plain ("kdhb") or in brackets: square ("[kdhb]"),
+ * round ("(kdhb)") or curly ("{kdhb}"); the style is the answer's first token, the letters are the same.
+ * The oracle's preference is general: a correct answer beats a wrong one; two wrong answers tie;
+ * between two correct answers, each bracketed style beats plain (probability `beatsPlain`), and the
+ * three brackets form a rock-paper-scissors cycle (round beats square, curly beats round, square beats
+ * curly, each with probability `cycleWin`). No style is best: the Nash policy answers correctly in a
+ * uniform mixture of the three brackets.
  *
- * The teacher is imperfect: on a fixed 30% of prompts it swaps two adjacent letters, and it writes
- * mostly plain (80%, upper 10%, dotted 10%). An SFT student copies both habits; DNO can fix the first
- * (correctness pairs) and must learn that the second is exploitable (the style cycle).
+ * The teacher is imperfect: on a fixed 30% of prompts it swaps two adjacent letters, and it mostly
+ * writes plain (70%; each bracket 10%). An SFT student copies both habits; DNO can fix the
+ * first (correctness pairs) and must find that the second is exploitable and that no single style
+ * replaces it (the cycle).
  */
 import { Rng } from "../core/rng.js";
 
-export const STYLES = ["plain", "upper", "dotted"] as const;
+export const STYLES = ["plain", "square", "round", "curly"] as const;
 export type Style = (typeof STYLES)[number];
 
-/** G[i][j] = P(style i beats style j) between two correct answers; G + G^T = 1. */
-export function styleGame(styleWin: number): number[][] {
-  const w = styleWin;
-  const l = 1 - styleWin;
-  // rows/cols: plain, upper, dotted. upper > plain, dotted > upper, plain > dotted.
+/** G[i][j] = P(style i beats style j) between two correct answers (order of STYLES); G + G^T = 1. */
+export function styleGame(options: Pick<DemoTaskOptions, "beatsPlain" | "cycleWin">): number[][] {
+  const p = options.beatsPlain;
+  const w = options.cycleWin;
   return [
-    [0.5, l, w],
-    [w, 0.5, l],
-    [l, w, 0.5],
+    [0.5, 1 - p, 1 - p, 1 - p], // plain loses to every bracket
+    [p, 0.5, 1 - w, w], // square: beats curly, loses to round
+    [p, w, 0.5, 1 - w], // round: beats square, loses to curly
+    [p, 1 - w, w, 0.5], // curly: beats round, loses to square
   ];
 }
 
 export const LETTERS = "abcdefghijklmnop";
 
 export interface DemoTaskOptions {
-  /** Probability that a style beats the one it dominates in the cycle. */
-  styleWin: number;
+  /** P(a bracketed answer beats a plain one), both correct. */
+  beatsPlain: number;
+  /** P(a bracket beats the one it dominates in the cycle), both answers correct. */
+  cycleWin: number;
   /** Fraction of prompts on which the teacher's gold answer is wrong. */
   teacherErrorRate: number;
-  /** The teacher's style frequencies (plain, upper, dotted). */
-  teacherStyles: readonly [number, number, number];
+  /** The teacher's style frequencies, in the order of STYLES. */
+  teacherStyles: readonly number[];
   minLength: number;
   maxLength: number;
 }
 
 export const DEFAULT_TASK: DemoTaskOptions = {
-  styleWin: 0.9,
+  beatsPlain: 0.9,
+  cycleWin: 0.6,
   teacherErrorRate: 0.3,
-  teacherStyles: [0.8, 0.1, 0.1],
+  teacherStyles: [0.55, 0.15, 0.15, 0.15],
   minLength: 3,
   maxLength: 6,
 };
@@ -63,17 +69,27 @@ export function reverse(word: string): string {
   return [...word].reverse().join("");
 }
 
+const BRACKETS: Record<Style, [string, string]> = {
+  plain: ["", ""],
+  square: ["[", "]"],
+  round: ["(", ")"],
+  curly: ["{", "}"],
+};
+
 export function render(letters: string, style: Style): string {
-  if (style === "upper") return letters.toUpperCase();
-  if (style === "dotted") return [...letters].join(".");
-  return letters;
+  const [open, close] = BRACKETS[style];
+  return `${open}${letters}${close}`;
 }
 
 /** The style and letters of a well-formed answer; null for anything else (a malformed answer is wrong). */
 export function parseAnswer(text: string): { letters: string; style: Style } | null {
-  if (/^[a-z]+$/.test(text)) return { letters: text, style: "plain" };
-  if (/^[A-Z]+$/.test(text)) return { letters: text.toLowerCase(), style: "upper" };
-  if (/^[a-z](\.[a-z])+$/.test(text)) return { letters: text.replaceAll(".", ""), style: "dotted" };
+  for (const style of STYLES) {
+    const [open, close] = BRACKETS[style];
+    if (text.startsWith(open) && text.endsWith(close)) {
+      const letters = text.slice(open.length, text.length - close.length);
+      if (/^[a-z]+$/.test(letters)) return { letters, style };
+    }
+  }
   return null;
 }
 
@@ -86,8 +102,8 @@ export function correctStyle(prompt: string, answer: string): Style | null {
 }
 
 /** The demo oracle: P(a > b | prompt). Correctness first, then the style cycle. */
-export function demoPreference(options: Pick<DemoTaskOptions, "styleWin">) {
-  const game = styleGame(options.styleWin);
+export function demoPreference(options: Pick<DemoTaskOptions, "beatsPlain" | "cycleWin">) {
+  const game = styleGame(options);
   return (prompt: string, a: string, b: string): number => {
     const sa = correctStyle(prompt, a);
     const sb = correctStyle(prompt, b);
@@ -132,16 +148,18 @@ export function randomWords(seed: number, count: number, options: DemoTaskOption
 }
 
 /**
- * Exploitability of a style mixture f (plain, upper, dotted) in the style game:
- * max_s sum_s' f(s') G(s, s') - 1/2. Zero exactly at the uniform mixture (the Nash equilibrium),
- * styleWin - 1/2 at a pure style.
+ * Exploitability of a style mixture f (order of STYLES) in the style game:
+ * max_s sum_s' f(s') G(s, s') - 1/2. Zero exactly at the Nash mixture (a third of each bracket),
+ * beatsPlain - 1/2 when every answer is plain.
  */
-export function styleExploitability(f: readonly number[], styleWin: number): number {
-  const total = f[0]! + f[1]! + f[2]!;
+export function styleExploitability(
+  f: readonly number[],
+  options: Pick<DemoTaskOptions, "beatsPlain" | "cycleWin">,
+): number {
+  const total = f.reduce((a, b) => a + b, 0);
   if (!(total > 0)) return Number.NaN;
-  const game = styleGame(styleWin);
   let best = -Infinity;
-  for (const row of game)
-    best = Math.max(best, (row[0]! * f[0]! + row[1]! * f[1]! + row[2]! * f[2]!) / total);
+  for (const row of styleGame(options))
+    best = Math.max(best, row.reduce((a, g, j) => a + g * f[j]!, 0) / total);
   return best - 0.5;
 }
