@@ -25,6 +25,7 @@ import { DnoError } from "../src/util/errors.js";
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const workDir = join(repoRoot, ".bench");
 const GEMM_SIZES = [512, 1024, 2048];
+const GEMM_ROUNDS = 5;
 const BATCH = 16;
 const SEQ = 128;
 const LR = 1e-4;
@@ -115,16 +116,16 @@ interface GemmRow {
   ratio: number;
 }
 
-/** Alternates the two peers (twice per size) so that a noisy neighbour hits both alike. */
+/** Alternates the two peers, best of GEMM_ROUNDS each, so that a noisy neighbour hits both alike. */
 function gemmBench(): GemmRow[] {
   const addon = engine();
   const peer = buildOpenblasPeer();
   console.log(`sgemm kernel ${addon.sgemmKernel()}, ${addon.numThreads()} threads`);
   return GEMM_SIZES.map((n) => {
-    const reps = Math.max(3, Math.round(4e10 / n ** 3));
+    const reps = Math.max(3, Math.round(2e10 / n ** 3));
     let dno = 0;
     let openblas = 0;
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < GEMM_ROUNDS; round++) {
       openblas = Math.max(
         openblas,
         lastJsonLine(run(peer, [`${n}`, `${reps}`], openblasEnv())).gflops as number,
@@ -156,6 +157,8 @@ interface PeerResult {
   trainTokensPerS: number;
   forwardTokensPerS: number;
   peakRssMb: number;
+  /** the engine only: milliseconds per training step in each phase of the decoder (wall time) */
+  trainStepMs?: Record<string, number>;
 }
 
 // Runs a command under a Python parent that reports the peak RSS of its child (the reference tool
@@ -210,16 +213,23 @@ function engineChild(name: ConfigName): void {
     grad: new Float64Array(seqLogprobs.length).fill(-1 / (BATCH * SEQ)),
   });
   const { steps, warmup } = STEPS[name];
-  const train = timed(
-    () => trainStep(model, optimizer, [{ examples, loss: meanCrossEntropy }], LR),
-    warmup,
-    steps,
-  );
+  const step = () => trainStep(model, optimizer, [{ examples, loss: meanCrossEntropy }], LR);
+  for (let i = 0; i < warmup; i++) step();
+  engine().kernelProfile(); // resets the phase clocks
+  const train = timed(step, 0, steps);
+  const trainStepMs: Record<string, number> = {};
+  let inPhases = 0;
+  for (const [phase, seconds] of Object.entries(engine().kernelProfile())) {
+    trainStepMs[phase] = (seconds / steps) * 1e3;
+    inPhases += seconds / steps;
+  }
+  trainStepMs["other (optimizer, JS)"] = (train - inPhases) * 1e3;
   const forward = timed(() => model.sequenceLogprobs(examples), warmup, steps);
   const result: PeerResult = {
     trainTokensPerS: (BATCH * SEQ) / train,
     forwardTokensPerS: (BATCH * SEQ) / forward,
     peakRssMb: process.resourceUsage().maxRSS / 1024,
+    trainStepMs,
   };
   console.log(JSON.stringify(result));
 }
@@ -240,6 +250,8 @@ function modelBench(reference: string, name: ConfigName): { dno: PeerResult; tor
     `config ${name}: train ${(dno.trainTokensPerS / torch.trainTokensPerS).toFixed(3)}x, ` +
       `forward ${(dno.forwardTokensPerS / torch.forwardTokensPerS).toFixed(3)}x torch`,
   );
+  const phases = Object.entries(dno.trainStepMs ?? {}).map(([phase, ms]) => `${phase} ${ms.toFixed(1)}`);
+  console.log(`config ${name}: dno training step, ms per phase: ${phases.join(", ")}`);
   return { dno, torch };
 }
 

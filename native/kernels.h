@@ -123,6 +123,7 @@ void rope_apply(T* x, int N, int stride, int col0, int nheads, int D, const int3
                 const T* sin, bool inverse) {
   const int half = D / 2;
   parallel_for(N, row_grain(int64_t(nheads) * D), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) return rows::rope_apply(x, b, e, stride, col0, nheads, D, pos, cos, sin, inverse);
     for (int64_t n = b; n < e; ++n) {
       const T* cs = cos + int64_t(pos[n]) * half;
       const T* sn = sin + int64_t(pos[n]) * half;
@@ -286,6 +287,7 @@ void bias_backward(T* dbias, const T* dout, int N, int W) {
 template <typename T>
 void logsoftmax_gather_forward(T* logp, T* lse, const T* logits, const int32_t* targets, int M, int V) {
   parallel_for(M, row_grain(V), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) return rows::logsoftmax_gather_forward(logp, lse, logits, targets, b, e, V);
     for (int64_t m = b; m < e; ++m) {
       const T* z = logits + m * V;
       T mx = z[0];
@@ -302,6 +304,7 @@ void logsoftmax_gather_forward(T* logp, T* lse, const T* logits, const int32_t* 
 template <typename T>
 void logsoftmax_gather_backward(T* logits, const T* dlogp, const T* lse, const int32_t* targets, int M, int V) {
   parallel_for(M, row_grain(V), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) return rows::logsoftmax_gather_backward(logits, dlogp, lse, targets, b, e, V);
     for (int64_t m = b; m < e; ++m) {
       T* z = logits + m * V;
       const T g = dlogp[m], l = lse[m];

@@ -104,6 +104,47 @@ DNO_INLINE void softmax_backward_causal_body(float* d, const float* p, int j0, i
   for (int j = i + 1; j < L; ++j) d[j] = 0;
 }
 
+DNO_INLINE void logsoftmax_gather_forward_body(float* logp, float* lse, const float* logits, const int32_t* targets,
+                                              int64_t m0, int64_t m1, int V) {
+  for (int64_t m = m0; m < m1; ++m) {
+    const float* __restrict z = logits + m * V;
+    float mx = z[0];
+    for (int i = 1; i < V; ++i) mx = z[i] > mx ? z[i] : mx;
+    const float l = mx + std::log(sum16(0, V, [z, mx](int i) { return exp_approx(z[i] - mx); }));
+    lse[m] = l;
+    logp[m] = z[targets[m]] - l;
+  }
+}
+
+DNO_INLINE void logsoftmax_gather_backward_body(float* logits, const float* dlogp, const float* lse,
+                                               const int32_t* targets, int64_t m0, int64_t m1, int V) {
+  for (int64_t m = m0; m < m1; ++m) {
+    float* __restrict z = logits + m * V;
+    const float g = dlogp[m], l = lse[m];
+    for (int i = 0; i < V; ++i) z[i] = -g * exp_approx(z[i] - l);
+    z[targets[m]] += g;
+  }
+}
+
+DNO_INLINE void rope_apply_body(float* x, int64_t n0, int64_t n1, int stride, int col0, int nheads, int D,
+                                const int32_t* pos, const float* cos, const float* sin, bool inverse) {
+  const int half = D / 2;
+  const float sign = inverse ? -1.0f : 1.0f;
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* __restrict cs = cos + int64_t(pos[n]) * half;
+    const float* __restrict sn = sin + int64_t(pos[n]) * half;
+    for (int h = 0; h < nheads; ++h) {
+      float* __restrict a = x + n * stride + col0 + int64_t(h) * D;
+      float* __restrict b = a + half;
+      for (int i = 0; i < half; ++i) {
+        const float ai = a[i], bi = b[i], s = sign * sn[i];
+        a[i] = ai * cs[i] - bi * s;
+        b[i] = bi * cs[i] + ai * s;
+      }
+    }
+  }
+}
+
 enum Level { kBase, kAvx2, kAvx512 };
 
 Level cpu_level() {
@@ -147,6 +188,17 @@ DNO_ROW_KERNEL(rmsnorm_backward,
                (float* dinp, const float* dout, const float* inp, const float* weight, const float* rstd,
                 int64_t n0, int64_t n1, int C),
                (dinp, dout, inp, weight, rstd, n0, n1, C))
+DNO_ROW_KERNEL(logsoftmax_gather_forward,
+               (float* logp, float* lse, const float* logits, const int32_t* targets, int64_t m0, int64_t m1, int V),
+               (logp, lse, logits, targets, m0, m1, V))
+DNO_ROW_KERNEL(logsoftmax_gather_backward,
+               (float* logits, const float* dlogp, const float* lse, const int32_t* targets, int64_t m0, int64_t m1,
+                int V),
+               (logits, dlogp, lse, targets, m0, m1, V))
+DNO_ROW_KERNEL(rope_apply,
+               (float* x, int64_t n0, int64_t n1, int stride, int col0, int nheads, int D, const int32_t* pos,
+                const float* cos, const float* sin, bool inverse),
+               (x, n0, n1, stride, col0, nheads, D, pos, cos, sin, inverse))
 DNO_ROW_KERNEL(softmax_causal, (float* row, int j0, int i, int L), (row, j0, i, L))
 DNO_ROW_KERNEL(softmax_backward_causal, (float* d, const float* p, int j0, int i, int L, float scale),
                (d, p, j0, i, L, scale))

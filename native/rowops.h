@@ -21,4 +21,14 @@ void softmax_causal(float* row, int j0, int i, int L);
 // dS row: d[j] = p[j] * (d[j] - sum_k p[k] d[k]) * scale for j in [j0, i]; 0 elsewhere in [0, L)
 void softmax_backward_causal(float* d, const float* p, int j0, int i, int L, float scale);
 
+// logits (M, V): logp[m] = logits[m][targets[m]] - lse[m], lse[m] = logsumexp of row m
+void logsoftmax_gather_forward(float* logp, float* lse, const float* logits, const int32_t* targets, int64_t m0,
+                               int64_t m1, int V);
+// in place: logits row m becomes dlogp[m] * (onehot(targets[m]) - softmax(row))
+void logsoftmax_gather_backward(float* logits, const float* dlogp, const float* lse, const int32_t* targets,
+                                int64_t m0, int64_t m1, int V);
+// RoPE rotate-half on heads [0, nheads) of rows [n0, n1) of x (N, stride) from column col0; see kernels.h
+void rope_apply(float* x, int64_t n0, int64_t n1, int stride, int col0, int nheads, int D, const int32_t* pos,
+                const float* cos, const float* sin, bool inverse);
+
 }  // namespace dno::rows

@@ -8,27 +8,31 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { sequenceLossFn } from "../src/core/objectives.js";
 import { Rng } from "../src/core/rng.js";
 import { CausalLM } from "../src/model/model.js";
 import { readSafetensors } from "../src/model/safetensors.js";
 
 const PYTHON = "/usr/bin/python3";
-// DNO_TORCH_REFERENCE, or ../shared/reference/torch_llama.py beside the repository (or its worktree folder)
-const REFERENCE =
-  [
-    process.env.DNO_TORCH_REFERENCE,
-    ...["../../../shared", "../../../../shared"].map(
-      (d) => new URL(`${d}/reference/torch_llama.py`, import.meta.url).pathname,
-    ),
-  ].find((p) => p && existsSync(p)) ?? "../shared/reference/torch_llama.py";
-const hasTorch =
-  existsSync(REFERENCE) && spawnSync(PYTHON, ["-c", "import torch, numpy"], { stdio: "ignore" }).status === 0;
-const skip = hasTorch
-  ? false
-  : `PyTorch not available (${PYTHON} -c "import torch" failed, or ${REFERENCE} missing)`;
+/** DNO_TORCH_REFERENCE, or shared/reference/torch_llama.py in the repository's parent folder or above. */
+function findReference(): string | undefined {
+  if (process.env.DNO_TORCH_REFERENCE) return process.env.DNO_TORCH_REFERENCE;
+  const repo = fileURLToPath(new URL("../..", import.meta.url));
+  for (let dir = dirname(repo); ; dir = dirname(dir)) {
+    const candidate = join(dir, "shared/reference/torch_llama.py");
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+const REFERENCE = findReference();
+const skip = !REFERENCE
+  ? "the PyTorch reference shared/reference/torch_llama.py is not beside the repository (set DNO_TORCH_REFERENCE)"
+  : spawnSync(PYTHON, ["-c", "import torch, numpy"], { stdio: "ignore" }).status !== 0
+    ? `PyTorch not available (${PYTHON} -c "import torch, numpy" failed; apt-get install -y python3-torch python3-numpy)`
+    : false;
 if (skip) console.log(`# SKIP model-reference: ${skip}`);
 
 const base = {
@@ -139,7 +143,7 @@ test("engine equals PyTorch: log-probs, logits and DPO gradients (rel err <= 1e-
       grad_out: join(root, `${name}-grad.safetensors`),
     };
   });
-  execFileSync(PYTHON, ["-c", DRIVER, join(REFERENCE, ".."), JSON.stringify(jobs)], {
+  execFileSync(PYTHON, ["-c", DRIVER, dirname(REFERENCE!), JSON.stringify(jobs)], {
     stdio: ["ignore", "ignore", "inherit"],
   });
 

@@ -23,6 +23,18 @@ export interface Example {
 /** d loss / d (sequence log-prob) per example, and the loss. */
 export type SequenceLoss = (seqLogprobs: Float64Array) => { loss: number; grad: Float64Array };
 
+/** normal(0, std) draws, both Box-Muller outputs used (initialising 100M weights takes seconds). */
+function fillNormal(t: Float32Array, rng: Rng, std: number): void {
+  for (let i = 0; i < t.length; i += 2) {
+    let u = 0;
+    while (u === 0) u = rng.float();
+    const r = Math.sqrt(-2 * Math.log(u)) * std;
+    const a = 2 * Math.PI * rng.float();
+    t[i] = r * Math.cos(a);
+    if (i + 1 < t.length) t[i + 1] = r * Math.sin(a);
+  }
+}
+
 /** One packed forward: rows of several sequences back to back. */
 interface Packed {
   tokens: Int32Array;
@@ -63,10 +75,7 @@ export class CausalLM {
       const t = model.tensor(slot.name);
       if (slot.name.endsWith("norm.weight")) t.fill(1);
       else if (slot.name.endsWith(".bias")) t.fill(0);
-      else {
-        const rng = Rng.derive(seed, "init", slot.name);
-        for (let i = 0; i < t.length; i++) t[i] = rng.normal() * std;
-      }
+      else fillNormal(t, Rng.derive(seed, "init", slot.name), std);
     }
     if (config.padTokenId >= 0) model.embeddingRow(config.padTokenId).fill(0);
     return model;
