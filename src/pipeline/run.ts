@@ -34,6 +34,7 @@ import {
 import { withReplay } from "../core/replay.js";
 import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
+import { type HeadToHead, lengthControlledWinRate } from "../eval/length-controlled.js";
 import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
 import { canonicalJson } from "../oracle/cache.js";
 import { pairwiseWinRates } from "../oracle/index.js";
@@ -526,6 +527,7 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
   const prev = t > 0 ? read(t - 1) : undefined;
   const initial = t > 0 ? read(0) : undefined;
   const vs = { prev: [] as number[], initial: [] as number[], teacher: [] as number[] };
+  const againstTeacher: HeadToHead[] = [];
   const rows: EvalRow[] = [];
   let lengthSum = 0;
   for (let i = 0; i < ctx.evalRows.length; i++) {
@@ -550,6 +552,14 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
       await judge(prev?.[i]?.samples[j], row.vsPrev, vs.prev);
       await judge(initial?.[i]?.samples[j], row.vsInitial, vs.initial);
       await judge(r.gold, row.vsTeacher, vs.teacher);
+      if (r.gold !== undefined) {
+        const preference = row.vsTeacher[row.vsTeacher.length - 1] ?? null;
+        againstTeacher.push({
+          preference,
+          modelLength: charLength(texts[j]!),
+          baselineLength: charLength(r.gold),
+        });
+      }
     }
     rows.push(row);
     ctx.progress(`${t}/eval judge`, i + 1, ctx.evalRows.length);
@@ -573,6 +583,7 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
     winrate_vs_prev: meanOrNull(vs.prev),
     winrate_vs_initial: meanOrNull(vs.initial),
     winrate_vs_teacher: meanOrNull(vs.teacher),
+    lc_winrate_vs_teacher: lengthControlledWinRate(againstTeacher)?.winRate ?? null,
     standard_errors: {
       vs_prev: seOrNull(vs.prev),
       vs_initial: seOrNull(vs.initial),
