@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Rng } from "../src/core/rng.js";
+import { engine } from "../src/engine/index.js";
 import { parseConfig } from "../src/model/config.js";
 import { CausalLM, type Example, type SequenceLoss } from "../src/model/model.js";
 import { AdamW } from "../src/train/adamw.js";
@@ -214,4 +215,22 @@ test("CausalLM: bad examples are clear errors; empty responses score 0", () => {
   model.maxBatchTokens = 5;
   const pieces = model.sequenceLogprobs(data);
   for (const [i, x] of whole.entries()) assert.ok(Math.abs(x - pieces[i]!) < 1e-5);
+});
+
+test("training is bit-identical whatever the thread count", () => {
+  const e = engine();
+  const before = e.numThreads();
+  const shaWith = (threads: number) => {
+    e.setNumThreads(threads);
+    const model = CausalLM.init(tiny, 6);
+    const opt = new AdamW(model, { weightDecay: 0.1 });
+    for (let step = 0; step < 3; step++)
+      trainStep(model, opt, [{ examples: examples(step, 12), loss: sft }], 1e-3);
+    return model.weightsSha256();
+  };
+  try {
+    assert.equal(shaWith(1), shaWith(3));
+  } finally {
+    e.setNumThreads(before);
+  }
 });
