@@ -18,7 +18,7 @@
  * Every random choice draws from Rng.derive(seed, stage, t), so a resumed run ends with the same
  * weights as an uninterrupted one.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { isDefective } from "../core/defects.js";
@@ -647,8 +647,4 @@ function sftLoss(policy: Policy, batch: readonly { prompt: string; response: str
 
 function writeMetrics(runDir: string, evals: readonly EvalResult[]): void {
   writeJsonlAt(runDir, "metrics.jsonl", evals);
-}
-
-export function runExists(runDir: string): boolean {
-  return existsSync(join(runDir, "state.sqlite"));
 }
