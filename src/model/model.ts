@@ -23,6 +23,14 @@ export interface Example {
 /** d loss / d (sequence log-prob) per example, and the loss. */
 export type SequenceLoss = (seqLogprobs: Float64Array) => { loss: number; grad: Float64Array };
 
+/** Tokens whose training activations (float32, every layer) fit in about 1 GiB; within [256, 16384]. */
+function defaultBatchTokens(c: ModelConfig): number {
+  const qkv = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+  const perLayer = 5 * c.hiddenSize + qkv + c.numHeads * c.headDim + 3 * c.intermediateSize + 2;
+  const bytesPerToken = 4 * (c.numLayers * perLayer + 3 * c.hiddenSize);
+  return Math.min(16384, Math.max(256, Math.floor(2 ** 30 / bytesPerToken)));
+}
+
 /** normal(0, std) draws, both Box-Muller outputs used (initialising 100M weights takes seconds). */
 function fillNormal(t: Float32Array, rng: Rng, std: number): void {
   for (let i = 0; i < t.length; i += 2) {
@@ -45,8 +53,11 @@ interface Packed {
 }
 
 export class CausalLM {
-  /** Most tokens one native forward packs (activation memory grows with it; 0 = no limit). */
-  maxBatchTokens = 16384;
+  /**
+   * Most tokens one native forward packs (0 = no limit). Training keeps every layer's activations for
+   * these tokens; the default holds them to about 1 GiB (attention probabilities aside).
+   */
+  maxBatchTokens: number;
   private readonly slots = new Map<string, TensorSlot>();
   private gradBuffer: Float32Array | null = null;
   private native: NativeModel<Float32Array>;
@@ -57,6 +68,7 @@ export class CausalLM {
     readonly params: Float32Array,
   ) {
     for (const slot of layout) this.slots.set(slot.name, slot);
+    this.maxBatchTokens = defaultBatchTokens(config);
     this.native = new (engine().Model)(config, params, null);
   }
 
