@@ -178,8 +178,9 @@ function checkSameConfig(state: RunState, config: RunConfig, runDir: string): vo
   const text = canonicalJson(config);
   const stored = state.getMeta("config");
   if (stored === undefined) {
-    state.setMeta("config", text);
+    // The snapshot first: once the state names a config, the snapshot is never written again.
     writeFileAtomic(join(runDir, "config.yaml"), snapshotYaml(config));
+    state.setMeta("config", text);
     return;
   }
   if (stored !== text) {
