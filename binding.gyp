@@ -20,7 +20,12 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       # -fno-trapping-math: nothing reads FP exception flags; with it the clamps in rowops.cpp vectorise in
       # its baseline (SSE2) build too
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fno-trapping-math"]
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fno-trapping-math"],
+      "xcode_settings": {
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "GCC_OPTIMIZATION_LEVEL": "3"
+      }
     }
   ]
 }

@@ -147,6 +147,7 @@ DNO_INLINE void rope_apply_body(float* x, int64_t n0, int64_t n1, int stride, in
 
 enum Level { kBase, kAvx2, kAvx512 };
 
+#if defined(__x86_64__) || defined(__i386__)
 Level cpu_level() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
@@ -155,6 +156,13 @@ Level cpu_level() {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kAvx2;
   return kBase;
 }
+#define DNO_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#define DNO_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+Level cpu_level() { return kBase; }
+#define DNO_TARGET_AVX512
+#define DNO_TARGET_AVX2
+#endif
 
 const Level g_level = cpu_level();
 
@@ -163,10 +171,10 @@ const Level g_level = cpu_level();
 // One definition per ISA, the same body inlined into each, and a dispatcher.
 #define DNO_ROW_KERNEL(name, params, args)                                                                 \
   namespace {                                                                                              \
-  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))) void name##_avx512 params {    \
+  DNO_TARGET_AVX512 void name##_avx512 params {                                                          \
     name##_body args;                                                                                      \
   }                                                                                                        \
-  __attribute__((target("avx2,fma"))) void name##_avx2 params { name##_body args; }                      \
+  DNO_TARGET_AVX2 void name##_avx2 params { name##_body args; }                                          \
   void name##_base params { name##_body args; }                                                            \
   }                                                                                                        \
   void name params {                                                                                       \

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Rng } from "../src/core/rng.js";
+import { engine } from "../src/engine/index.js";
 import { parseConfig } from "../src/model/config.js";
 import { CausalLM, type Example, type SequenceLoss } from "../src/model/model.js";
 import { AdamW } from "../src/train/adamw.js";
@@ -184,5 +185,52 @@ print(json.dumps(p.detach().tolist()))`;
   const ref = JSON.parse(out.stdout) as number[];
   for (const [i, x] of ref.entries()) {
     assert.ok(Math.abs(x - model.params[i]!) <= 1e-6, `param ${i}: torch ${x}, ours ${model.params[i]}`);
+  }
+});
+
+test("CausalLM: bad examples are clear errors; empty responses score 0", () => {
+  const model = CausalLM.init(tiny, 2);
+  assert.throws(
+    () => model.sequenceLogprobs([{ prompt: [], response: [1] }]),
+    /example 0: the prompt needs at least one token/,
+  );
+  assert.throws(
+    () =>
+      model.sequenceLogprobs([
+        { prompt: [1], response: [2] },
+        { prompt: [1], response: [3, 40] },
+      ]),
+    /example 1 response: token 1 is 40, outside the vocabulary \[0, 40\)/,
+  );
+  assert.throws(() => model.tokenLogprobs([[1, 2.5]]), /sequence 0: token 1 is 2.5/);
+  const lp = model.sequenceLogprobs([
+    { prompt: [1, 2], response: [] },
+    { prompt: [3], response: [4] },
+  ]);
+  assert.equal(lp[0], 0);
+  assert.ok(lp[1]! < 0);
+  // a long batch split across native calls gives the same numbers as one call
+  const data = examples(9, 7);
+  const whole = model.sequenceLogprobs(data);
+  model.maxBatchTokens = 5;
+  const pieces = model.sequenceLogprobs(data);
+  for (const [i, x] of whole.entries()) assert.ok(Math.abs(x - pieces[i]!) < 1e-5);
+});
+
+test("training is bit-identical whatever the thread count", () => {
+  const e = engine();
+  const before = e.numThreads();
+  const shaWith = (threads: number) => {
+    e.setNumThreads(threads);
+    const model = CausalLM.init(tiny, 6);
+    const opt = new AdamW(model, { weightDecay: 0.1 });
+    for (let step = 0; step < 3; step++)
+      trainStep(model, opt, [{ examples: examples(step, 12), loss: sft }], 1e-3);
+    return model.weightsSha256();
+  };
+  try {
+    assert.equal(shaWith(1), shaWith(3));
+  } finally {
+    e.setNumThreads(before);
   }
 });

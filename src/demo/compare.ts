@@ -4,7 +4,7 @@
  */
 import { join, resolve } from "node:path";
 import type { RunConfigInput } from "../pipeline/config.js";
-import type { ProgressFn } from "../pipeline/run.js";
+import { type ProgressFn, policyPath } from "../pipeline/run.js";
 import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { type DemoSummary, runDemo } from "./demo.js";
@@ -73,7 +73,7 @@ export async function runCompare(
       ? { ...v.overrides, model: { path: sharedStart }, sft: undefined }
       : v.overrides;
     const { summary } = await runDemo({ out: dir, overrides, ...ui });
-    sharedStart ??= resolve(dir, "checkpoints/pi_1");
+    sharedStart ??= resolve(dir, policyPath(1));
     rows.push(row(v, summary));
   }
   const markdown = toMarkdown(rows);

@@ -16,7 +16,7 @@ import { toJsonl } from "../util/jsonl.js";
 import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "./task.js";
 
 /** Prompt counts of the demo's splits; every word appears in exactly one split. */
-export const DEMO_SPLITS = { sft: 8000, dno: 3000, validation: 100, eval: 200 } as const;
+export const DEMO_SPLITS = { sft: 16000, dno: 3000, validation: 100, eval: 200 } as const;
 
 /** The demo's run config (before defaults), with `overrides` merged in for `dno compare`'s variants. */
 export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigInput {

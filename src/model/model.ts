@@ -23,6 +23,26 @@ export interface Example {
 /** d loss / d (sequence log-prob) per example, and the loss. */
 export type SequenceLoss = (seqLogprobs: Float64Array) => { loss: number; grad: Float64Array };
 
+/** Tokens whose training activations (float32, every layer) fit in about 1 GiB; within [256, 16384]. */
+function defaultBatchTokens(c: ModelConfig): number {
+  const qkv = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+  const perLayer = 5 * c.hiddenSize + qkv + c.numHeads * c.headDim + 3 * c.intermediateSize + 2;
+  const bytesPerToken = 4 * (c.numLayers * perLayer + 3 * c.hiddenSize);
+  return Math.min(16384, Math.max(256, Math.floor(2 ** 30 / bytesPerToken)));
+}
+
+/** normal(0, std) draws, both Box-Muller outputs used (initialising 100M weights takes seconds). */
+function fillNormal(t: Float32Array, rng: Rng, std: number): void {
+  for (let i = 0; i < t.length; i += 2) {
+    let u = 0;
+    while (u === 0) u = rng.float();
+    const r = Math.sqrt(-2 * Math.log(u)) * std;
+    const a = 2 * Math.PI * rng.float();
+    t[i] = r * Math.cos(a);
+    if (i + 1 < t.length) t[i + 1] = r * Math.sin(a);
+  }
+}
+
 /** One packed forward: rows of several sequences back to back. */
 interface Packed {
   tokens: Int32Array;
@@ -33,8 +53,11 @@ interface Packed {
 }
 
 export class CausalLM {
-  /** Most tokens one native forward packs (activation memory grows with it; 0 = no limit). */
-  maxBatchTokens = 16384;
+  /**
+   * Most tokens one native forward packs (0 = no limit). Training keeps every layer's activations for
+   * these tokens; the default holds them to about 1 GiB (attention probabilities aside).
+   */
+  maxBatchTokens: number;
   private readonly slots = new Map<string, TensorSlot>();
   private gradBuffer: Float32Array | null = null;
   private native: NativeModel<Float32Array>;
@@ -45,6 +68,7 @@ export class CausalLM {
     readonly params: Float32Array,
   ) {
     for (const slot of layout) this.slots.set(slot.name, slot);
+    this.maxBatchTokens = defaultBatchTokens(config);
     this.native = new (engine().Model)(config, params, null);
   }
 
@@ -63,10 +87,7 @@ export class CausalLM {
       const t = model.tensor(slot.name);
       if (slot.name.endsWith("norm.weight")) t.fill(1);
       else if (slot.name.endsWith(".bias")) t.fill(0);
-      else {
-        const rng = Rng.derive(seed, "init", slot.name);
-        for (let i = 0; i < t.length; i++) t[i] = rng.normal() * std;
-      }
+      else fillNormal(t, Rng.derive(seed, "init", slot.name), std);
     }
     if (config.padTokenId >= 0) model.embeddingRow(config.padTokenId).fill(0);
     return model;

@@ -105,6 +105,10 @@ export const runConfigSchema = z.strictObject({
       beta: z.number().positive().default(0.1),
       tau: z.number().min(0).optional(),
     })
+    .refine((o) => o.name !== "inpo" || (o.tau !== undefined && o.tau <= o.beta), {
+      message: "inpo needs tau, with 0 <= tau <= beta",
+      path: ["tau"],
+    })
     .prefault({}),
   train: z
     .strictObject({

@@ -86,6 +86,8 @@ export interface EvalResult {
   winrate_vs_prev: number | null;
   winrate_vs_initial: number | null;
   winrate_vs_teacher: number | null;
+  /** AlpacaEval 2.0's length-controlled win rate against the teacher (src/eval); null without gold answers. */
+  lc_winrate_vs_teacher: number | null;
   standard_errors: { vs_prev: number | null; vs_initial: number | null; vs_teacher: number | null };
   validation_winrate_vs_initial: number | null;
   /** Mean response length in characters (code points). */

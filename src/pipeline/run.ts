@@ -18,7 +18,7 @@
  * Every random choice draws from Rng.derive(seed, stage, t), so a resumed run ends with the same
  * weights as an uninterrupted one.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { isDefective } from "../core/defects.js";
@@ -34,6 +34,7 @@ import {
 import { withReplay } from "../core/replay.js";
 import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
+import { type HeadToHead, lengthControlledWinRate } from "../eval/length-controlled.js";
 import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
 import { canonicalJson } from "../oracle/cache.js";
 import { pairwiseWinRates } from "../oracle/index.js";
@@ -177,8 +178,9 @@ function checkSameConfig(state: RunState, config: RunConfig, runDir: string): vo
   const text = canonicalJson(config);
   const stored = state.getMeta("config");
   if (stored === undefined) {
-    state.setMeta("config", text);
+    // The snapshot first: once the state names a config, the snapshot is never written again.
     writeFileAtomic(join(runDir, "config.yaml"), snapshotYaml(config));
+    state.setMeta("config", text);
     return;
   }
   if (stored !== text) {
@@ -526,6 +528,7 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
   const prev = t > 0 ? read(t - 1) : undefined;
   const initial = t > 0 ? read(0) : undefined;
   const vs = { prev: [] as number[], initial: [] as number[], teacher: [] as number[] };
+  const againstTeacher: HeadToHead[] = [];
   const rows: EvalRow[] = [];
   let lengthSum = 0;
   for (let i = 0; i < ctx.evalRows.length; i++) {
@@ -550,6 +553,14 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
       await judge(prev?.[i]?.samples[j], row.vsPrev, vs.prev);
       await judge(initial?.[i]?.samples[j], row.vsInitial, vs.initial);
       await judge(r.gold, row.vsTeacher, vs.teacher);
+      if (r.gold !== undefined) {
+        const preference = row.vsTeacher[row.vsTeacher.length - 1] ?? null;
+        againstTeacher.push({
+          preference,
+          modelLength: charLength(texts[j]!),
+          baselineLength: charLength(r.gold),
+        });
+      }
     }
     rows.push(row);
     ctx.progress(`${t}/eval judge`, i + 1, ctx.evalRows.length);
@@ -573,6 +584,7 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
     winrate_vs_prev: meanOrNull(vs.prev),
     winrate_vs_initial: meanOrNull(vs.initial),
     winrate_vs_teacher: meanOrNull(vs.teacher),
+    lc_winrate_vs_teacher: lengthControlledWinRate(againstTeacher)?.winRate ?? null,
     standard_errors: {
       vs_prev: seOrNull(vs.prev),
       vs_initial: seOrNull(vs.initial),
@@ -636,8 +648,4 @@ function sftLoss(policy: Policy, batch: readonly { prompt: string; response: str
 
 function writeMetrics(runDir: string, evals: readonly EvalResult[]): void {
   writeJsonlAt(runDir, "metrics.jsonl", evals);
-}
-
-export function runExists(runDir: string): boolean {
-  return existsSync(join(runDir, "state.sqlite"));
 }

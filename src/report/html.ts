@@ -12,6 +12,7 @@ export interface ReportIteration {
   winrate_vs_prev: number | null;
   winrate_vs_initial: number | null;
   winrate_vs_teacher: number | null;
+  lc_winrate_vs_teacher?: number | null;
   avg_length: number;
   metrics: Record<string, number>;
   pairs?: {
@@ -167,6 +168,7 @@ export async function renderReport(data: ReportData): Promise<string> {
     fmt(it.winrate_vs_prev),
     fmt(it.winrate_vs_initial),
     fmt(it.winrate_vs_teacher),
+    fmt(it.lc_winrate_vs_teacher),
     it.avg_length.toFixed(1),
     ...metricNames.map((m) => fmt(it.metrics[m])),
     it.pairs

@@ -51,11 +51,12 @@ eval: { samples_per_prompt: 4, temperature: 1.0 }
 `;
 
 const ORACLE = `// A programmatic preference oracle for the example task: reverse the word after "rev ".
-// Return P(a beats b | prompt) in [0, 1]. Here: a correct answer beats a wrong one; otherwise a tie.
+// Return P(a beats b | prompt) in [0, 1]. Here: a correct answer (brackets allowed) beats a wrong one,
+// two correct answers tie, and so do two wrong ones. dno demo uses a richer, intransitive one.
 export function prefer(prompt, a, b) {
   const word = /^rev ([a-z]+)=$/.exec(prompt)?.[1] ?? "";
   const want = [...word].reverse().join("");
-  const ok = (s) => s.toLowerCase().replaceAll(".", "") === want;
+  const ok = (s) => s.replace(/^[[({]([a-z]+)[\\])}]$/, "$1") === want;
   return ok(a) === ok(b) ? 0.5 : ok(a) ? 1 : 0;
 }
 `;
