@@ -54,7 +54,8 @@ export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigIn
     sampling: { samples_per_prompt: 5, temperature: 1, top_p: 1, max_new_tokens: 16 },
     pairs: { rule: "win-rate", pairs_per_prompt: 3, replay: [0.3, 0.15] },
     objective: { name: "dno-prct", beta: 0.3 },
-    train: { lr: 1.5e-4, batch_size: 16, epochs: 2, warmup_steps: 5 },
+    // The paper lowers the learning rate in later iterations.
+    train: { lr: 1.5e-4, batch_size: 16, epochs: 2, warmup_steps: 5, lr_decay: 0.7 },
     eval: { samples_per_prompt: 4, temperature: 1, top_p: 1 },
     ...overrides,
   };
