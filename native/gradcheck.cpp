@@ -124,30 +124,24 @@ std::vector<GradcheckResult> kernel_gradchecks() {
     const int H = 4, KV = 2, D = 4, QKV = (H + 2 * KV) * D;
     const std::vector<int32_t> starts = {0, 5, 6, 10};
     const int S = 3, N = starts[S];
-    std::vector<int64_t> off(S);
-    int64_t P = 0;
-    for (int s = 0; s < S; ++s) {
-      off[s] = P;
-      P += int64_t(H) * (starts[s + 1] - starts[s]) * (starts[s + 1] - starts[s]);
-    }
-    const SeqBatch sb{starts.data(), S, off.data()};
-    auto fwd = [&](const Vec& qkv, Vec& probs) {
+    const SeqBatch sb{starts.data(), S};
+    auto fwd = [&](const Vec& qkv, Vec& lse) {
       Vec o(N * H * D);
-      probs.assign(P, 0.0);
-      attention_forward(o.data(), probs.data(), qkv.data(), sb, H, KV, D, window);
+      lse.assign(N * H, 0.0);
+      attention_forward(o.data(), lse.data(), qkv.data(), sb, H, KV, D, window);
       return o;
     };
     out.push_back(check(
         window ? "attention (sliding window 3)" : "attention", {randn(N * QKV, rng)},
         [&](const Inputs& in) {
-          Vec probs;
-          return fwd(in[0], probs);
+          Vec lse;
+          return fwd(in[0], lse);
         },
         [&](const Inputs& in, const Vec& d) {
-          Vec probs;
-          fwd(in[0], probs);
+          Vec lse;
+          fwd(in[0], lse);
           Inputs g{Vec(N * QKV, 0.0)};
-          attention_backward(g[0].data(), d.data(), in[0].data(), probs.data(), sb, H, KV, D);
+          attention_backward(g[0].data(), d.data(), in[0].data(), lse.data(), sb, H, KV, D, window);
           return g;
         },
         rng));

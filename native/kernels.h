@@ -142,16 +142,24 @@ void rope_apply(T* x, int N, int stride, int col0, int nheads, int D, const int3
 // Packed variable-length sequences: sequence s is rows [starts[s], starts[s+1]) of every (N, ...) buffer,
 // at positions 0, 1, ...; attention never crosses sequences (the padding mask of a packed batch).
 struct SeqBatch {
-  const int32_t* starts;   // (S+1)
+  const int32_t* starts;  // (S+1)
   int S;
-  const int64_t* prob_off;  // (S): where sequence s's (H, L, L) attention probabilities start
 };
+
+// One (L, L) matrix per pool thread: attention probabilities live only while one head is processed.
+template <typename T>
+T* attention_scratch(size_t n) {
+  thread_local std::vector<T> scratch;
+  if (scratch.size() < n) scratch.resize(n);
+  return scratch.data();
+}
 
 // Causal attention with grouped KV heads and an optional sliding window.
 // qkv is (N, H*D + 2*KV*D): q heads, then k heads, then v heads (RoPE already applied);
-// out is (N, H*D); probs holds, per sequence, (H, L, L) softmax rows (zero where masked).
+// out is (N, H*D); lse (N, H) receives each softmax row's log-sum-exp, from which the backward
+// recomputes the probabilities (so no (L, L) matrix outlives its head).
 template <typename T>
-void attention_forward(T* out, T* probs, const T* qkv, const SeqBatch& sb, int H, int KV, int D, int window) {
+void attention_forward(T* out, T* lse, const T* qkv, const SeqBatch& sb, int H, int KV, int D, int window) {
   const int QKV = (H + 2 * KV) * D, rep = H / KV;
   const T scale = T(1) / std::sqrt(T(D));
   parallel_for(int64_t(sb.S) * H, 1, [&](int64_t b, int64_t e) {
@@ -162,13 +170,14 @@ void attention_forward(T* out, T* probs, const T* qkv, const SeqBatch& sb, int H
       const T* q = qkv + int64_t(r0) * QKV + int64_t(h) * D;
       const T* k = qkv + int64_t(r0) * QKV + int64_t(H + g) * D;
       const T* v = qkv + int64_t(r0) * QKV + int64_t(H + KV + g) * D;
-      T* p = probs + sb.prob_off[s] + int64_t(h) * L * L;
+      T* p = attention_scratch<T>(size_t(L) * L);
       gemm<T>(false, true, L, L, D, scale, q, QKV, k, QKV, T(0), p, L);
       for (int i = 0; i < L; ++i) {
         T* row = p + int64_t(i) * L;
         const int j0 = window > 0 ? std::max(0, i - window + 1) : 0;
+        T* l = lse + int64_t(r0 + i) * H + h;
         if constexpr (std::is_same_v<T, float>) {
-          rows::softmax_causal(row, j0, i, L);
+          *l = rows::softmax_causal(row, j0, i, L);
           continue;
         }
         T mx = row[j0];
@@ -179,26 +188,28 @@ void attention_forward(T* out, T* probs, const T* qkv, const SeqBatch& sb, int H
         for (int j = 0; j < j0; ++j) row[j] = 0;
         for (int j = j0; j <= i; ++j) row[j] *= inv;
         for (int j = i + 1; j < L; ++j) row[j] = 0;
+        *l = mx + std::log(sum);
       }
       gemm<T>(false, false, L, D, L, T(1), p, L, v, QKV, T(0), out + int64_t(r0) * H * D + int64_t(h) * D, H * D);
     }
   });
 }
 
-// dqkv (N, H*D + 2*KV*D) += gradients wrt the post-RoPE q, k, v; dout is (N, H*D).
+// dqkv (N, H*D + 2*KV*D) += gradients wrt the post-RoPE q, k, v; dout is (N, H*D); lse and window as
+// the forward gave and took them.
 template <typename T>
-void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, const SeqBatch& sb, int H, int KV,
-                        int D) {
+void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* lse, const SeqBatch& sb, int H, int KV,
+                        int D, int window) {
   const int QKV = (H + 2 * KV) * D, rep = H / KV;
   const T scale = T(1) / std::sqrt(T(D));
   // Parallel over (sequence, kv head): the query heads of one group all add into its dk, dv.
   parallel_for(int64_t(sb.S) * KV, 1, [&](int64_t b, int64_t e) {
-    thread_local std::vector<T> dp;
     for (int64_t task = b; task < e; ++task) {
       const int s = int(task / KV), g = int(task % KV);
       const int r0 = sb.starts[s], L = sb.starts[s + 1] - r0;
       if (L == 0) continue;
-      if (dp.size() < size_t(L) * L) dp.resize(size_t(L) * L);
+      T* p = attention_scratch<T>(size_t(2) * L * L);
+      T* dp = p + int64_t(L) * L;
       const int64_t base = int64_t(r0) * QKV;
       const T* k = qkv + base + int64_t(H + g) * D;
       const T* v = qkv + base + int64_t(H + KV + g) * D;
@@ -207,13 +218,23 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
       for (int h = g * rep; h < (g + 1) * rep; ++h) {
         const T* q = qkv + base + int64_t(h) * D;
         T* dq = dqkv + base + int64_t(h) * D;
-        const T* p = probs + sb.prob_off[s] + int64_t(h) * L * L;
         const T* dO = dout + int64_t(r0) * H * D + int64_t(h) * D;
-        gemm<T>(true, false, L, D, L, T(1), p, L, dO, H * D, T(1), dv, QKV);        // dv += P^T dO
-        gemm<T>(false, true, L, L, D, T(1), dO, H * D, v, QKV, T(0), dp.data(), L);  // dP = dO V^T
+        gemm<T>(false, true, L, L, D, scale, q, QKV, k, QKV, T(0), p, L);  // P again, from the scores and lse
+        for (int i = 0; i < L; ++i) {
+          T* row = p + int64_t(i) * L;
+          const int j0 = window > 0 ? std::max(0, i - window + 1) : 0;
+          const T l = lse[int64_t(r0 + i) * H + h];
+          if constexpr (std::is_same_v<T, float>) {
+            rows::softmax_recompute(row, j0, i, L, l);
+            continue;
+          }
+          for (int j = 0; j < L; ++j) row[j] = j >= j0 && j <= i ? std::exp(row[j] - l) : T(0);
+        }
+        gemm<T>(true, false, L, D, L, T(1), p, L, dO, H * D, T(1), dv, QKV);  // dv += P^T dO
+        gemm<T>(false, true, L, L, D, T(1), dO, H * D, v, QKV, T(0), dp, L);  // dP = dO V^T
         for (int i = 0; i < L; ++i) {  // dS = P * (dP - rowsum(P * dP)), times the score scale
           const T* pr = p + int64_t(i) * L;
-          T* dr = dp.data() + int64_t(i) * L;
+          T* dr = dp + int64_t(i) * L;
           if constexpr (std::is_same_v<T, float>) {
             rows::softmax_backward_causal(dr, pr, 0, i, L, scale);  // masked p are 0: j0 = 0 is exact
             continue;
@@ -223,8 +244,8 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
           for (int j = 0; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * scale;
           for (int j = i + 1; j < L; ++j) dr[j] = 0;
         }
-        gemm<T>(false, false, L, D, L, T(1), dp.data(), L, k, QKV, T(1), dq, QKV);  // dq += dS K
-        gemm<T>(true, false, L, D, L, T(1), dp.data(), L, q, QKV, T(1), dk, QKV);   // dk += dS^T Q
+        gemm<T>(false, false, L, D, L, T(1), dp, L, k, QKV, T(1), dq, QKV);  // dq += dS K
+        gemm<T>(true, false, L, D, L, T(1), dp, L, q, QKV, T(1), dk, QKV);   // dk += dS^T Q
       }
     }
   });

@@ -36,15 +36,15 @@ void Llama<T>::ensure_rope(int max_len) {
 
 // Lays out this batch's activations in acts_ (growing it only when the batch is the largest yet).
 template <typename T>
-void Llama<T>::carve(int N, int M, int64_t P, int S) {
+void Llama<T>::carve(int N, int M, int S) {
   const int64_t C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim(), V = c_.vocab;
   const int64_t Ls = keep_ ? c_.layers : 1;  // layer slots
   const int64_t Rs = keep_ ? c_.layers + 1 : 2;  // residual stream slots
   chunk_ = int(std::max<int64_t>(1, std::min<int64_t>(std::max(M, S), (int64_t(1) << 22) / V)));
   const int64_t sizes[] = {
-      Rs * N * C, Ls * N * C, Ls * N, Ls * N * QKV, Ls * P, Ls * N * QD, Ls * N * C, Ls * N * C, Ls * N,
+      Rs * N * C, Ls * N * C, Ls * N, Ls * N * QKV, Ls * N * c_.heads, Ls * N * QD, Ls * N * C, Ls * N * C, Ls * N,
       Ls * N * 2 * I, Ls * N * I, N * C, N, std::max<int64_t>(M, S) * C, M, M, int64_t(chunk_) * V};
-  T** views[] = {&a_.resid, &a_.xn1, &a_.rstd1, &a_.qkv, &a_.probs, &a_.attn, &a_.mid, &a_.xn2, &a_.rstd2,
+  T** views[] = {&a_.resid, &a_.xn1, &a_.rstd1, &a_.qkv, &a_.att_lse, &a_.attn, &a_.mid, &a_.xn2, &a_.rstd2,
                  &a_.gu,    &a_.act, &a_.xnf,   &a_.rstdf, &a_.hm,  &a_.lse,  &a_.lp,  &a_.logits};
   int64_t total = 0;
   for (int64_t s : sizes) total += s;
@@ -80,17 +80,13 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
   tokens_.assign(tokens, tokens + N);
   starts_.assign(starts, starts + S + 1);
   pos_.resize(N);
-  prob_off_.resize(S);
   rows_m_.clear();
   targets_m_.clear();
   int max_len = 1;
-  P_ = 0;
   for (int s = 0; s < S; ++s) {
     const int L = starts[s + 1] - starts[s];
     if (L < 0) throw std::runtime_error("sequence starts must not decrease");
     max_len = std::max(max_len, L);
-    prob_off_[s] = P_;
-    P_ += int64_t(H) * L * L;
     for (int i = 0; i < L; ++i) pos_[starts[s] + i] = i;
   }
   for (int n = 0; n < N; ++n) {
@@ -103,9 +99,9 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
   }
   M_ = int(rows_m_.size());
   const int M = M_;
-  carve(N, M, P_, S);
+  carve(N, M, S);
   ensure_rope(max_len);
-  const SeqBatch sb{starts_.data(), S, prob_off_.data()};
+  const SeqBatch sb{starts_.data(), S};
   auto resid = [&](int l) { return a_.resid + int64_t(keep ? l : l % 2) * N * C; };
 
   TIMED(kEmbedding, embedding_forward(resid(0), tokens_.data(), w_.embed, N, C));
@@ -115,7 +111,7 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
     T* xn1 = layer_slot(a_.xn1, l, int64_t(N) * C);
     T* rstd1 = layer_slot(a_.rstd1, l, N);
     T* qkv = layer_slot(a_.qkv, l, int64_t(N) * QKV);
-    T* probs = layer_slot(a_.probs, l, P_);
+    T* att_lse = layer_slot(a_.att_lse, l, int64_t(N) * H);
     T* attn = layer_slot(a_.attn, l, int64_t(N) * QD);
     T* mid = layer_slot(a_.mid, l, int64_t(N) * C);
     T* xn2 = layer_slot(a_.xn2, l, int64_t(N) * C);
@@ -127,7 +123,7 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
     if (w.bqkv) TIMED(kElementwise, bias_forward(qkv, w.bqkv, N, QKV));
     TIMED(kRope, rope_apply(qkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), false));
     TIMED(kRope, rope_apply(qkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), false));
-    TIMED(kAttention, attention_forward(attn, probs, qkv, sb, H, KV, D, c_.sliding_window));
+    TIMED(kAttention, attention_forward(attn, att_lse, qkv, sb, H, KV, D, c_.sliding_window));
     TIMED(kMatmul, gemm<T>(false, true, N, C, QD, T(1), attn, QD, w.wo, QD, T(0), mid, C));
     if (w.bo) TIMED(kElementwise, bias_forward(mid, w.bo, N, C));
     TIMED(kElementwise, add_inplace(mid, x, int64_t(N) * C));
@@ -185,7 +181,7 @@ void Llama<T>::backward(const T* dlogp) {
   T* dgu = dattn + sizes[3];
   T* dact = dgu + sizes[4];
   T* dh = dact + sizes[5];
-  const SeqBatch sb{starts_.data(), S, prob_off_.data()};
+  const SeqBatch sb{starts_.data(), S};
   auto resid = [&](int l) { return a_.resid + int64_t(l) * N * C; };
 
   // Head: d logits = dlogp (onehot - softmax), recomputing the logits chunk by chunk.
@@ -208,7 +204,7 @@ void Llama<T>::backward(const T* dlogp) {
     const LayerWeights<T>& g = g_.layers[l];
     const T* xn1 = a_.xn1 + int64_t(l) * N * C;
     const T* qkv = a_.qkv + int64_t(l) * N * QKV;
-    const T* probs = a_.probs + int64_t(l) * P_;
+    const T* att_lse = a_.att_lse + int64_t(l) * N * H;
     const T* attn = a_.attn + int64_t(l) * N * QD;
     const T* mid = a_.mid + int64_t(l) * N * C;
     const T* xn2 = a_.xn2 + int64_t(l) * N * C;
@@ -227,7 +223,7 @@ void Llama<T>::backward(const T* dlogp) {
     TIMED(kMatmul, gemm<T>(false, false, N, QD, C, T(1), dresid, C, w.wo, QD, T(0), dattn, QD));
     TIMED(kMatmul, gemm<T>(true, false, C, QD, N, T(1), dresid, C, attn, QD, T(1), g.wo, QD));
     TIMED(kElementwise, std::fill(dqkv, dqkv + int64_t(N) * QKV, T(0)));
-    TIMED(kAttention, attention_backward(dqkv, dattn, qkv, probs, sb, H, KV, D));
+    TIMED(kAttention, attention_backward(dqkv, dattn, qkv, att_lse, sb, H, KV, D, c_.sliding_window));
     TIMED(kRope, rope_apply(dqkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), true));
     TIMED(kRope, rope_apply(dqkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), true));
     if (g.bqkv) TIMED(kElementwise, bias_backward(g.bqkv, dqkv, N, QKV));

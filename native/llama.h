@@ -30,11 +30,11 @@ class Llama {
 
  private:
   struct Acts {  // views into acts_ for the current batch
-    T *resid, *xn1, *rstd1, *qkv, *probs, *attn, *mid, *xn2, *rstd2, *gu, *act, *xnf, *rstdf, *hm, *lse, *lp,
+    T *resid, *xn1, *rstd1, *qkv, *att_lse, *attn, *mid, *xn2, *rstd2, *gu, *act, *xnf, *rstdf, *hm, *lse, *lp,
         *logits;
   };
   T* layer_slot(T* base, int l, int64_t per_layer) const { return base + (keep_ ? l : 0) * per_layer; }
-  void carve(int N, int M, int64_t P, int S);
+  void carve(int N, int M, int S);
   void ensure_rope(int max_len);
   void lm_head_rows(T* out, const T* rows, int m);
 
@@ -43,10 +43,8 @@ class Llama {
   bool has_grads_;
   // The current batch.
   int N_ = 0, M_ = 0, S_ = 0, chunk_ = 0;
-  int64_t P_ = 0;
   bool keep_ = false, ready_for_backward_ = false;
   std::vector<int32_t> tokens_, pos_, starts_, rows_m_, targets_m_;
-  std::vector<int64_t> prob_off_;
   Acts a_{};
   std::vector<T> acts_, grads_scratch_, cos_, sin_;
   int rope_len_ = 0;

@@ -87,13 +87,21 @@ DNO_INLINE void rmsnorm_backward_body(float* dinp, const float* dout, const floa
   }
 }
 
-DNO_INLINE void softmax_causal_body(float* row, int j0, int i, int L) {
+DNO_INLINE float softmax_causal_body(float* row, int j0, int i, int L) {
   float mx = row[j0];
   for (int j = j0 + 1; j <= i; ++j) mx = row[j] > mx ? row[j] : mx;
   for (int j = j0; j <= i; ++j) row[j] = exp_approx(row[j] - mx);
-  const float inv = 1.0f / sum16(j0, i + 1, [row](int j) { return row[j]; });
+  const float sum = sum16(j0, i + 1, [row](int j) { return row[j]; });
+  const float inv = 1.0f / sum;
   for (int j = 0; j < j0; ++j) row[j] = 0;
   for (int j = j0; j <= i; ++j) row[j] *= inv;
+  for (int j = i + 1; j < L; ++j) row[j] = 0;
+  return mx + std::log(sum);
+}
+
+DNO_INLINE void softmax_recompute_body(float* row, int j0, int i, int L, float lse) {
+  for (int j = 0; j < j0; ++j) row[j] = 0;
+  for (int j = j0; j <= i; ++j) row[j] = exp_approx(row[j] - lse);
   for (int j = i + 1; j < L; ++j) row[j] = 0;
 }
 
@@ -207,7 +215,19 @@ DNO_ROW_KERNEL(rope_apply,
                (float* x, int64_t n0, int64_t n1, int stride, int col0, int nheads, int D, const int32_t* pos,
                 const float* cos, const float* sin, bool inverse),
                (x, n0, n1, stride, col0, nheads, D, pos, cos, sin, inverse))
-DNO_ROW_KERNEL(softmax_causal, (float* row, int j0, int i, int L), (row, j0, i, L))
+DNO_ROW_KERNEL(softmax_recompute, (float* row, int j0, int i, int L, float lse), (row, j0, i, L, lse))
+namespace {
+DNO_TARGET_AVX512 float softmax_causal_avx512(float* row, int j0, int i, int L) {
+  return softmax_causal_body(row, j0, i, L);
+}
+DNO_TARGET_AVX2 float softmax_causal_avx2(float* row, int j0, int i, int L) { return softmax_causal_body(row, j0, i, L); }
+float softmax_causal_base(float* row, int j0, int i, int L) { return softmax_causal_body(row, j0, i, L); }
+}  // namespace
+float softmax_causal(float* row, int j0, int i, int L) {
+  if (g_level == kAvx512) return softmax_causal_avx512(row, j0, i, L);
+  if (g_level == kAvx2) return softmax_causal_avx2(row, j0, i, L);
+  return softmax_causal_base(row, j0, i, L);
+}
 DNO_ROW_KERNEL(softmax_backward_causal, (float* d, const float* p, int j0, int i, int L, float scale),
                (d, p, j0, i, L, scale))
 

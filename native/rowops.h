@@ -16,8 +16,10 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
 // dinp += rmsnorm backward per row (dweight is reduced separately)
 void rmsnorm_backward(float* dinp, const float* dout, const float* inp, const float* weight, const float* rstd,
                       int64_t n0, int64_t n1, int C);
-// row[j0..i] = softmax(row[j0..i]); the rest of row[0..L) = 0
-void softmax_causal(float* row, int j0, int i, int L);
+// row[j0..i] = softmax(row[j0..i]); the rest of row[0..L) = 0; returns log(sum(exp(row[j0..i])))
+float softmax_causal(float* row, int j0, int i, int L);
+// row[j0..i] = exp(row[j0..i] - lse) (softmax recomputed from its log-sum-exp); the rest of row[0..L) = 0
+void softmax_recompute(float* row, int j0, int i, int L, float lse);
 // dS row: d[j] = p[j] * (d[j] - sum_k p[k] d[k]) * scale for j in [j0, i]; 0 elsewhere in [0, L)
 void softmax_backward_causal(float* d, const float* p, int j0, int i, int L, float scale);
 

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { main } from "../src/cli/main.js";
 import { sequenceLossFn } from "../src/core/objectives.js";
 import { Rng } from "../src/core/rng.js";
 import { CausalLM } from "../src/model/model.js";
@@ -98,7 +99,7 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): { rel: number; abs:
 
 test("engine equals PyTorch: log-probs, logits and DPO gradients (rel err <= 1e-4, float32)", {
   skip,
-}, () => {
+}, async () => {
   const root = mkdtempSync(join(tmpdir(), "dno-ref-"));
   const rng = new Rng(7);
   const seqs = [3, 9, 1, 14, 6].map((n) => randomTokens(rng, n));
@@ -156,6 +157,24 @@ test("engine equals PyTorch: log-probs, logits and DPO gradients (rel err <= 1e-
       token_logprobs: number[][];
       last_logits: number[][];
     };
+    // `dno logprobs` reads the same input file and writes the same fields as the reference tool
+    const cliOut = join(root, `${job.name}-dno-lp.json`);
+    const code = await main([
+      "node",
+      "dno",
+      "logprobs",
+      "--model",
+      job.dir,
+      "--input",
+      job.seqs,
+      "--out",
+      cliOut,
+    ]);
+    assert.equal(code, 0);
+    const cli = JSON.parse(readFileSync(cliOut, "utf8")) as typeof ref;
+    assert.deepEqual(Object.keys(cli).sort(), Object.keys(ref).sort());
+    record("dno logprobs token log-probs", relErr(cli.token_logprobs.flat(), ref.token_logprobs.flat()));
+    record("dno logprobs last logits", relErr(cli.last_logits.flat(), ref.last_logits.flat()));
     const ours = model.tokenLogprobs(seqs);
     record(
       "token log-probs",

@@ -26,7 +26,7 @@ export type SequenceLoss = (seqLogprobs: Float64Array) => { loss: number; grad: 
 /** Tokens whose training activations (float32, every layer) fit in about 1 GiB; within [256, 16384]. */
 function defaultBatchTokens(c: ModelConfig): number {
   const qkv = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
-  const perLayer = 5 * c.hiddenSize + qkv + c.numHeads * c.headDim + 3 * c.intermediateSize + 2;
+  const perLayer = 5 * c.hiddenSize + qkv + c.numHeads * (c.headDim + 1) + 3 * c.intermediateSize + 2;
   const bytesPerToken = 4 * (c.numLayers * perLayer + 3 * c.hiddenSize);
   return Math.min(16384, Math.max(256, Math.floor(2 ** 30 / bytesPerToken)));
 }
@@ -55,7 +55,7 @@ interface Packed {
 export class CausalLM {
   /**
    * Most tokens one native forward packs (0 = no limit). Training keeps every layer's activations for
-   * these tokens; the default holds them to about 1 GiB (attention probabilities aside).
+   * these tokens; the default holds them to about 1 GiB.
    */
   maxBatchTokens: number;
   private readonly slots = new Map<string, TensorSlot>();
