@@ -1,7 +1,7 @@
 // SGEMM (Goto/BLIS-style) in two pool jobs per block of op(B) (at most kMaxKB x kMaxNB):
 // 1. pack: op(B) into NR-column slivers, k-major (the microkernel reads NR values per k contiguously),
 //    the threads claiming slivers one by one;
-// 2. compute: the threads claim tiles of C one by one (so a preempted thread delays nobody); a tile
+// 2. compute: the threads claim tiles of C one by one (a thread that runs slower takes fewer); a tile
 //    walks the k-blocks, and in each streams its MR-row slivers of A, read in place (each staying in L1),
 //    past the tile's kc x tile-cols piece of packed B (in L2). Tiles go column by column, so
 //    consecutive tiles reuse B.
@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "gemm_internal.h"
 #include "gemm_microkernels.h"
@@ -77,16 +79,35 @@ class Workspace {
   size_t capacity_ = 0;
 };
 
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// On a busy machine a worker can be preempted holding an item, and the caller then waits for a whole
+// scheduler slice (milliseconds) with nothing left to do. After such a wait sgemm runs on the calling
+// thread alone for a while (its results do not depend on the threads), then tries the pool again.
+constexpr int64_t kStragglerNs = 1000000;
+constexpr int64_t kSoloNs = 10000000;
+std::atomic<int64_t> g_solo_until_ns{0};
+
+bool pool_is_prompt() { return now_ns() >= g_solo_until_ns.load(std::memory_order_relaxed); }
+
 // Runs body(i) for i in [0, count), the pool's threads claiming items one at a time.
 template <typename Body>
 void for_each_claimed(int count, bool parallel, const Body& body) {
   std::atomic<int> next{0};
   const int64_t workers = parallel ? std::min<int64_t>(num_threads(), count) : 1;
+  const std::thread::id caller = std::this_thread::get_id();
+  int64_t caller_done_ns = 0;
   parallel_for(workers, 1, [&](int64_t, int64_t) {
     for (int i = next.fetch_add(1, std::memory_order_relaxed); i < count;
          i = next.fetch_add(1, std::memory_order_relaxed))
       body(i);
+    if (std::this_thread::get_id() == caller) caller_done_ns = now_ns();
   });
+  if (workers > 1 && now_ns() - caller_done_ns > kStragglerNs)
+    g_solo_until_ns.store(now_ns() + kSoloNs, std::memory_order_relaxed);
 }
 
 void scale_c(int M, int N, float beta, float* C, int64_t ldc) {
@@ -122,7 +143,7 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
   const int MR = kern.mr, NR = kern.nr;
   const int nb_max = block_size(N, kMaxNB, NR);
   const int kb_max = block_size(K, kMaxKB, 1);
-  const bool parallel = int64_t{2} * M * N * K >= kParallelFlops && num_threads() > 1;
+  const bool parallel = int64_t{2} * M * N * K >= kParallelFlops && num_threads() > 1 && pool_is_prompt();
 
   // Full MR-row slivers of op(A) are read in place: a[r * rs + k * cs] from op(A)(r0, k0). Packing them
   // measured slower, as each is reused from L1 across its tile's columns anyway. A last, shorter sliver
