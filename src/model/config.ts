@@ -3,11 +3,11 @@
  * Llama): parsed once here, with HF's defaults, into the engine's NativeConfig. Anything that would make
  * our forward pass differ from HF's is refused with an error naming the field.
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { NativeConfig } from "../engine/index.js";
 import { DnoError } from "../util/errors.js";
+import { readJsonFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
 
 export type ModelType = "llama" | "qwen2" | "mistral";
@@ -160,19 +160,7 @@ export function parseConfig(raw: unknown, source: string): ModelConfig {
 /** Reads DIR/config.json. */
 export function readConfig(dir: string): ModelConfig {
   const path = join(dir, "config.json");
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    throw new DnoError(`${path}: cannot read the model's config.json`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new DnoError(`${path}: invalid JSON (${(e as Error).message})`);
-  }
-  return parseConfig(raw, path);
+  return parseConfig(readJsonFile(path), path);
 }
 
 /** config.json for a saved model: the original fields, plus every default we relied on written out. */

@@ -11,6 +11,7 @@ import { endianness } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
+import { readJsonFile } from "../util/files.js";
 
 export type Dtype = "F32" | "F16" | "BF16" | "F64";
 const BYTES: Record<Dtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
@@ -247,12 +248,7 @@ export function forEachCheckpointFile(
     return;
   }
   if (!existsSync(indexPath)) throw new DnoError(`${dir}: has neither ${SINGLE} nor ${INDEX}`);
-  let index: { weight_map?: unknown };
-  try {
-    index = JSON.parse(readFileSync(indexPath, "utf8"));
-  } catch (e) {
-    throw new DnoError(`${indexPath}: invalid JSON (${(e as Error).message})`);
-  }
+  const index = readJsonFile(indexPath) as { weight_map?: unknown };
   const map = index.weight_map;
   if (typeof map !== "object" || map === null || Array.isArray(map)) {
     throw new DnoError(`${indexPath}: weight_map: expected an object {tensor name: shard file}`);

@@ -4,6 +4,7 @@ import { Template } from "@huggingface/jinja";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
+import { readJsonFile } from "../util/files.js";
 
 export interface ChatMessage {
   role: string;
@@ -65,14 +66,14 @@ export function encodePrompt(tokenizer: Tokenizer, prompt: string): number[] {
 
 /** Loads `dir/tokenizer.json` and `dir/tokenizer_config.json` (and `generation_config.json` if present). */
 export function loadTokenizer(dir: string): Tokenizer {
-  const tokenizerJson = readJson(join(dir, "tokenizer.json")) as TokenizerJson;
+  const tokenizerJson = readJsonFile(join(dir, "tokenizer.json")) as TokenizerJson;
   const configPath = join(dir, "tokenizer_config.json");
-  const tokenizerConfig = existsSync(configPath) ? (readJson(configPath) as Record<string, unknown>) : {};
+  const tokenizerConfig = existsSync(configPath) ? (readJsonFile(configPath) as Record<string, unknown>) : {};
   const templatePath = join(dir, "chat_template.jinja");
   if (existsSync(templatePath)) tokenizerConfig.chat_template = readFileSync(templatePath, "utf8");
   const generationPath = join(dir, "generation_config.json");
   const generationEos = existsSync(generationPath)
-    ? (readJson(generationPath) as { eos_token_id?: number | number[] }).eos_token_id
+    ? (readJsonFile(generationPath) as { eos_token_id?: number | number[] }).eos_token_id
     : undefined;
   return fromFiles({ tokenizerJson, tokenizerConfig }, dir, generationEos);
 }
@@ -160,20 +161,6 @@ function fromFiles(
     idToToken: (id) => hf.id_to_token(id),
     files,
   };
-}
-
-function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new DnoError(`${path}: cannot read: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new DnoError(`${path}: invalid JSON: ${(e as Error).message}`);
-  }
 }
 
 /** tokenizer_config.json writes special tokens as a string or as an AddedToken object `{ content }`. */

@@ -2,13 +2,12 @@
  * `dno.yaml`: the whole run in one validated object. Every field has a default except the model, the
  * prompts and the oracle; errors name the file and the field path.
  */
-import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
 import { oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
+import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
 
 /** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
@@ -138,19 +137,7 @@ export function parseRunConfig(value: unknown, where: string): RunConfig {
 }
 
 export function loadRunConfig(file: string): RunConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new DnoError(`${file}: cannot read: ${(e as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = parseYaml(text);
-  } catch (e) {
-    throw new DnoError(`${file}: invalid YAML: ${(e as Error).message.split("\n")[0]}`);
-  }
-  return parseRunConfig(value, file);
+  return parseRunConfig(readYamlFile(file), file);
 }
 
 /** File paths in a config are relative to the config file; inside a run they are absolute. */

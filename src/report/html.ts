@@ -154,27 +154,26 @@ export async function renderReport(data: ReportData): Promise<string> {
 
   const fmt = (x: number | null | undefined) =>
     x === null || x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(3);
-  const header = [
-    "t",
-    "vs prev",
-    "vs initial",
-    "vs teacher",
-    "avg length",
-    ...metricNames,
-    "pairs T>S / S>T / S>S",
+  // Each column is its heading beside its cell, so the two cannot drift apart.
+  type Iteration = (typeof its)[number];
+  const columns: [string, (it: Iteration) => string][] = [
+    ["t", (it) => (it.t === data.best - 1 ? `${it.t} (best)` : String(it.t))],
+    ["vs prev", (it) => fmt(it.winrate_vs_prev)],
+    ["vs initial", (it) => fmt(it.winrate_vs_initial)],
+    ["vs teacher", (it) => fmt(it.winrate_vs_teacher)],
+    ["vs teacher (LC)", (it) => fmt(it.lc_winrate_vs_teacher)],
+    ["avg length", (it) => it.avg_length.toFixed(1)],
+    ...metricNames.map((m): [string, (it: Iteration) => string] => [m, (it) => fmt(it.metrics[m])]),
+    [
+      "pairs T>S / S>T / S>S",
+      (it) =>
+        it.pairs
+          ? `${it.pairs.teacher_over_student} / ${it.pairs.student_over_teacher} / ${it.pairs.student_over_student}`
+          : "–",
+    ],
   ];
-  const rows = its.map((it) => [
-    it.t === data.best - 1 ? `${it.t} (best)` : String(it.t),
-    fmt(it.winrate_vs_prev),
-    fmt(it.winrate_vs_initial),
-    fmt(it.winrate_vs_teacher),
-    fmt(it.lc_winrate_vs_teacher),
-    it.avg_length.toFixed(1),
-    ...metricNames.map((m) => fmt(it.metrics[m])),
-    it.pairs
-      ? `${it.pairs.teacher_over_student} / ${it.pairs.student_over_teacher} / ${it.pairs.student_over_student}`
-      : "–",
-  ]);
+  const header = columns.map(([name]) => name);
+  const rows = its.map((it) => columns.map(([, cell]) => cell(it)));
   const table = (head: string[], body: string[][]) =>
     `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join("")}</tr></thead><tbody>${body
       .map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join("")}</tr>`)
@@ -189,7 +188,7 @@ export async function renderReport(data: ReportData): Promise<string> {
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(data.title)}</title>
 <style>
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td{white-space:nowrap}.scroll{overflow-x:auto}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-weight:600;margin-bottom:.3em}
 </style></head><body>
@@ -197,7 +196,7 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 <p>Win rates are P(policy beats opponent) on held-out prompts, ties counted as half, judged by the run's oracle.
 Row t is the policy after iteration t (t = 0: the initial policy). Pairs: teacher-over-student (T&gt;S),
 student-over-teacher (S&gt;T), student-over-student (S&gt;S), fresh pairs of the iteration.</p>
-${table(header, rows)}
+<div class="scroll">${table(header, rows)}</div>
 <div class="plots">${svgs.join("\n")}</div>
 <h2>Settings</h2>
 ${table(["setting", "value"], settings)}

@@ -1,10 +1,10 @@
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { z } from "zod";
 import { engine } from "../../engine/index.js";
 import { CausalLM } from "../../model/model.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { DnoError } from "../../util/errors.js";
+import { readJsonFile } from "../../util/files.js";
 import { describeZodError } from "../../util/zod.js";
 
 const inputSchema = z.object({ sequences: z.array(z.array(z.number().int().nonnegative()).min(1)) });
@@ -76,15 +76,7 @@ export function register(program: Command): void {
 }
 
 function readInput(path: string): number[][] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new DnoError(
-      `${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `invalid JSON (${(e as Error).message})`}`,
-    );
-  }
-  const parsed = inputSchema.safeParse(raw);
+  const parsed = inputSchema.safeParse(readJsonFile(path));
   if (!parsed.success) throw new DnoError(`${path}: ${describeZodError(parsed.error)}`);
   return parsed.data.sequences;
 }
