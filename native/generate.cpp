@@ -195,17 +195,8 @@ class Generator {
   }
 
   void ensure_rope(int max_len) {
-    const int half = c_.head_dim / 2;
-    if (int(cos_.size()) >= max_len * half) return;
-    const std::vector<double> inv = rope_inv_freq(c_);
-    cos_.resize(size_t(max_len) * half);
-    sin_.resize(size_t(max_len) * half);
-    for (int p = 0; p < max_len; ++p)
-      for (int i = 0; i < half; ++i) {
-        const double angle = double(p) * inv[i];
-        cos_[size_t(p) * half + i] = float(std::cos(angle));
-        sin_[size_t(p) * half + i] = float(std::sin(angle));
-      }
+    if (int(cos_.size()) >= max_len * (c_.head_dim / 2)) return;
+    rope_tables(c_, max_len, cos_, sin_);
   }
 
   // Where position j of row r's context keeps its key (kv = 0) or value (kv = 1) in layer l.

@@ -21,16 +21,7 @@ Llama<T>::Llama(const LlamaConfig& c, T* params, T* grads)
 template <typename T>
 void Llama<T>::ensure_rope(int max_len) {
   if (max_len <= rope_len_) return;
-  const int half = c_.head_dim / 2;
-  const std::vector<double> inv = rope_inv_freq(c_);
-  cos_.resize(size_t(max_len) * half);
-  sin_.resize(size_t(max_len) * half);
-  for (int p = 0; p < max_len; ++p)
-    for (int i = 0; i < half; ++i) {
-      const double angle = double(p) * inv[i];
-      cos_[size_t(p) * half + i] = T(std::cos(angle));
-      sin_[size_t(p) * half + i] = T(std::sin(angle));
-    }
+  rope_tables(c_, max_len, cos_, sin_);
   rope_len_ = max_len;
 }
 

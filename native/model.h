@@ -1,6 +1,7 @@
 // The Llama-family decoder: its configuration and where each weight lives in one flat buffer.
 // Shared by the training engine (model.cpp) and KV-cache sampling (generate.cpp); keep stable.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -108,5 +109,21 @@ LlamaWeights<T> bind_weights(const LlamaConfig& c, T* base) {
 
 // RoPE inverse frequencies theta^(-2i/D), i < D/2, with llama3 scaling applied (as HF computes them).
 std::vector<double> rope_inv_freq(const LlamaConfig& c);
+
+// cos/sin of position * inverse frequency for positions [0, max_len), (max_len, D/2) row-major;
+// angles in double, rounded once to T.
+template <typename T>
+void rope_tables(const LlamaConfig& c, int max_len, std::vector<T>& cos, std::vector<T>& sin) {
+  const int half = c.head_dim / 2;
+  const std::vector<double> inv = rope_inv_freq(c);
+  cos.resize(size_t(max_len) * half);
+  sin.resize(size_t(max_len) * half);
+  for (int p = 0; p < max_len; ++p)
+    for (int i = 0; i < half; ++i) {
+      const double angle = double(p) * inv[i];
+      cos[size_t(p) * half + i] = T(std::cos(angle));
+      sin[size_t(p) * half + i] = T(std::sin(angle));
+    }
+}
 
 }  // namespace dno

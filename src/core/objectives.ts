@@ -100,48 +100,37 @@ function required(batch: PairBatch, field: keyof PairBatch, objective: string): 
  *   dL/dh = sigma(h) - p.
  * Its minimiser over all policies is pi_t(y) exp(r_t(y)/beta) / Z when the reference is pi_t.
  */
-export const dnoLoss: ObjectiveFn = (batch, params) => {
-  const n = sizeOf(batch);
-  const beta = checkBeta(params);
-  const target = required(batch, "target", "dno");
-  const gradChosen = new Float64Array(n);
-  const gradRejected = new Float64Array(n);
-  let loss = 0;
-  for (let i = 0; i < n; i++) {
-    const p = target[i]!;
-    const h =
-      beta *
-      (batch.policyChosen[i]! - batch.refChosen[i]! - batch.policyRejected[i]! + batch.refRejected[i]!);
-    loss -= p * logSigmoid(h) + (1 - p) * logSigmoid(-h);
-    const dh = (sigmoid(h) - p) / n;
-    gradChosen[i] = beta * dh;
-    gradRejected[i] = -beta * dh;
-  }
-  return { loss: loss / n, gradChosen, gradRejected };
-};
+export const dnoLoss: ObjectiveFn = (batch, params) =>
+  softLabelLogistic(batch, checkBeta(params), required(batch, "target", "dno"));
 
 /**
  * Sigmoid loss: DPO (Rafailov et al. 2023) with a fixed reference, DNO-Prct (Algorithm 2) with
  * reference pi_t, SPIN (Chen et al. 2024) with the gold response as y_w against the policy's sample:
  *   L = -log sigma(h),  dL/dh = sigma(h) - 1.
  */
-export const sigmoidLoss: ObjectiveFn = (batch, params) => {
+export const sigmoidLoss: ObjectiveFn = (batch, params) => softLabelLogistic(batch, checkBeta(params), null);
+
+/**
+ * -[ p log sigma(h) + (1 - p) log sigma(-h) ] averaged over pairs, h = beta (lr(y_w) - lr(y_l));
+ * `target` null is the hard label p = 1.
+ */
+function softLabelLogistic(batch: PairBatch, beta: number, target: Float64Array | null): PairLoss {
   const n = sizeOf(batch);
-  const beta = checkBeta(params);
   const gradChosen = new Float64Array(n);
   const gradRejected = new Float64Array(n);
   let loss = 0;
   for (let i = 0; i < n; i++) {
+    const p = target === null ? 1 : target[i]!;
     const h =
       beta *
       (batch.policyChosen[i]! - batch.refChosen[i]! - batch.policyRejected[i]! + batch.refRejected[i]!);
-    loss -= logSigmoid(h);
-    const dh = (sigmoid(h) - 1) / n;
+    loss -= p === 1 ? logSigmoid(h) : p * logSigmoid(h) + (1 - p) * logSigmoid(-h);
+    const dh = (sigmoid(h) - p) / n;
     gradChosen[i] = beta * dh;
     gradRejected[i] = -beta * dh;
   }
   return { loss: loss / n, gradChosen, gradRejected };
-};
+}
 
 /**
  * IPO (Azar et al. 2023): L = ( lr(y_w) - lr(y_l) - 1/(2 beta) )^2,
