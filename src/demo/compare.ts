@@ -61,6 +61,8 @@ export async function runCompare(
   out: string,
   names: readonly string[],
   ui: { progress?: ProgressFn; events?: StageEvents; announce?: (v: Variant) => void } = {},
+  /** Settings laid under every variant's own (a smaller demo, for tests). */
+  common: Partial<RunConfigInput> = {},
 ): Promise<{ rows: CompareRow[]; markdown: string }> {
   const chosen = VARIANTS.filter((v) => names.includes(v.name));
   const rows: CompareRow[] = [];
@@ -70,8 +72,8 @@ export async function runCompare(
     ui.announce?.(v);
     const dir = join(out, v.name);
     const overrides: Partial<RunConfigInput> = sharedStart
-      ? { ...v.overrides, model: { path: sharedStart }, sft: undefined }
-      : v.overrides;
+      ? { ...common, ...v.overrides, model: { path: sharedStart }, sft: undefined }
+      : { ...common, ...v.overrides };
     const { summary } = await runDemo({ out: dir, overrides, ...ui });
     sharedStart ??= resolve(dir, policyPath(1));
     rows.push(row(v, summary));
