@@ -1,6 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { BUILTIN_GAMES, builtinGame } from "../../game/builtins.js";
-import { DEFAULT_GAME_OPTIONS, GAME_MODES, type GameMode, runGame } from "../../game/dynamics.js";
+import { DEFAULT_GAME_OPTIONS, GAME_MODES, type GameRunOptions, runGame } from "../../game/dynamics.js";
 import { loadGame } from "../../game/game.js";
 import { formatGameRun, gamePlotSpec } from "../../game/report.js";
 import { vegaLiteToSvg } from "../../report/svg.js";
@@ -19,18 +19,10 @@ function integer(value: string): number {
   return v;
 }
 
-interface GameFlags {
+/** The run's options as flags, plus where the game comes from and how to show the result. */
+interface GameFlags extends GameRunOptions {
   builtin?: string;
   game?: string;
-  mode: GameMode;
-  iterations: number;
-  beta: number;
-  tau: number;
-  samples: number;
-  steps: number;
-  lr: number;
-  margin: number;
-  seed: number;
   json?: boolean;
   plot?: string;
   every?: number;
