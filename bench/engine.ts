@@ -3,12 +3,20 @@
  * - sgemm GFLOPS at 512/1024/2048 beside OpenBLAS cblas_sgemm (Debian libopenblas-dev, installed here
  *   when missing; bench/openblas_sgemm.c compiled into .bench/; run without OPENBLAS_CORETYPE and
  *   OPENBLAS_L2_SIZE, which these machines set and which halve its speed);
- * - training (forward + backward + AdamW) and forward tokens/s for configs S and M, batch 16 x 128,
- *   beside PyTorch through the reference tool's `bench` (../shared/reference/torch_llama.py, looked
- *   for above the repository), and the peak RSS of training M beside PyTorch's.
+ * - bf16 GEMM (bgemm) GFLOPS at 1024/2048 beside PyTorch's bf16 matmul (bench/torch_matmul.py), where
+ *   the CPU has bf16 hardware;
+ * - training (forward + backward + AdamW) and forward tokens/s for configs S and M (batch 16 x 128) and
+ *   L and Q (the shapes of SmolLM2-135M and Qwen2.5-0.5B, batch 8 x 256), beside PyTorch through the
+ *   reference tool's `bench` (../shared/reference/torch_llama.py, looked for above the repository). The
+ *   peer is PyTorch's best configuration in this run: float32 or `--autocast bf16`, 1 or 2 threads. The
+ *   engine trains in bf16 (mixed precision) where the CPU has bf16 hardware, S and M in float32 too,
+ *   and counts its faster precision;
+ * - peak RSS of training M (beside PyTorch's) and Q, and model-FLOP utilisation on L: 6 x parameters x
+ *   tokens / step time over the GEMM peak measured here for the precision in use.
+ * DNO_BENCH_CONFIGS=S,M,L,Q picks configs (default all; Q takes minutes and ~10 GB per process).
  * Every engine measurement runs in its own child process so that its peak RSS is its own.
- * The last line is one JSON object: speed ratios engine / peer (> 1: the engine is faster) and the
- * peak-RSS ratio engine / torch (< 1: the engine uses less).
+ * The last line is one JSON object: speed ratios engine / peer (> 1: the engine is faster), the
+ * peak-RSS ratio engine / torch (< 1: the engine uses less), MFU, Q's peak RSS and the kernel.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -25,13 +33,11 @@ import { DnoError } from "../src/util/errors.js";
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const workDir = join(repoRoot, ".bench");
 const GEMM_SIZES = [512, 1024, 2048];
+const BGEMM_SIZES = [1024, 2048];
 const GEMM_ROUNDS = 5;
-const MODEL_ROUNDS = 2;
-const BATCH = 16;
-const SEQ = 128;
 const LR = 1e-4;
 
-/** The issue's two model sizes, as Hugging Face config.json objects. */
+/** The issue's model sizes, as Hugging Face config.json objects. */
 const CONFIGS = {
   S: {
     vocab_size: 256,
@@ -47,13 +53,51 @@ const CONFIGS = {
     num_attention_heads: 8,
     intermediate_size: 1376,
   },
+  /** SmolLM2-135M's shapes */
+  L: {
+    vocab_size: 49152,
+    hidden_size: 576,
+    num_hidden_layers: 30,
+    num_attention_heads: 9,
+    num_key_value_heads: 3,
+    intermediate_size: 1536,
+    rope_theta: 100000,
+    rms_norm_eps: 1e-5,
+    tie_word_embeddings: true,
+  },
+  /** Qwen2.5-0.5B's shapes (q/k/v biases) */
+  Q: {
+    model_type: "qwen2",
+    vocab_size: 151936,
+    hidden_size: 896,
+    num_hidden_layers: 24,
+    num_attention_heads: 14,
+    num_key_value_heads: 2,
+    intermediate_size: 4864,
+    rope_theta: 1000000,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: true,
+  },
 };
 type ConfigName = keyof typeof CONFIGS;
-/** Timed steps after warm-up steps, the same for the engine and PyTorch. */
-const STEPS: Record<ConfigName, { steps: number; warmup: number }> = {
-  S: { steps: 20, warmup: 3 },
-  M: { steps: 10, warmup: 2 },
+/** Batch, timed steps after warm-up steps (the same for the engine and PyTorch), alternating rounds. */
+const RUNS: Record<
+  ConfigName,
+  { batch: number; seq: number; steps: number; warmup: number; rounds: number }
+> = {
+  S: { batch: 16, seq: 128, steps: 20, warmup: 3, rounds: 2 },
+  M: { batch: 16, seq: 128, steps: 10, warmup: 2, rounds: 2 },
+  L: { batch: 8, seq: 256, steps: 3, warmup: 1, rounds: 1 },
+  Q: { batch: 8, seq: 256, steps: 2, warmup: 1, rounds: 1 },
 };
+/** PyTorch configurations tried for each model: its peer is the fastest. */
+const TORCH_SETUPS = [
+  { autocast: "none", threads: 1 },
+  { autocast: "none", threads: 2 },
+  { autocast: "bf16", threads: 1 },
+  { autocast: "bf16", threads: 2 },
+] as const;
+type Precision = "fp32" | "bf16";
 
 /** Environment for OpenBLAS-based peers: without the variables that slow it down on these machines. */
 function openblasEnv(): NodeJS.ProcessEnv {
@@ -94,17 +138,18 @@ function buildOpenblasPeer(): string {
   return exe;
 }
 
-/** Best GFLOPS of the engine's sgemm on an n x n x n product over `reps` timed calls. */
-function dnoGemmGflops(addon: Engine, n: number, reps: number): number {
+/** Best GFLOPS of the engine's sgemm (or bgemm) on an n x n x n product over `reps` timed calls. */
+function dnoGemmGflops(addon: Engine, n: number, reps: number, precision: Precision = "fp32"): number {
   const rng = Rng.derive(1, "bench-gemm", n);
   const a = new Float32Array(n * n).map(() => rng.float() - 0.5);
   const b = new Float32Array(n * n).map(() => rng.float() - 0.5);
   const c = new Float32Array(n * n);
-  addon.sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
+  const gemm = precision === "bf16" ? addon.bgemm : addon.sgemm;
+  gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
   let best = Number.POSITIVE_INFINITY;
   for (let r = 0; r < reps; r++) {
     const t = performance.now();
-    addon.sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
+    gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
     best = Math.min(best, (performance.now() - t) / 1e3);
   }
   return (2 * n ** 3) / best / 1e9;
@@ -141,6 +186,36 @@ function gemmBench(): GemmRow[] {
   });
 }
 
+interface BgemmRow {
+  n: number;
+  dno: number;
+  torch: number;
+  ratio: number;
+}
+
+/** bgemm beside PyTorch's bf16 matmul on all cores, alternating, best of GEMM_ROUNDS each. */
+function bgemmBench(): BgemmRow[] {
+  const addon = engine();
+  const threads = addon.numThreads();
+  console.log(`bgemm kernel ${addon.bgemmKernel()}, ${threads} threads`);
+  const script = join(repoRoot, "bench/torch_matmul.py");
+  return BGEMM_SIZES.map((n) => {
+    const reps = Math.max(3, Math.round(8e10 / n ** 3));
+    let dno = 0;
+    let torch = 0;
+    for (let round = 0; round < GEMM_ROUNDS; round++) {
+      const out = run("/usr/bin/python3", [script, `${n}`, `${reps}`, "bfloat16", `${threads}`]);
+      torch = Math.max(torch, lastJsonLine(out).gflops as number);
+      dno = Math.max(dno, dnoGemmGflops(addon, n, reps, "bf16"));
+    }
+    const row = { n, dno, torch, ratio: dno / torch };
+    console.log(
+      `bgemm ${n}^3: dno ${dno.toFixed(1)} GFLOPS, torch bf16 matmul ${torch.toFixed(1)} GFLOPS, ratio ${row.ratio.toFixed(3)}`,
+    );
+    return row;
+  });
+}
+
 /** The reference tool, looked for as shared/reference/torch_llama.py beside the repository or above it. */
 function findTorchReference(): string {
   for (let dir = dirname(repoRoot); ; dir = dirname(dir)) {
@@ -158,6 +233,8 @@ interface PeerResult {
   trainTokensPerS: number;
   forwardTokensPerS: number;
   peakRssMb: number;
+  /** how it ran: the engine's precision, or PyTorch's autocast and threads */
+  setup: string;
   /** the engine only: milliseconds per training step in each phase of the decoder (wall time) */
   trainStepMs?: Record<string, number>;
 }
@@ -169,13 +246,14 @@ code = subprocess.run(sys.argv[1:]).returncode
 print(json.dumps({"peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}), file=sys.stderr)
 sys.exit(code)`;
 
-function torchBench(reference: string, name: ConfigName): PeerResult {
+function torchBench(reference: string, name: ConfigName, setup: (typeof TORCH_SETUPS)[number]): PeerResult {
   mkdirSync(workDir, { recursive: true });
   const configPath = join(workDir, `${name}.json`);
   writeFileSync(configPath, JSON.stringify(CONFIGS[name]));
-  const { steps, warmup } = STEPS[name];
+  const { batch, seq, steps, warmup } = RUNS[name];
   const args = ["-c", RSS_WRAPPER, "/usr/bin/python3", reference, "bench", "--config", configPath];
-  args.push("--batch", `${BATCH}`, "--seq", `${SEQ}`, "--steps", `${steps}`, "--warmup", `${warmup}`);
+  args.push("--batch", `${batch}`, "--seq", `${seq}`, "--steps", `${steps}`, "--warmup", `${warmup}`);
+  args.push("--autocast", setup.autocast, "--threads", `${setup.threads}`);
   const r = spawnSync("/usr/bin/python3", args, { encoding: "utf8", maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new DnoError(`torch_llama.py bench exited ${r.status}: ${r.stderr.trim()}`);
   const out = lastJsonLine(r.stdout);
@@ -184,6 +262,7 @@ function torchBench(reference: string, name: ConfigName): PeerResult {
     trainTokensPerS: out.train_tokens_per_s as number,
     forwardTokensPerS: out.forward_tokens_per_s as number,
     peakRssMb: rss / 1024,
+    setup: `${setup.autocast === "bf16" ? "autocast bf16" : "float32"}, ${setup.threads} thread${setup.threads > 1 ? "s" : ""}`,
   };
 }
 
@@ -199,21 +278,22 @@ function timed(fn: () => void, warmup: number, steps: number): number {
  * The engine's side, run in a child process: what the reference tool's bench does (random tokens,
  * cross-entropy at every position, AdamW lr 1e-4 with torch's defaults, then forward only).
  */
-function engineChild(name: ConfigName): void {
+function engineChild(name: ConfigName, precision: Precision): void {
   const config = parseConfig(CONFIGS[name], `config ${name}`);
   const model = CausalLM.init(config, 0);
+  model.precision = precision;
   const optimizer = new AdamW(model, { weightDecay: 0.01, maxGradNorm: 0 });
   const rng = Rng.derive(0, "bench-engine", name);
-  // Each sequence is SEQ + 1 tokens: the first SEQ are the input, the last SEQ the targets.
-  const examples: Example[] = Array.from({ length: BATCH }, () => {
-    const tokens = Array.from({ length: SEQ + 1 }, () => rng.int(config.vocabSize));
+  const { batch, seq, steps, warmup } = RUNS[name];
+  // Each sequence is seq + 1 tokens: the first seq are the input, the last seq the targets.
+  const examples: Example[] = Array.from({ length: batch }, () => {
+    const tokens = Array.from({ length: seq + 1 }, () => rng.int(config.vocabSize));
     return { prompt: tokens.slice(0, 1), response: tokens.slice(1) };
   });
   const meanCrossEntropy = (seqLogprobs: Float64Array) => ({
-    loss: -seqLogprobs.reduce((a, b) => a + b, 0) / (BATCH * SEQ),
-    grad: new Float64Array(seqLogprobs.length).fill(-1 / (BATCH * SEQ)),
+    loss: -seqLogprobs.reduce((a, b) => a + b, 0) / (batch * seq),
+    grad: new Float64Array(seqLogprobs.length).fill(-1 / (batch * seq)),
   });
-  const { steps, warmup } = STEPS[name];
   const step = () => trainStep(model, optimizer, [{ examples, loss: meanCrossEntropy }], LR);
   for (let i = 0; i < warmup; i++) step();
   engine().kernelProfile(); // resets the phase clocks
@@ -227,16 +307,17 @@ function engineChild(name: ConfigName): void {
   trainStepMs["other (optimizer, JS)"] = (train - inPhases) * 1e3;
   const forward = timed(() => model.sequenceLogprobs(examples), warmup, steps);
   const result: PeerResult = {
-    trainTokensPerS: (BATCH * SEQ) / train,
-    forwardTokensPerS: (BATCH * SEQ) / forward,
+    trainTokensPerS: (batch * seq) / train,
+    forwardTokensPerS: (batch * seq) / forward,
     peakRssMb: process.resourceUsage().maxRSS / 1024,
+    setup: precision === "bf16" ? `bf16 (${engine().bgemmKernel()})` : "float32",
     trainStepMs,
   };
   console.log(JSON.stringify(result));
 }
 
-function engineBench(name: ConfigName): PeerResult {
-  const out = run(process.execPath, [fileURLToPath(import.meta.url), "--engine-child", name]);
+function engineBench(name: ConfigName, precision: Precision): PeerResult {
+  const out = run(process.execPath, [fileURLToPath(import.meta.url), "--engine-child", name, precision]);
   return lastJsonLine(out) as unknown as PeerResult;
 }
 
@@ -245,16 +326,30 @@ function faster(a: PeerResult, b: PeerResult): PeerResult {
   return a.trainTokensPerS >= b.trainTokensPerS ? a : b;
 }
 
-/** Alternates the two peers, best of MODEL_ROUNDS each, as gemmBench does. */
+/**
+ * Alternates the peers, best of the config's rounds each, as gemmBench does: every PyTorch setup and the
+ * engine's precisions (bf16 where the CPU has it; S and M also float32).
+ */
 function modelBench(reference: string, name: ConfigName): { dno: PeerResult; torch: PeerResult } {
-  let torch = torchBench(reference, name);
-  let dno = engineBench(name);
-  for (let round = 1; round < MODEL_ROUNDS; round++) {
-    torch = faster(torch, torchBench(reference, name));
-    dno = faster(dno, engineBench(name));
+  const precisions: Precision[] = engine().bgemmHasHardware() ? ["bf16"] : ["fp32"];
+  if ((name === "S" || name === "M") && precisions[0] === "bf16") precisions.push("fp32");
+  let torch: PeerResult | undefined;
+  let dno: PeerResult | undefined;
+  for (let round = 0; round < RUNS[name].rounds; round++) {
+    for (const setup of TORCH_SETUPS) {
+      const r = torchBench(reference, name, setup);
+      console.log(`  config ${name} torch ${r.setup}: train ${r.trainTokensPerS.toFixed(0)} tok/s`);
+      torch = torch ? faster(torch, r) : r;
+    }
+    for (const precision of precisions) {
+      const r = engineBench(name, precision);
+      console.log(`  config ${name} dno ${r.setup}: train ${r.trainTokensPerS.toFixed(0)} tok/s`);
+      dno = dno ? faster(dno, r) : r;
+    }
   }
+  if (!torch || !dno) throw new DnoError(`config ${name}: nothing measured`);
   const line = (who: string, r: PeerResult) =>
-    `${who} train ${r.trainTokensPerS.toFixed(0)} tok/s, forward ${r.forwardTokensPerS.toFixed(0)} tok/s, ` +
+    `${who} (${r.setup}) train ${r.trainTokensPerS.toFixed(0)} tok/s, forward ${r.forwardTokensPerS.toFixed(0)} tok/s, ` +
     `peak RSS ${r.peakRssMb.toFixed(0)} MB`;
   console.log(`config ${name}: ${line("dno", dno)}; ${line("torch", torch)}`);
   console.log(
@@ -270,22 +365,56 @@ function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
+/** Parameters of a config, as the engine lays them out. */
+function parameterCount(name: ConfigName): number {
+  return engine().paramLayout(parseConfig(CONFIGS[name], `config ${name}`)).total;
+}
+
 function main(): void {
   const childAt = process.argv.indexOf("--engine-child");
   if (childAt >= 0) {
-    engineChild(process.argv[childAt + 1] as ConfigName);
+    engineChild(process.argv[childAt + 1] as ConfigName, process.argv[childAt + 2] as Precision);
     return;
   }
+  const names = (process.env.DNO_BENCH_CONFIGS ?? "S,M,L,Q")
+    .split(",")
+    .filter((n) => n in CONFIGS) as ConfigName[];
   const reference = findTorchReference();
   const gemm = gemmBench();
-  const S = modelBench(reference, "S");
-  const M = modelBench(reference, "M");
+  const bgemm = engine().bgemmHasHardware() ? bgemmBench() : [];
+  const results = new Map(names.map((name) => [name, modelBench(reference, name)]));
+  const ratio = (name: ConfigName) => {
+    const r = results.get(name);
+    return r ? round3(r.dno.trainTokensPerS / r.torch.trainTokensPerS) : null;
+  };
+  const L = results.get("L");
+  const lBf16 = L?.dno.setup.startsWith("bf16") ?? false;
+  // MFU on L: 6 x parameters x tokens per second over the best GEMM speed measured in this run.
+  const peak = lBf16 ? Math.max(...bgemm.map((r) => r.dno)) : Math.max(...gemm.map((r) => r.dno));
+  const mfuL = L ? (6 * parameterCount("L") * L.dno.trainTokensPerS) / (peak * 1e9) : null;
+  if (L)
+    console.log(
+      `config L: model-FLOP utilisation ${(100 * (mfuL ?? 0)).toFixed(1)}% of ${peak.toFixed(0)} GFLOPS`,
+    );
+  const M = results.get("M");
   const summary = {
     bench: "engine",
-    train_S_vs_torch: round3(S.dno.trainTokensPerS / S.torch.trainTokensPerS),
-    train_M_vs_torch: round3(M.dno.trainTokensPerS / M.torch.trainTokensPerS),
+    train_S_vs_torch: ratio("S"),
+    train_M_vs_torch: ratio("M"),
+    train_L_vs_torch: ratio("L"),
+    train_Q_vs_torch: ratio("Q"),
     gemm_vs_openblas: round3(Math.min(...gemm.map((r) => r.ratio))),
-    peak_rss_M_vs_torch: round3(M.dno.peakRssMb / M.torch.peakRssMb),
+    bgemm_vs_torch: bgemm.length > 0 ? round3(Math.min(...bgemm.map((r) => r.ratio))) : null,
+    peak_rss_M_vs_torch: M ? round3(M.dno.peakRssMb / M.torch.peakRssMb) : null,
+    mfu_L: mfuL === null ? null : round3(mfuL),
+    peak_rss_Q_mb: results.has("Q") ? Math.round(results.get("Q")!.dno.peakRssMb) : null,
+    kernel: L
+      ? lBf16
+        ? engine().bgemmKernel()
+        : "fp32"
+      : engine().bgemmHasHardware()
+        ? engine().bgemmKernel()
+        : "fp32",
   };
   console.log(JSON.stringify(summary));
 }

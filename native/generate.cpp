@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "gemm_bf16.h"
 #include "kernels.h"
 #include "lora_napi.h"
 #include "model.h"
@@ -117,7 +118,15 @@ int32_t sample_token(const float* logits, int V, const SamplingOptions& o, Sampl
 
 class Generator {
  public:
-  Generator(const LlamaConfig& c, const float* params) : c_(c), w_(bind_weights(c, const_cast<float*>(params))) {}
+  Generator(const LlamaConfig& c, const float* params)
+      : c_(c), params_(params), w_(bind_weights(c, const_cast<float*>(params))) {}
+
+  // Mixed precision: the weight matrices as bf16 copies, made once (the weights do not change while a
+  // batch samples), so every decode step reads half the bytes; GEMMs accumulate in float32.
+  void use_bf16() {
+    half_.resize(size_t(param_count(c_)));
+    to_bf16(params_, half_.data(), int64_t(half_.size()));
+  }
 
   // Samples with an adapter (native/lora.h layout) applied unmerged.
   void set_lora(const LoraSpec& spec, const float* params) {
@@ -236,7 +245,7 @@ class Generator {
       const LayerWeights<float>& w = w_.layers[l];
       const LoraLayer<float>* lw = lora_ ? &lora_->w[size_t(l)] : nullptr;
       rmsnorm_forward(xn_.data(), rstd_.data(), x_.data(), w.attn_norm, N, C, c_.rms_eps);
-      gemm<float>(false, true, N, QKV, C, 1.f, xn_.data(), C, w.wqkv, C, 0.f, qkv_.data(), QKV);
+      linear(xn_.data(), N, C, w.wqkv, QKV, 0.f, qkv_.data());
       if (w.bqkv) bias_forward(qkv_.data(), w.bqkv, N, QKV);
       if (lw) lora_forward(qkv_.data(), QKV, lora_u_.data(), xn_.data(), N, (*lw)[kGroupQkv], r, ls);
       rope_apply(qkv_.data(), N, QKV, 0, H + KV, D, pos.data(), cos_.data(), sin_.data(), false);
@@ -278,14 +287,14 @@ class Generator {
           }
         }
       });
-      gemm<float>(false, true, N, C, QD, 1.f, att_.data(), QD, w.wo, QD, 1.f, x_.data(), C);
+      linear(att_.data(), N, QD, w.wo, C, 1.f, x_.data());
       if (w.bo) bias_forward(x_.data(), w.bo, N, C);
       if (lw) lora_forward(x_.data(), C, lora_u_.data(), att_.data(), N, (*lw)[kGroupO], r, ls);
       rmsnorm_forward(xn_.data(), rstd_.data(), x_.data(), w.mlp_norm, N, C, c_.rms_eps);
-      gemm<float>(false, true, N, 2 * I, C, 1.f, xn_.data(), C, w.wgate_up, C, 0.f, gu_.data(), 2 * I);
+      linear(xn_.data(), N, C, w.wgate_up, 2 * I, 0.f, gu_.data());
       if (lw) lora_forward(gu_.data(), 2 * I, lora_u_.data(), xn_.data(), N, (*lw)[kGroupGateUp], r, ls);
       swiglu_forward(act_.data(), gu_.data(), N, I);
-      gemm<float>(false, true, N, C, I, 1.f, act_.data(), I, w.wdown, I, 1.f, x_.data(), C);
+      linear(act_.data(), N, I, w.wdown, C, 1.f, x_.data());
       if (lw) lora_forward(x_.data(), C, lora_u_.data(), act_.data(), N, (*lw)[kGroupDown], r, ls);
     }
     const int M = int(out.size());
@@ -293,7 +302,7 @@ class Generator {
     for (int m = 0; m < M; ++m) std::memcpy(hidden_.data() + int64_t(m) * C, x_.data() + int64_t(out[m]) * C, sizeof(float) * C);
     rmsnorm_forward(xn_.data(), rstd_.data(), hidden_.data(), w_.final_norm, M, C, c_.rms_eps);
     logits_.resize(size_t(M) * V);
-    gemm<float>(false, true, M, V, C, 1.f, xn_.data(), C, w_.lm_head, C, 0.f, logits_.data(), V);
+    linear(xn_.data(), M, C, w_.lm_head, V, 0.f, logits_.data());
   }
 
   // Sample s_of(i) draws its next token from logits_of(i), for i < n.
@@ -321,8 +330,18 @@ class Generator {
     });
   }
 
+  // out (N, rows) = x (N, cols) @ w^T + beta out, w one of the weight matrices (rows, cols).
+  void linear(const float* x, int N, int cols, const float* w, int rows, float beta, float* out) const {
+    if (half_.empty())
+      gemm<float>(false, true, N, rows, cols, 1.f, x, cols, w, cols, beta, out, rows);
+    else
+      bgemm(false, true, N, rows, cols, 1.f, x, cols, half_.data() + (w - params_), cols, beta, out, rows);
+  }
+
   LlamaConfig c_;
+  const float* params_;
   LlamaWeights<float> w_;
+  std::vector<bf16> half_;  // bf16 copies of params_ in mixed precision, else empty
   std::optional<LoraAdapter<float>> lora_;
   std::vector<float> lora_u_;
   int P_ = 0, K_ = 0, S_ = 0;
@@ -335,7 +354,7 @@ class Generator {
   float *logp_ = nullptr, *logits_out_ = nullptr;
 };
 
-// new Sampler(config, params, lora?: { spec, params }); start(...), step(n), finish(sample): see
+// new Sampler(config, params, lora?: { spec, params } | null, precision?: "fp32" | "bf16"); start(...), step(n), finish(sample): see
 // src/engine/sampler.ts.
 class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
  public:
@@ -360,6 +379,12 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
         throw Napi::TypeError::New(info.Env(), "lora.params must be a Float32Array of the adapter's size");
       lora_ref_ = Napi::Persistent(p.As<Napi::Object>());
       gen_->set_lora(spec, p.As<Napi::Float32Array>().Data());
+    }
+    if (info.Length() > 3 && info[3].IsString()) {
+      const std::string precision = info[3].As<Napi::String>().Utf8Value();
+      if (precision != "fp32" && precision != "bf16")
+        throw Napi::RangeError::New(info.Env(), "precision must be fp32 or bf16");
+      if (precision == "bf16") gen_->use_bf16();
     }
   }
 

@@ -162,8 +162,10 @@ T* attention_scratch(size_t n) {
 // qkv is (N, H*D + 2*KV*D): q heads, then k heads, then v heads (RoPE already applied);
 // out is (N, H*D); lse (N, H) receives each softmax row's log-sum-exp, from which the backward
 // recomputes the probabilities (so no (L, L) matrix outlives its head).
+// Its products stay float32 in mixed precision too (as in sampling; a small share of the FLOPs).
 template <typename T>
 void attention_forward(T* out, T* lse, const T* qkv, const SeqBatch& sb, int H, int KV, int D, int window) {
+  const PrecisionScope fp32(Precision::kFp32);
   const int QKV = (H + 2 * KV) * D, rep = H / KV;
   const T scale = T(1) / std::sqrt(T(D));
   parallel_for(int64_t(sb.S) * H, 1, [&](int64_t b, int64_t e) {
@@ -204,6 +206,7 @@ void attention_forward(T* out, T* lse, const T* qkv, const SeqBatch& sb, int H, 
 template <typename T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* lse, const SeqBatch& sb, int H, int KV,
                         int D, int window) {
+  const PrecisionScope fp32(Precision::kFp32);
   const int QKV = (H + 2 * KV) * D, rep = H / KV;
   const T scale = T(1) / std::sqrt(T(D));
   // Parallel over (sequence, kv head): the query heads of one group all add into its dk, dv.

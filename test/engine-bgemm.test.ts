@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { Rng } from "../src/core/rng.js";
 import { BGEMM_KERNELS, engine } from "../src/engine/index.js";
@@ -195,4 +196,23 @@ test("bgemm rejects operands of the wrong type or size, and unknown kernels", ()
   assert.equal(addon.bgemmKernel(), bestKernel);
   assert.ok(kernels.includes("emulated"));
   assert.equal(addon.bgemmHasHardware(), bestKernel !== "emulated");
+});
+
+test("DNO_BGEMM_KERNEL forces a kernel, and names the usable ones when this CPU lacks it", () => {
+  const engineModule = new URL("../src/engine/index.js", import.meta.url).href;
+  const script = `import(${JSON.stringify(engineModule)}).then((m) => console.log(m.engine().bgemmKernel()))`;
+  const run = (kernel: string) =>
+    spawnSync(process.execPath, ["-e", script], {
+      env: { ...process.env, DNO_BGEMM_KERNEL: kernel },
+      encoding: "utf8",
+    });
+  const forced = run("emulated");
+  assert.equal(forced.status, 0, forced.stderr);
+  assert.equal(forced.stdout.trim(), "emulated");
+  const bad = run("no-such-kernel");
+  assert.notEqual(bad.status, 0);
+  assert.match(
+    bad.stderr,
+    new RegExp(`DNO_BGEMM_KERNEL=no-such-kernel: this CPU cannot run it; it runs ${kernels.join(", ")}`),
+  );
 });

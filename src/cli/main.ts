@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
+import { PRECISIONS, parsePrecision, setDefaultPrecision } from "../model/precision.js";
 import { DnoError } from "../util/errors.js";
 import { commands } from "./commands/index.js";
 
@@ -11,6 +12,14 @@ export function buildProgram(): Command {
   const program = new Command("dno")
     .description("Direct Nash Optimization: teach language models to self-improve with general preferences")
     .version(pkg.version)
+    .option(
+      "--precision <p>",
+      `matrix-product precision of every model: ${PRECISIONS.join(", ")} (default: auto)`,
+    )
+    .hook("preAction", (cmd) => {
+      const p = cmd.opts().precision as string | undefined;
+      if (p !== undefined) setDefaultPrecision(parsePrecision(p, "--precision"), "flag");
+    })
     .showHelpAfterError()
     .exitOverride();
   for (const register of commands) register(program);

@@ -49,14 +49,23 @@ export interface SamplerLora {
   params: Float32Array;
 }
 
-/** A sampler over a parameter buffer laid out by `paramLayout(config)` (kept alive by the sampler). */
+/**
+ * A sampler over a parameter buffer laid out by `paramLayout(config)` (kept alive by the sampler). In
+ * bf16 it keeps bf16 copies of the weight matrices, made here, and multiplies with them.
+ */
 export function createSampler(
   config: NativeConfig,
   params: Float32Array,
   lora: SamplerLora | null = null,
+  precision: "fp32" | "bf16" = "fp32",
 ): NativeSampler {
   const addon = engine() as unknown as {
-    Sampler: new (config: NativeConfig, params: Float32Array, lora: SamplerLora | null) => NativeSampler;
+    Sampler: new (
+      config: NativeConfig,
+      params: Float32Array,
+      lora: SamplerLora | null,
+      precision: "fp32" | "bf16",
+    ) => NativeSampler;
   };
-  return new addon.Sampler(config, params, lora);
+  return new addon.Sampler(config, params, lora, precision);
 }

@@ -22,6 +22,8 @@ export interface SamplingModel {
   readonly params: Float32Array;
   /** a LoRA adapter sampled with unmerged */
   readonly adapter?: { spec: NativeLoraSpec; params: Float32Array } | null;
+  /** bf16: multiply with bf16 copies of the weight matrices (default fp32) */
+  readonly precision?: "fp32" | "bf16";
 }
 
 export interface GenerateOptions {
@@ -171,6 +173,7 @@ async function generateBatch(
     model.config,
     model.params,
     adapter ? { spec: adapter.spec, params: adapter.params } : null,
+    model.precision ?? "fp32",
   );
   const eos = Int32Array.from(o.eosTokenIds);
   sampler.start(

@@ -13,6 +13,7 @@ import { DnoError } from "../util/errors.js";
 import { type ModelConfig, readConfig, toHfConfig } from "./config.js";
 import { type GenerateOptions, generate, type Sample } from "./generate.js";
 import { LoraAdapter, mergeLora } from "./lora.js";
+import { defaultPrecision, type Precision, type ResolvedPrecision, resolvePrecision } from "./precision.js";
 import { forEachCheckpointFile, writeCheckpoint } from "./safetensors.js";
 
 /** A prompt (at least one token) and a response; its log-prob sums the response tokens given all before. */
@@ -70,6 +71,7 @@ export class CausalLM {
   private gradBuffer: Float32Array | null = null;
   private attached: { adapter: LoraAdapter; train: boolean } | null = null;
   private native: NativeModel<Float32Array>;
+  private matmulPrecision: ResolvedPrecision;
 
   private constructor(
     readonly config: ModelConfig,
@@ -78,7 +80,19 @@ export class CausalLM {
   ) {
     for (const slot of layout) this.slots.set(slot.name, slot);
     this.maxBatchTokens = defaultBatchTokens(config);
+    this.matmulPrecision = resolvePrecision(defaultPrecision());
     this.native = new (engine().Model)(config, params, null);
+    this.native.setPrecision(this.matmulPrecision);
+  }
+
+  /** The precision of this model's matrix products (src/model/precision.ts). */
+  get precision(): ResolvedPrecision {
+    return this.matmulPrecision;
+  }
+
+  set precision(p: Precision) {
+    this.matmulPrecision = resolvePrecision(p);
+    this.native.setPrecision(this.matmulPrecision);
   }
 
   private static empty(config: ModelConfig): CausalLM {
@@ -219,6 +233,7 @@ export class CausalLM {
   private bindNative(): void {
     const a = this.attached;
     this.native = new (engine().Model)(this.config, this.params, a?.train ? null : this.gradBuffer);
+    this.native.setPrecision(this.matmulPrecision);
     if (a) this.native.setLora(a.adapter.spec, a.adapter.params, a.train ? a.adapter.grads : null);
   }
 

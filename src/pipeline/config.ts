@@ -5,6 +5,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
+import { PRECISIONS } from "../model/precision.js";
 import { oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
@@ -36,6 +37,8 @@ export const runConfigSchema = z.strictObject({
   /** The run directory (state, samples, pairs, checkpoints, report), relative to the config file. */
   run_dir: z.string().min(1).default("run"),
   threads: z.number().int().positive().optional(),
+  /** Matrix-product precision of every model in the run (src/model/precision.ts); --precision overrides. */
+  precision: z.enum(PRECISIONS).optional(),
   model: z
     .strictObject({
       /** A Hugging Face checkpoint directory (config.json, model.safetensors, tokenizer.json). */

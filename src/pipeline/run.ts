@@ -36,6 +36,7 @@ import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
 import { type HeadToHead, lengthControlledWinRate } from "../eval/length-controlled.js";
 import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
+import { setDefaultPrecision } from "../model/precision.js";
 import { canonicalJson } from "../oracle/cache.js";
 import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -98,6 +99,7 @@ const iterDir = (t: number): string => `iterations/${t}`;
 /** Runs (or resumes) the whole pipeline in the config's run directory. */
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
   const { config } = options;
+  if (config.precision) setDefaultPrecision(config.precision, "config");
   const runDir = config.run_dir;
   const progress = options.progress ?? (() => {});
   mkdirSync(runDir, { recursive: true });
