@@ -1,10 +1,11 @@
 /**
  * Batched sampling throughput: 32 prompts x K = 5 samples, 64 new tokens each, temperature 0.7, on the
- * engine benchmark's configs S and M (random weights), beside llama.cpp (node-llama-cpp's prebuilt CPU
- * binary) running the same model exported to F32 GGUF, with the same prompts and sample count, in the
- * same run. llama.cpp decodes all samples as parallel sequences of one context (its batched path; each
- * sample prefills its own prompt). Tokens/s counts generated tokens over wall time, prefill included.
- * Last line: {"bench":"sample","S_vs_llamacpp":R,"M_vs_llamacpp":R}.
+ * engine benchmark's configs S and M (random weights, float32, beside llama.cpp on an F32 GGUF) and L
+ * (SmolLM2-135M's shapes, vocab 49152: the engine in bf16 where the CPU has bf16 hardware, beside
+ * llama.cpp on an F16 GGUF of the same weights), with the same prompts and sample count, in the same run.
+ * llama.cpp is node-llama-cpp's prebuilt CPU binary; it decodes all samples as parallel sequences of one
+ * context (its batched path; each sample prefills its own prompt). Tokens/s counts generated tokens over
+ * wall time, prefill included. Last line: {"bench":"sample","S_vs_llamacpp":R,"M_vs_llamacpp":R,"L_vs_llamacpp":R}.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,9 +24,34 @@ const NEW_TOKENS = 64;
 const TEMPERATURE = 0.7;
 
 const CONFIGS = {
-  S: { hidden_size: 128, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 344 },
-  M: { hidden_size: 512, num_hidden_layers: 8, num_attention_heads: 8, intermediate_size: 1376 },
+  S: {
+    vocab_size: 256,
+    hidden_size: 128,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    intermediate_size: 344,
+  },
+  M: {
+    vocab_size: 256,
+    hidden_size: 512,
+    num_hidden_layers: 8,
+    num_attention_heads: 8,
+    intermediate_size: 1376,
+  },
+  L: {
+    vocab_size: 49152,
+    hidden_size: 576,
+    num_hidden_layers: 30,
+    num_attention_heads: 9,
+    num_key_value_heads: 3,
+    intermediate_size: 1536,
+    rope_theta: 100000,
+    rms_norm_eps: 1e-5,
+    tie_word_embeddings: true,
+  },
 };
+/** L runs in 16-bit: the engine in bf16 (where the CPU has it), llama.cpp on F16 weights. */
+const HALF: ReadonlySet<string> = new Set(["L"]);
 
 /** The 256 byte tokens alone (no specials), so the tokenizer fits the benchmark's vocab of 256. */
 function bytesOnlyTokenizer() {
@@ -104,13 +130,12 @@ async function main(): Promise<void> {
   const ratios: Record<string, number> = {};
   try {
     for (const [name, shape] of Object.entries(CONFIGS)) {
-      const config = parseConfig(
-        { vocab_size: 256, max_position_embeddings: 256, ...shape },
-        `config ${name}`,
-      );
+      const config = parseConfig({ max_position_embeddings: 256, ...shape }, `config ${name}`);
       const model = CausalLM.init(config, 1);
+      const half = HALF.has(name);
+      if (half && engine().bgemmHasHardware()) model.precision = "bf16";
       const gguf = join(dir, `${name}.gguf`);
-      exportGguf(gguf, ggufSource(model.config, model.params), tokenizer, { dtype: "f32" });
+      exportGguf(gguf, ggufSource(model.config, model.params), tokenizer, { dtype: half ? "f16" : "f32" });
       await ours(model, batch.slice(0, 2)); // warm-up: pool threads, page-in
       const dnoRate = await ours(model, batch);
       // ggml's threads spin while waiting for each other: on a loaded machine one thread can beat several.
@@ -131,6 +156,8 @@ async function main(): Promise<void> {
           samples_per_prompt: K,
           new_tokens: NEW_TOKENS,
           threads,
+          dno_precision: model.precision,
+          llamacpp_weights: half ? "F16" : "F32",
           llamacpp_threads: llamaThreads,
           dno_tokens_per_s: Math.round(dnoRate),
           llamacpp_tokens_per_s: Math.round(llamaRate),
@@ -141,7 +168,14 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   const r = (x: number | undefined) => Number((x ?? 0).toFixed(2));
-  console.log(JSON.stringify({ bench: "sample", S_vs_llamacpp: r(ratios.S), M_vs_llamacpp: r(ratios.M) }));
+  console.log(
+    JSON.stringify({
+      bench: "sample",
+      S_vs_llamacpp: r(ratios.S),
+      M_vs_llamacpp: r(ratios.M),
+      L_vs_llamacpp: r(ratios.L),
+    }),
+  );
 }
 
 await main();

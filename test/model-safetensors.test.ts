@@ -62,6 +62,23 @@ test("safetensors: F16 and BF16 conversions round to nearest even", () => {
   }
 });
 
+test("safetensors: 16-bit tensors larger than one conversion chunk read back whole", () => {
+  const d = mkdtempSync(join(tmpdir(), "dno-st-"));
+  const n = (1 << 22) + 37; // past one 2^22-element staging chunk
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = ((i % 251) - 125) / 64; // exact in F16 and BF16
+  for (const dtype of ["F16", "BF16"] as const) {
+    const p = join(d, `big-${dtype}.safetensors`);
+    writeSafetensors(p, [{ name: "x", shape: [n], data: x }], dtype);
+    const back = readSafetensors(p).get("x")!.data;
+    assert.equal(back.length, n);
+    assert.ok(
+      back.every((v, i) => v === x[i]),
+      dtype,
+    );
+  }
+});
+
 test("safetensors: sharded checkpoints with an index load like one file", () => {
   const d = dir();
   writeCheckpoint(d, tensors(), 30); // forces three shards

@@ -15,6 +15,8 @@ import { readJsonFile } from "../util/files.js";
 
 export type Dtype = "F32" | "F16" | "BF16" | "F64";
 const BYTES: Record<Dtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+/** Elements converted per read when a tensor is not F32 (8 MiB of F16/BF16). */
+const CHUNK_ELEMENTS = 1 << 22;
 const MAX_HEADER = 100 * 1024 * 1024;
 
 if (endianness() !== "LE") throw new Error("dno's safetensors I/O assumes a little-endian CPU");
@@ -135,28 +137,36 @@ export class SafetensorsReader {
       this.readBytes(e, new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength));
       return dst;
     }
-    const bytes = new Uint8Array(e.end - e.begin);
-    this.readBytes(e, bytes);
-    if (e.dtype === "F64") {
-      const src = new Float64Array(bytes.buffer, 0, numel);
-      for (let k = 0; k < numel; k++) dst[k] = src[k]!;
-    } else {
-      const src = new Uint16Array(bytes.buffer, 0, numel);
-      if (e.dtype === "BF16") {
-        const bits = new Uint32Array(dst.buffer, dst.byteOffset, numel);
-        for (let k = 0; k < numel; k++) bits[k] = src[k]! << 16;
+    // Other dtypes convert through one bounded staging buffer, so loading a 16-bit checkpoint never holds
+    // more than CHUNK_ELEMENTS of it beside the float32 model.
+    const width = BYTES[e.dtype];
+    const staging = new Uint8Array(Math.min(numel, CHUNK_ELEMENTS) * width);
+    for (let k0 = 0; k0 < numel; k0 += CHUNK_ELEMENTS) {
+      const n = Math.min(CHUNK_ELEMENTS, numel - k0);
+      const bytes = staging.subarray(0, n * width);
+      this.readBytes(e, bytes, k0 * width);
+      const part = dst.subarray(k0, k0 + n);
+      if (e.dtype === "F64") {
+        const src = new Float64Array(bytes.buffer, 0, n);
+        for (let k = 0; k < n; k++) part[k] = src[k]!;
+      } else if (e.dtype === "BF16") {
+        const src = new Uint16Array(bytes.buffer, 0, n);
+        const bits = new Uint32Array(part.buffer, part.byteOffset, n);
+        for (let k = 0; k < n; k++) bits[k] = src[k]! << 16;
       } else {
-        for (let k = 0; k < numel; k++) dst[k] = f16ToF32(src[k]!);
+        const src = new Uint16Array(bytes.buffer, 0, n);
+        for (let k = 0; k < n; k++) part[k] = f16ToF32(src[k]!);
       }
     }
     return dst;
   }
 
-  private readBytes(e: TensorEntry, into: Uint8Array): void {
+  /** Fills `into` from the tensor's bytes starting `from` bytes into it. */
+  private readBytes(e: TensorEntry, into: Uint8Array, from = 0): void {
     for (let done = 0; done < into.length; ) {
-      const got = readSync(this.fd, into, done, into.length - done, e.begin + done);
-      if (got === 0)
-        this.fail(`tensor ${JSON.stringify(e.name)}: unexpected end of file at byte ${e.begin + done}`);
+      const at = e.begin + from + done;
+      const got = readSync(this.fd, into, done, into.length - done, at);
+      if (got === 0) this.fail(`tensor ${JSON.stringify(e.name)}: unexpected end of file at byte ${at}`);
       done += got;
     }
   }
