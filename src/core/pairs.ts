@@ -32,7 +32,8 @@ export interface Pair {
   rejected: string;
   chosenSource: Source;
   rejectedSource: Source;
-  rule: "score" | "win-rate" | "spin";
+  /** offline: a pair of an offline preference file (pipeline option pairs.offline_data). */
+  rule: "score" | "win-rate" | "spin" | "offline";
   /** Score (or win-rate) difference of chosen over rejected; null when a side was not judged. */
   margin: number | null;
   /** Algorithm 1's soft label sigma(r^(y_w) - r^(y_l)) when both win rates are known, else null. */

@@ -7,7 +7,7 @@ import type { RunConfigInput } from "../pipeline/config.js";
 import { type ProgressFn, policyPath } from "../pipeline/run.js";
 import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
-import { type DemoSummary, runDemo } from "./demo.js";
+import { type DemoSummary, demoModule, runDemo } from "./demo.js";
 
 export interface Variant {
   name: string;
@@ -45,7 +45,48 @@ export const VARIANTS: Variant[] = [
     description: "offline DPO: the first iteration's pairs, every iteration",
     overrides: { pairs: { ...base, offline: true }, objective: { name: "dpo", beta: 0.1 } },
   },
+  {
+    name: "nash-md",
+    description: "Nash-MD: reference the geometric mixture of pi_t and pi_1, tau = beta/3",
+    overrides: { objective: { name: "nash-md", beta: 0.3, tau: 0.1 } },
+  },
+  {
+    name: "selm",
+    description: "SELM: DPO loss + optimism alpha beta lr(y_e), y_e ~ pi_t, alpha = 0.1",
+    overrides: { objective: { name: "selm", beta: 0.3, alpha: 0.1 } },
+  },
+  {
+    name: "ensemble",
+    description: "labels from an ensemble (worst case) of the demo's oracle and a length-biased judge",
+    overrides: {
+      train_oracle: {
+        kind: "ensemble",
+        aggregate: "min",
+        members: [
+          { kind: "programmatic", module: demoModule("oracle.js") },
+          { kind: "programmatic", module: demoModule("length-biased-oracle.js") },
+        ],
+      },
+    },
+  },
+  {
+    name: "dice",
+    description: "DICE: round 1 DPO on offline preferences, then the implicit reward, 50% offline replay",
+    overrides: {
+      sampling: { samples_per_prompt: 5, temperature: 1, top_p: 1, max_new_tokens: 16, include_gold: false },
+      train_oracle: { kind: "implicit-reward", beta: 0.3, length_penalty: 0.05 },
+      pairs: {
+        rule: "win-rate",
+        pairs_per_prompt: 1,
+        replay: [],
+        offline_data: { file: "inputs/preferences.jsonl", fraction: 0.5 },
+      },
+    },
+  },
 ];
+
+/** The variant whose run also reports Algorithm 1's output, the mixture of its iterates, as a row. */
+const MIXTURE_OF = "dno";
 
 export interface CompareRow {
   variant: string;
@@ -77,6 +118,8 @@ export async function runCompare(
     const { summary } = await runDemo({ out: dir, overrides, ...ui });
     sharedStart ??= resolve(dir, policyPath(1));
     rows.push(row(v, summary));
+    if (v.name === MIXTURE_OF && summary.mixture)
+      rows.push(mixtureRow(v, summary.mixture, summary.total_seconds));
   }
   const markdown = toMarkdown(rows);
   writeFileAtomic(join(out, "compare.md"), markdown);
@@ -94,6 +137,18 @@ function row(v: Variant, s: DemoSummary): CompareRow {
     accuracy: last.accuracy,
     exploitability: last.exploitability,
     seconds: s.total_seconds,
+  };
+}
+
+function mixtureRow(v: Variant, m: NonNullable<DemoSummary["mixture"]>, seconds: number): CompareRow {
+  return {
+    variant: `${v.name}-mixture`,
+    description: `Algorithm 1's output: the uniform mixture of the ${v.name} run's iterates pi_1..pi_${m.iterates}`,
+    winrate_vs_teacher: m.winrate_vs_teacher,
+    winrate_vs_sft: m.winrate_vs_sft,
+    accuracy: m.accuracy,
+    exploitability: m.exploitability,
+    seconds,
   };
 }
 

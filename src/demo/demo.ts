@@ -13,14 +13,20 @@ import { type ProgressFn, type RunResult, runPipeline } from "../pipeline/run.js
 import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { toJsonl } from "../util/jsonl.js";
+import { offlinePreferences } from "./offline.js";
 import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "./task.js";
 
 /** Prompt counts of the demo's splits; every word appears in exactly one split. */
 export const DEMO_SPLITS = { sft: 16000, dno: 3000, validation: 100, eval: 200 } as const;
+/** Words of the SFT split that also get an offline preference pair (inputs/preferences.jsonl). */
+const OFFLINE_PREFERENCES = 1000;
+
+/** The absolute path of a module of the demo (its oracles and metrics), for configs. */
+export const demoModule = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 
 /** The demo's run config (before defaults), with `overrides` merged in for `dno compare`'s variants. */
 export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigInput {
-  const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+  const here = demoModule;
   return {
     seed: 1,
     model: {
@@ -56,7 +62,8 @@ export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigIn
     objective: { name: "dno-prct", beta: 0.3 },
     // The paper lowers the learning rate in later iterations.
     train: { lr: 1.5e-4, batch_size: 16, epochs: 2, warmup_steps: 5, lr_decay: 0.7 },
-    eval: { samples_per_prompt: 4, temperature: 1, top_p: 1 },
+    // mixture: also evaluate Algorithm 1's output, the uniform mixture of pi_1..pi_T.
+    eval: { samples_per_prompt: 4, temperature: 1, top_p: 1, mixture: true },
     ...overrides,
   };
 }
@@ -80,6 +87,11 @@ export function writeDemoInputs(dir: string, config: RunConfigInput): string {
     join(dir, "inputs", "eval.jsonl"),
     toJsonl(rows(sft + dno + validation, evalCount, "eval")),
   );
+  // Offline preference data (DICE's first round and replay) on SFT-split words, disjoint from the rest.
+  writeFileAtomic(
+    join(dir, "inputs", "preferences.jsonl"),
+    toJsonl(offlinePreferences(words.slice(0, OFFLINE_PREFERENCES), seed, DEFAULT_TASK)),
+  );
   const file = join(dir, "dno.yaml");
   writeFileAtomic(
     file,
@@ -102,6 +114,15 @@ export interface DemoSummary {
     pairs: { teacher_over_student: number; student_over_teacher: number; student_over_student: number };
     seconds: number;
   }[];
+  /** The uniform mixture of the iterates pi_1..pi_T (null when not evaluated). */
+  mixture: {
+    iterates: number;
+    winrate_vs_last: number | null;
+    winrate_vs_sft: number | null;
+    winrate_vs_teacher: number | null;
+    exploitability: number | null;
+    accuracy: number | null;
+  } | null;
   final_weights_sha256: string;
 }
 
@@ -133,6 +154,14 @@ export function demoSummary(result: RunResult): DemoSummary {
         seconds: round(seconds, 1),
       };
     }),
+    mixture: result.mixture && {
+      iterates: result.mixture.iterates,
+      winrate_vs_last: round(result.mixture.winrate_vs_prev),
+      winrate_vs_sft: round(result.mixture.winrate_vs_initial),
+      winrate_vs_teacher: round(result.mixture.winrate_vs_teacher),
+      exploitability: round(result.mixture.metrics.exploitability ?? null),
+      accuracy: round(result.mixture.metrics.accuracy ?? null),
+    },
     final_weights_sha256: result.finalWeightsSha256,
   };
 }

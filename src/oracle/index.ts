@@ -15,12 +15,15 @@ export {
   configBaseDir,
   createOracle,
   loadOracleConfigFile,
+  type MemberConfig,
+  memberConfigSchema,
   type OracleConfig,
   type OracleConfigInput,
   oracleConfigSchema,
   parseOracleConfig,
   readOracleConfigFile,
 } from "./config.js";
+export { type Aggregate, aggregatePreferences, aggregateScores, ensembleOracle } from "./ensemble.js";
 export { type ProgrammaticFunctions, programmaticOracle } from "./programmatic.js";
 export { defaultTemplates } from "./templates.js";
 export type {

@@ -36,7 +36,7 @@ export const pairRowSchema = z.strictObject({
   rejected: z.string(),
   chosenSource: z.enum(["teacher", "student"]),
   rejectedSource: z.enum(["teacher", "student"]),
-  rule: z.enum(["score", "win-rate", "spin"]),
+  rule: z.enum(["score", "win-rate", "spin", "offline"]),
   margin: nullableNumber,
   target: nullableNumber,
   iteration: z.number().int(),
@@ -46,6 +46,8 @@ export const pairRowSchema = z.strictObject({
   rejectedText: z.string(),
   chosenWinRate: nullableNumber,
   rejectedWinRate: nullableNumber,
+  /** selm: a sample of pi_t for the prompt, the response the optimism term pushes from. */
+  exploreText: z.string().optional(),
 });
 export type PairRow = z.infer<typeof pairRowSchema>;
 
@@ -58,6 +60,7 @@ export const trlRowSchema = z.strictObject({
   ref_rejected_logps: z.number(),
   anchor_chosen_logps: z.number().optional(),
   anchor_rejected_logps: z.number().optional(),
+  ref_explore_logps: z.number().optional(),
 });
 export type TrlRow = z.infer<typeof trlRowSchema>;
 
@@ -95,3 +98,17 @@ export interface EvalResult {
   /** Task metrics from `task_metrics` (the demo: accuracy, exploitability, style frequencies). */
   metrics: Record<string, number>;
 }
+
+/** The mixture of iterates pi_1..pi_T evaluated like an iterate; vs_prev is against the last iterate. */
+export type MixtureEvalResult = Omit<EvalResult, "t" | "validation_winrate_vs_initial"> & {
+  /** T, the number of iterates mixed. */
+  iterates: number;
+};
+
+/** A line of an offline preference file (pairs.offline_data): a prompt and two judged responses. */
+export const offlinePreferenceSchema = z.strictObject({
+  id: z.union([z.string(), z.number()]).optional(),
+  prompt: z.string(),
+  chosen: z.string(),
+  rejected: z.string(),
+});
