@@ -14,6 +14,7 @@ import { readJsonl, toJsonl } from "../../util/jsonl.js";
 interface GenerateFlags {
   model?: string;
   mixture?: string;
+  adapter?: string;
   input: string;
   output: string;
   samples: number;
@@ -68,6 +69,8 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
   if (lines.length === 0) throw new DnoError(`${flags.input}: no prompts`);
   if ((flags.model === undefined) === (flags.mixture === undefined))
     throw new DnoError("dno generate: give one of --model DIR and --mixture RUN_DIR");
+  if (flags.mixture !== undefined && flags.adapter !== undefined)
+    throw new DnoError("dno generate: --adapter applies to --model, not to --mixture");
   const dirs = flags.mixture !== undefined ? mixtureIterates(flags.mixture) : [flags.model!];
   const tokenizer = loadTokenizer(dirs[0]!);
   const prompts = lines.map((line, i) =>
@@ -99,7 +102,7 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
     samples =
       flags.mixture !== undefined
         ? await generateMixture(dirs.length, (m) => CausalLM.load(dirs[m]!), prompts, options)
-        : await CausalLM.load(dirs[0]!).generate(prompts, options);
+        : await CausalLM.load(dirs[0]!, { adapter: flags.adapter }).generate(prompts, options);
   } finally {
     bar.stop();
   }
@@ -141,6 +144,10 @@ export function register(program: Command): void {
     .option(
       "--mixture <run-dir>",
       "sample from the uniform mixture of a run's iterates pi_1..pi_T instead (each response from a uniformly drawn iterate)",
+    )
+    .option(
+      "--adapter <dir>",
+      "a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) applied to the model",
     )
     .requiredOption(
       "--input <file>",
