@@ -6,8 +6,10 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { writeRunReport } from "../src/cli/commands/report.js";
+import { softmax } from "../src/core/prob.js";
 import { demoModule } from "../src/demo/demo.js";
 import { offlinePreferences } from "../src/demo/offline.js";
+import { DEMO_JUDGE_TEMPLATE, DEMO_SELF_SCORES } from "../src/demo/self-data.js";
 import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "../src/demo/task.js";
 import { parseRunConfig } from "../src/pipeline/config.js";
 import { mixtureIterates } from "../src/pipeline/paths.js";
@@ -208,5 +210,67 @@ test("DICE: round 1 on the offline file, then the implicit reward with offline r
     (e: unknown) =>
       e instanceof DnoError &&
       /x\.yaml: train_oracle\.kind implicit-reward needs pairs\.offline_data/.test(e.message),
+  );
+});
+
+test("self-rewarding: pi_t scores its own samples; a rerun and a reopened judge pay nothing twice", async () => {
+  const dir = setup();
+  writeFileSync(join(dir, "judge.jinja"), DEMO_JUDGE_TEMPLATE);
+  const config = {
+    ...base,
+    iterations: 1,
+    eval: { samples_per_prompt: 1 },
+    train_oracle: { kind: "self", template: "judge.jinja", readout: "expected", ...DEMO_SELF_SCORES },
+  };
+  await runTwice(dir, config);
+  const run = join(dir, "run");
+  const annotation = jsonl(join(run, "iterations/1/annotations.jsonl"))[0]! as {
+    prompt: string;
+    candidates: { text: string; score: number }[];
+  };
+  assert.ok(annotation.candidates.every((c) => c.score >= 0 && c.score <= 2));
+  const parsed = parseRunConfig(config, join(dir, "dno.yaml"));
+  const judge = await openTrainOracle(parsed.train_oracle!, run, 1);
+  const texts = annotation.candidates.map((c) => c.text);
+  assert.deepEqual(
+    await judge.score(annotation.prompt, texts),
+    annotation.candidates.map((c) => c.score),
+  );
+  assert.equal(judge.calls(), 0);
+  judge.close();
+  // The score is pi_1's expected rubric score: sum_s s * pi_1(s | judge prompt), normalised over 0..2.
+  const policy = loadPolicy(join(run, "checkpoints/pi_1"));
+  const judgePrompt = `judge ${annotation.prompt} ${texts[0]}`;
+  const lp = sequenceLogprobs(
+    policy,
+    ["0", "1", "2"].map((response) => ({ prompt: judgePrompt, response })),
+  );
+  const p = softmax(lp);
+  assert.ok(Math.abs(annotation.candidates[0]!.score - (p[1]! + 2 * p[2]!)) < 1e-9);
+});
+
+test("only-prompting: y_l is pi_t's answer under the iteration's worse-answer prefix; no judgment", async () => {
+  const dir = setup();
+  const config = {
+    ...base,
+    eval: { samples_per_prompt: 1 },
+    pairs: { rule: "prompted", pairs_per_prompt: 2, negative_prefixes: ["worse3 ", "worse1 "] },
+  };
+  const callsBefore = callLines(dir);
+  await runTwice(dir, config);
+  const run = join(dir, "run");
+  const samples = jsonl(join(run, "iterations/2/samples.jsonl"));
+  assert.ok(samples.every((r) => (r.negatives as unknown[]).length === 3));
+  const pairs = jsonl(join(run, "iterations/1/pairs.jsonl")).filter((p) => p.replayedFrom === undefined);
+  assert.ok(pairs.length > 0);
+  assert.ok(pairs.every((p) => p.rule === "prompted" && /^n\d$/.test(p.rejected as string)));
+  // Only the evaluation asked the oracle: every question it was asked is about an eval prompt.
+  const evalPrompts = new Set(jsonl(join(dir, "eval.jsonl")).map((r) => r.prompt));
+  const asked = readFileSync(join(dir, "calls.log"), "utf8").trim().split("\n").slice(callsBefore);
+  assert.ok(asked.length > 0);
+  assert.ok(asked.every((line) => evalPrompts.has((JSON.parse(line) as string[])[0])));
+  assert.throws(
+    () => parseRunConfig({ ...config, pairs: { rule: "prompted" } }, "y.yaml"),
+    /y\.yaml: pairs\.rule prompted needs pairs\.negative_prefixes/,
   );
 });

@@ -14,15 +14,28 @@ import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { toJsonl } from "../util/jsonl.js";
 import { offlinePreferences } from "./offline.js";
+import { DEMO_JUDGE_TEMPLATE, judgeExamples, negativeExamples } from "./self-data.js";
 import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "./task.js";
 
 /** Prompt counts of the demo's splits; every word appears in exactly one split. */
 export const DEMO_SPLITS = { sft: 16000, dno: 3000, validation: 100, eval: 200 } as const;
 /** Words of the SFT split that also get an offline preference pair (inputs/preferences.jsonl). */
 const OFFLINE_PREFERENCES = 1000;
+/** SFT files of the self-rewarding rows (written only for a config that names them). */
+export const SELF_JUDGE_SFT = "inputs/sft-judge.jsonl";
+export const NEGATIVES_SFT = "inputs/sft-negatives.jsonl";
 
 /** The absolute path of a module of the demo (its oracles and metrics), for configs. */
 export const demoModule = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
+
+export const DEMO_SFT = {
+  data: "inputs/sft.jsonl",
+  lr: 3e-3,
+  batch_size: 32,
+  epochs: 10,
+  warmup_steps: 50,
+  weight_decay: 0,
+};
 
 /** The demo's run config (before defaults), with `overrides` merged in for `dno compare`'s variants. */
 export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigInput {
@@ -39,14 +52,7 @@ export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigIn
       },
     },
     run_dir: ".",
-    sft: {
-      data: "inputs/sft.jsonl",
-      lr: 3e-3,
-      batch_size: 32,
-      epochs: 10,
-      warmup_steps: 50,
-      weight_decay: 0,
-    },
+    sft: DEMO_SFT,
     data: {
       prompts: "inputs/prompts.jsonl",
       eval: "inputs/eval.jsonl",
@@ -80,7 +86,8 @@ export function writeDemoInputs(dir: string, config: RunConfigInput): string {
       prompt: promptOf(w),
       gold: teacherAnswer(w, seed, DEFAULT_TASK),
     }));
-  writeFileAtomic(join(dir, "inputs", "sft.jsonl"), toJsonl(rows(0, sft, "sft")));
+  const sftRows = rows(0, sft, "sft");
+  writeFileAtomic(join(dir, "inputs", "sft.jsonl"), toJsonl(sftRows));
   writeFileAtomic(join(dir, "inputs", "prompts.jsonl"), toJsonl(rows(sft, dno, "p")));
   writeFileAtomic(join(dir, "inputs", "validation.jsonl"), toJsonl(rows(sft + dno, validation, "val")));
   writeFileAtomic(
@@ -92,6 +99,20 @@ export function writeDemoInputs(dir: string, config: RunConfigInput): string {
     join(dir, "inputs", "preferences.jsonl"),
     toJsonl(offlinePreferences(words.slice(0, OFFLINE_PREFERENCES), seed, DEFAULT_TASK)),
   );
+  // The self-rewarding rows' seed data: the SFT answers plus judging, or worse-answer, examples.
+  if (config.sft?.data === SELF_JUDGE_SFT) {
+    const judging = judgeExamples(
+      words.slice(OFFLINE_PREFERENCES, 3 * OFFLINE_PREFERENCES),
+      seed,
+      DEFAULT_TASK,
+    );
+    writeFileAtomic(join(dir, SELF_JUDGE_SFT), toJsonl([...sftRows, ...judging]));
+    writeFileAtomic(join(dir, "inputs", "judge.jinja"), DEMO_JUDGE_TEMPLATE);
+  }
+  if (config.sft?.data === NEGATIVES_SFT) {
+    const negatives = negativeExamples(words.slice(3 * OFFLINE_PREFERENCES, 4 * OFFLINE_PREFERENCES));
+    writeFileAtomic(join(dir, NEGATIVES_SFT), toJsonl([...sftRows, ...negatives]));
+  }
   const file = join(dir, "dno.yaml");
   writeFileAtomic(
     file,

@@ -25,7 +25,7 @@ export {
 } from "./config.js";
 export { type Aggregate, aggregatePreferences, aggregateScores, ensembleOracle } from "./ensemble.js";
 export { type ProgrammaticFunctions, programmaticOracle } from "./programmatic.js";
-export { defaultTemplates } from "./templates.js";
+export { compileTemplate, defaultTemplates, loadTemplate, type PromptTemplate } from "./templates.js";
 export type {
   Oracle,
   OracleMode,
@@ -35,3 +35,4 @@ export type {
   ScoreResult,
   ScoringOracle,
 } from "./types.js";
+export { parsePointwiseAnswer } from "./verdicts.js";

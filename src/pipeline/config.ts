@@ -9,7 +9,7 @@ import { type OracleConfig, oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
-import { POLICY_ORACLE_KINDS, trainOracleConfigSchema } from "./policy-oracles.js";
+import { OFFLINE_FIRST_KINDS, trainOracleConfigSchema } from "./policy-oracles.js";
 
 /** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
 const fromScratchSchema = z.strictObject({
@@ -82,7 +82,9 @@ export const runConfigSchema = z.strictObject({
   pairs: z
     .strictObject({
       /** score: the paper's 6-point rule; win-rate: large margins on r^; spin: gold over own sample. */
-      rule: z.enum(["score", "win-rate", "spin"]).default("win-rate"),
+      rule: z.enum(["score", "win-rate", "spin", "prompted"]).default("win-rate"),
+      /** prompted: the worse-answer prefix of each iteration (the last one repeats), widest gap first. */
+      negative_prefixes: z.array(z.string().min(1)).min(1).optional(),
       min_positive: z.number().optional(),
       margin: z.number().min(0).optional(),
       student_margin: z.number().min(0).optional(),
@@ -150,7 +152,7 @@ export type RunConfig = z.infer<typeof runConfigSchema>;
 
 /** Iteration 1 of a run whose labels come from the policy trains on the offline preference file. */
 export function offlineFirstRound(config: RunConfig): boolean {
-  return config.train_oracle !== undefined && POLICY_ORACLE_KINDS.includes(config.train_oracle.kind);
+  return config.train_oracle !== undefined && OFFLINE_FIRST_KINDS.includes(config.train_oracle.kind);
 }
 export type RunConfigInput = z.input<typeof runConfigSchema>;
 
@@ -158,6 +160,11 @@ export type RunConfigInput = z.input<typeof runConfigSchema>;
 export function parseRunConfig(value: unknown, where: string): RunConfig {
   const parsed = runConfigSchema.safeParse(value);
   if (!parsed.success) throw new DnoError(`${where}: ${describeZodError(parsed.error)}`);
+  if (parsed.data.pairs.rule === "prompted" && !parsed.data.pairs.negative_prefixes) {
+    throw new DnoError(
+      `${where}: pairs.rule prompted needs pairs.negative_prefixes (one per iteration, widest gap first)`,
+    );
+  }
   if (offlineFirstRound(parsed.data) && !parsed.data.pairs.offline_data) {
     throw new DnoError(
       `${where}: train_oracle.kind ${parsed.data.train_oracle!.kind} needs pairs.offline_data (iteration 1 trains on that file: there is no trained iterate to ask yet)`,
@@ -181,8 +188,10 @@ function resolvePaths(config: RunConfig, baseDir: string): RunConfig {
   out.data.eval = at(out.data.eval);
   if (out.data.validation) out.data.validation = at(out.data.validation);
   resolveOraclePaths(out.oracle, at);
-  if (out.train_oracle && out.train_oracle.kind !== "implicit-reward")
-    resolveOraclePaths(out.train_oracle, at);
+  const train = out.train_oracle;
+  if (train?.kind === "self") {
+    if (train.template) train.template = at(train.template);
+  } else if (train !== undefined && train.kind !== "implicit-reward") resolveOraclePaths(train, at);
   if (out.pairs.offline_data) out.pairs.offline_data.file = at(out.pairs.offline_data.file);
   if (out.task_metrics) out.task_metrics = at(out.task_metrics);
   return out;

@@ -6,11 +6,15 @@ import { z } from "zod";
 
 const nullableNumber = z.number().nullable();
 
+const sampleSchema = z.strictObject({ text: z.string(), logprob: z.number(), finished: z.boolean() });
+
 export const sampleRowSchema = z.strictObject({
   id: z.string(),
   prompt: z.string(),
   gold: z.string().optional(),
-  samples: z.array(z.strictObject({ text: z.string(), logprob: z.number(), finished: z.boolean() })),
+  samples: z.array(sampleSchema),
+  /** pairs.rule prompted: pi_t's samples for the prompt under the iteration's worse-answer prefix. */
+  negatives: z.array(sampleSchema).optional(),
 });
 export type SampleRow = z.infer<typeof sampleRowSchema>;
 
@@ -36,7 +40,7 @@ export const pairRowSchema = z.strictObject({
   rejected: z.string(),
   chosenSource: z.enum(["teacher", "student"]),
   rejectedSource: z.enum(["teacher", "student"]),
-  rule: z.enum(["score", "win-rate", "spin", "offline"]),
+  rule: z.enum(["score", "win-rate", "spin", "offline", "prompted"]),
   margin: nullableNumber,
   target: nullableNumber,
   iteration: z.number().int(),

@@ -32,6 +32,7 @@ import {
   spinPairs,
   winRatePairs,
 } from "../core/pairs.js";
+import { negativeId, negativePrefix, promptedPairs } from "../core/prompted-pairs.js";
 import { withReplay } from "../core/replay.js";
 import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
@@ -296,20 +297,36 @@ async function sampleStage(
   const { config } = ctx;
   const policy = loadPolicy(join(ctx.runDir, policyPath(t)));
   const s = config.sampling;
-  const samples = await sampleResponses(
-    policy,
+  const sample = (prompts: string[], key: string) =>
+    sampleResponses(
+      policy,
+      prompts,
+      {
+        samplesPerPrompt: s.samples_per_prompt,
+        temperature: s.temperature,
+        topP: s.top_p,
+        topK: s.top_k,
+        maxNewTokens: s.max_new_tokens,
+        seed: deriveSeed(config.seed, key, t),
+      },
+      (done, total) => ctx.progress(`${t}/${key}`, done, total),
+    );
+  const samples = await sample(
     partition.map((r) => r.prompt),
-    {
-      samplesPerPrompt: s.samples_per_prompt,
-      temperature: s.temperature,
-      topP: s.top_p,
-      topK: s.top_k,
-      maxNewTokens: s.max_new_tokens,
-      seed: deriveSeed(config.seed, "sample", t),
-    },
-    (done, total) => ctx.progress(`${t}/sample`, done, total),
+    "sample",
   );
-  const rows: SampleRow[] = partition.map((r, i) => ({ ...r, samples: samples[i]! }));
+  const prefixes = config.pairs.rule === "prompted" ? config.pairs.negative_prefixes! : undefined;
+  const negatives =
+    prefixes &&
+    (await sample(
+      partition.map((r) => negativePrefix(prefixes, t) + r.prompt),
+      "sample-negative",
+    ));
+  const rows: SampleRow[] = partition.map((r, i) => ({
+    ...r,
+    samples: samples[i]!,
+    ...(negatives && { negatives: negatives[i]! }),
+  }));
   writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
   return { prompts: rows.length, samples: rows.length * s.samples_per_prompt };
 }
@@ -340,6 +357,7 @@ async function annotateWith(
     const row = rows[i]!;
     const texts = row.samples.map((s) => s.text);
     const sources: Candidate["source"][] = texts.map(() => "student");
+    const negatives = row.negatives?.map((s) => s.text) ?? [];
     if (config.sampling.include_gold && row.gold !== undefined) {
       texts.push(row.gold);
       sources.push("teacher");
@@ -347,7 +365,7 @@ async function annotateWith(
     const students = sources.flatMap((s, j) => (s === "student" ? [j] : []));
     let scores: (number | null)[] = texts.map(() => null);
     let winRates: (number | null)[] = texts.map(() => null);
-    if (config.pairs.rule !== "spin") {
+    if (config.pairs.rule !== "spin" && config.pairs.rule !== "prompted") {
       let matrix: (number | null)[][];
       if (config.pairs.rule === "score" || oracle.mode === "pointwise") {
         scores = await oracle.score(row.prompt, texts);
@@ -376,6 +394,17 @@ async function annotateWith(
         defect: sources[j] === "student" && isDefective(text, defects),
       })),
     });
+    // Only-prompting: the answers under the worse-answer prefix are candidates too, never judged.
+    out[out.length - 1]!.candidates.push(
+      ...negatives.map((text, j) => ({
+        id: negativeId(j),
+        source: "student" as const,
+        text,
+        score: null,
+        winRate: null,
+        defect: isDefective(text, defects),
+      })),
+    );
     ctx.progress(`${t}/annotate`, i + 1, rows.length);
   }
   writeJsonlAt(ctx.runDir, `${iterDir(t)}/annotations.jsonl`, out);
@@ -410,7 +439,9 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       const build =
         p.rule === "spin"
           ? spinPairs(a.id, a.candidates, config.seed, t, p.pairs_per_prompt)
-          : (p.rule === "score" ? scorePairs : winRatePairs)(a.id, a.candidates, options, config.seed, t);
+          : p.rule === "prompted"
+            ? promptedPairs(a.id, a.candidates, t, p.pairs_per_prompt)
+            : (p.rule === "score" ? scorePairs : winRatePairs)(a.id, a.candidates, options, config.seed, t);
       fresh.push(...build);
     }
     const earlier: PairRow[][] = [];
