@@ -282,12 +282,12 @@ function engineChild(name: ConfigName, precision: Precision): void {
   const config = parseConfig(CONFIGS[name], `config ${name}`);
   const model = CausalLM.init(config, 0);
   model.precision = precision;
-  // One forward + backward per step, as PyTorch does; Q keeps the default (pieces of about 1 GiB of
-  // activations, their forward run twice) to train in under 10 GB.
-  if (name !== "Q") model.maxBatchTokens = batch * seq;
   const optimizer = new AdamW(model, { weightDecay: 0.01, maxGradNorm: 0 });
   const rng = Rng.derive(0, "bench-engine", name);
   const { batch, seq, steps, warmup } = RUNS[name];
+  // One forward + backward per step, as PyTorch does; Q keeps the default (pieces of about 1 GiB of
+  // activations, their forward run twice) to train in under 10 GB.
+  if (name !== "Q") model.maxBatchTokens = batch * seq;
   // Each sequence is seq + 1 tokens: the first seq are the input, the last seq the targets.
   const examples: Example[] = Array.from({ length: batch }, () => {
     const tokens = Array.from({ length: seq + 1 }, () => rng.int(config.vocabSize));
