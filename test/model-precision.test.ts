@@ -18,6 +18,7 @@ import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "../src/demo/
 import { engine } from "../src/engine/index.js";
 import { parseConfig } from "../src/model/config.js";
 import { CausalLM, type Example } from "../src/model/model.js";
+import { AUTO_BF16_MIN_HIDDEN, parsePrecision, resolvePrecision } from "../src/model/precision.js";
 import { initPolicy, responseTokenCount, trainSteps } from "../src/pipeline/policy.js";
 import { findTorchReference, PYTHON, torchReferenceSkip } from "./shared-dir.js";
 
@@ -217,4 +218,20 @@ test("bf16 sampling (bf16 weight copies) scores its tokens as the bf16 forward d
   model.precision = "fp32";
   const gap32 = maxAbsDiff([...model.sequenceLogprobs(examples)], sampled);
   assert.ok(gap32 > gap, "the sampler used bf16 weights");
+});
+
+test("auto is bf16 only with bf16 hardware and large enough matrices; bad names are refused", () => {
+  const hardware = engine().bgemmHasHardware();
+  assert.equal(resolvePrecision("auto", AUTO_BF16_MIN_HIDDEN - 1), "fp32");
+  assert.equal(resolvePrecision("auto", AUTO_BF16_MIN_HIDDEN), hardware ? "bf16" : "fp32");
+  assert.equal(resolvePrecision("bf16", 8), "bf16");
+  assert.equal(resolvePrecision("fp32", 4096), "fp32");
+  assert.throws(
+    () => parsePrecision("fp16", "--precision"),
+    /--precision: precision must be one of auto, bf16, fp32, got "fp16"/,
+  );
+  const model = CausalLM.init(dpoSetup().config, 1);
+  assert.equal(model.precision, "fp32"); // hidden 64: auto stays float32
+  model.precision = "bf16";
+  assert.equal(model.precision, "bf16");
 });

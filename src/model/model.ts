@@ -80,7 +80,7 @@ export class CausalLM {
   ) {
     for (const slot of layout) this.slots.set(slot.name, slot);
     this.maxBatchTokens = defaultBatchTokens(config);
-    this.matmulPrecision = resolvePrecision(defaultPrecision());
+    this.matmulPrecision = resolvePrecision(defaultPrecision(), config.hiddenSize);
     this.native = new (engine().Model)(config, params, null);
     this.native.setPrecision(this.matmulPrecision);
   }
@@ -91,7 +91,7 @@ export class CausalLM {
   }
 
   set precision(p: Precision) {
-    this.matmulPrecision = resolvePrecision(p);
+    this.matmulPrecision = resolvePrecision(p, this.config.hiddenSize);
     this.native.setPrecision(this.matmulPrecision);
   }
 

@@ -13,10 +13,11 @@ export type Precision = (typeof PRECISIONS)[number];
 export type ResolvedPrecision = Exclude<Precision, "auto">;
 
 /**
- * Whether `auto` picks bf16 on a CPU with bf16 hardware (AMX or AVX512-BF16). Kept false: see README
- * ("Mixed precision") for what held and what did not on the demo and the numerics tests.
+ * `auto` picks bf16 on a CPU with bf16 hardware (AMX or AVX512-BF16) for models whose matrices are large
+ * enough to gain from it: below this hidden size the packing to bf16 costs about what the faster products
+ * save (README, "Mixed precision"), and tiny models (the demo's, the tests') keep float32's exactness.
  */
-const AUTO_PREFERS_BF16 = false;
+export const AUTO_BF16_MIN_HIDDEN = 512;
 
 export function parsePrecision(value: string, where: string): Precision {
   if (!(PRECISIONS as readonly string[]).includes(value)) {
@@ -27,10 +28,10 @@ export function parsePrecision(value: string, where: string): Precision {
   return value as Precision;
 }
 
-/** What `p` means on this machine: `auto` is bf16 only where the CPU has bf16 hardware and it is preferred. */
-export function resolvePrecision(p: Precision): ResolvedPrecision {
+/** What `p` means for a model of this hidden size on this machine. */
+export function resolvePrecision(p: Precision, hiddenSize: number): ResolvedPrecision {
   if (p !== "auto") return p;
-  return AUTO_PREFERS_BF16 && engine().bgemmHasHardware() ? "bf16" : "fp32";
+  return hiddenSize >= AUTO_BF16_MIN_HIDDEN && engine().bgemmHasHardware() ? "bf16" : "fp32";
 }
 
 let current: { precision: Precision; fromFlag: boolean } | undefined;
