@@ -6,7 +6,7 @@
  * save loads in PEFT and vLLM, and theirs load here.
  */
 import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 import { Rng } from "../core/rng.js";
 import { engine, type NativeLoraSpec, type TensorSlot } from "../engine/index.js";
@@ -318,4 +318,30 @@ export function mergeLora(adapter: LoraAdapter, weight: (hfName: string) => Floa
       inDim,
     );
   }
+}
+
+/**
+ * An adapter checkpoint: a directory holding a PEFT adapter and no config.json, whose
+ * base_model_name_or_path names its base checkpoint (relative to the adapter directory, or absolute).
+ * It stands for the base with the adapter merged: a run keeps one per iteration instead of a full copy.
+ */
+export function isAdapterCheckpoint(dir: string): boolean {
+  return !existsSync(join(dir, "config.json")) && existsSync(join(dir, ADAPTER_CONFIG));
+}
+
+/** The base checkpoint directory of an adapter checkpoint. */
+export function adapterBase(dir: string): string {
+  const { baseModel } = readAdapterConfig(dir);
+  if (baseModel === null || baseModel === "") {
+    throw new DnoError(
+      `${join(dir, ADAPTER_CONFIG)}: base_model_name_or_path is empty; apply the adapter to its base with --adapter`,
+    );
+  }
+  const base = resolve(dir, baseModel);
+  if (!existsSync(join(base, "config.json")) && !existsSync(join(base, ADAPTER_CONFIG))) {
+    throw new DnoError(
+      `${join(dir, ADAPTER_CONFIG)}: base_model_name_or_path ${baseModel}: no checkpoint at ${base}`,
+    );
+  }
+  return base;
 }
