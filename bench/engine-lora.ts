@@ -6,6 +6,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { Rng } from "../src/core/rng.js";
+import { engine } from "../src/engine/index.js";
 import { parseConfig } from "../src/model/config.js";
 import { LORA_TARGETS, LoraAdapter, loraConfigSchema } from "../src/model/lora.js";
 import { CausalLM, type Example } from "../src/model/model.js";
@@ -38,6 +39,8 @@ export interface LoraRun {
   trainTokensPerS: number;
   peakRssMb: number;
   trainableParams: number;
+  /** milliseconds per training step in each phase of the decoder (wall time) */
+  trainStepMs: Record<string, number>;
 }
 
 /** The child's side: one kind of training on L, its speed and peak RSS printed as one JSON line. */
@@ -58,14 +61,23 @@ export function loraBenchChild(kind: LoraBenchKind): void {
   });
   const step = () => trainStep(model, optimizer, [{ examples, loss: meanCrossEntropy }], 1e-4);
   for (let i = 0; i < WARMUP; i++) step();
+  engine().kernelProfile(); // resets the phase clocks
   const t = performance.now();
   for (let i = 0; i < STEPS; i++) step();
   const seconds = (performance.now() - t) / 1e3 / STEPS;
+  const trainStepMs: Record<string, number> = {};
+  let inPhases = 0;
+  for (const [phase, s] of Object.entries(engine().kernelProfile())) {
+    trainStepMs[phase] = (s / STEPS) * 1e3;
+    inPhases += s / STEPS;
+  }
+  trainStepMs["other (optimizer, JS)"] = (seconds - inPhases) * 1e3;
   const run: LoraRun = {
     kind,
     trainTokensPerS: (BATCH * SEQ) / seconds,
     peakRssMb: process.resourceUsage().maxRSS / 1024,
     trainableParams: model.trainable.params.length,
+    trainStepMs,
   };
   console.log(JSON.stringify(run));
 }
@@ -102,6 +114,10 @@ export function loraBench(script: string, childFlag: string): { full: LoraRun; l
   };
   const full = best("full");
   const lora = best("lora");
+  for (const r of [full, lora]) {
+    const phases = Object.entries(r.trainStepMs).map(([phase, ms]) => `${phase} ${ms.toFixed(0)}`);
+    console.log(`config L ${r.kind}: training step, ms per phase: ${phases.join(", ")}`);
+  }
   console.log(
     `config L (batch ${BATCH} x ${SEQ}): LoRA r ${LORA.r} ${(lora.trainTokensPerS / full.trainTokensPerS).toFixed(3)}x the full fine-tune's tokens/s, ` +
       `${(lora.peakRssMb / full.peakRssMb).toFixed(3)}x its peak RSS`,
