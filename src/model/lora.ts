@@ -30,28 +30,36 @@ export const LORA_TARGETS = [
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 /**
- * A run config's `train.lora` (and the CLI's): rank, lora_alpha, the adapted projections (default:
- * all seven, PEFT's "all-linear" without lm_head) and rsLoRA scaling.
+ * A run config's `train.lora` as written: rank, lora_alpha (default r: scale 1), the adapted projections
+ * (default all seven, PEFT's "all-linear" without lm_head) and rsLoRA scaling.
  */
-export const loraConfigSchema = z
-  .object({
-    r: z.number().int().positive(),
-    alpha: z.number().positive().optional(),
-    target_modules: z
-      .array(z.enum(LORA_TARGETS))
-      .nonempty()
-      .default([...LORA_TARGETS]),
-    rslora: z.boolean().default(false),
-  })
-  .strict()
-  .transform((c) => ({
-    r: c.r,
-    alpha: c.alpha ?? c.r, // scale 1 unless asked otherwise
+export const loraOptionsSchema = z.strictObject({
+  r: z.number().int().positive(),
+  alpha: z.number().positive().optional(),
+  target_modules: z.array(z.enum(LORA_TARGETS)).nonempty().default([...LORA_TARGETS]),
+  rslora: z.boolean().default(false),
+});
+export type LoraOptions = z.output<typeof loraOptionsSchema>;
 
-    targetModules: LORA_TARGETS.filter((t) => c.target_modules.includes(t)),
-    rslora: c.rslora,
-  }));
-export type LoraConfig = z.output<typeof loraConfigSchema>;
+export interface LoraConfig {
+  r: number;
+  alpha: number;
+  /** in the engine's order, each once */
+  targetModules: LoraTarget[];
+  rslora: boolean;
+}
+
+export function toLoraConfig(o: LoraOptions): LoraConfig {
+  return {
+    r: o.r,
+    alpha: o.alpha ?? o.r,
+    targetModules: LORA_TARGETS.filter((t) => o.target_modules.includes(t)),
+    rslora: o.rslora,
+  };
+}
+
+/** `train.lora` parsed straight to a LoraConfig. */
+export const loraConfigSchema = loraOptionsSchema.transform(toLoraConfig);
 
 export const ADAPTER_CONFIG = "adapter_config.json";
 export const ADAPTER_WEIGHTS = "adapter_model.safetensors";

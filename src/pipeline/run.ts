@@ -54,6 +54,7 @@ import {
   sampleResponses,
   savePolicy,
   sequenceLogprobs,
+  startLoraAdapter,
   trainSteps,
 } from "./policy.js";
 import {
@@ -454,6 +455,7 @@ async function trainStage(
     );
   }
   const policy = loadPolicy(join(runDir, policyPath(t)));
+  if (config.train.lora) startLoraAdapter(policy, config.train.lora, deriveSeed(config.seed, "lora", t));
   const units = pairs.map((pair, i) => ({ pair, ref: trl[i]! }));
   const { beta, tau } = config.objective;
   const log = trainSteps(policy, units, {
@@ -496,7 +498,7 @@ async function trainStage(
     },
     progress: (done, total) => ctx.progress(`${t}/train`, done, total),
   });
-  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir));
+  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir, join(runDir, policyPath(t))));
   writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, log);
   return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
 }
