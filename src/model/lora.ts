@@ -36,7 +36,10 @@ export type LoraTarget = (typeof LORA_TARGETS)[number];
 export const loraOptionsSchema = z.strictObject({
   r: z.number().int().positive(),
   alpha: z.number().positive().optional(),
-  target_modules: z.array(z.enum(LORA_TARGETS)).nonempty().default([...LORA_TARGETS]),
+  target_modules: z
+    .array(z.enum(LORA_TARGETS))
+    .nonempty()
+    .default([...LORA_TARGETS]),
   rslora: z.boolean().default(false),
 });
 export type LoraOptions = z.output<typeof loraOptionsSchema>;

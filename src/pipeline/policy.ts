@@ -75,7 +75,8 @@ export function startLoraAdapter(policy: Policy, options: LoraOptions, seed: num
 export function savePolicy(policy: Policy, dir: string, baseDir?: string): void {
   const { model } = policy;
   if (model.adapter) {
-    if (baseDir === undefined) throw new Error("savePolicy: a policy with an adapter needs its base directory");
+    if (baseDir === undefined)
+      throw new Error("savePolicy: a policy with an adapter needs its base directory");
     model.adapter.save(dir, relative(dir, baseDir));
     model.mergeAdapter();
   } else {
