@@ -12,11 +12,15 @@
  *   engine trains in bf16 (mixed precision) where the CPU has bf16 hardware, S and M in float32 too,
  *   and counts its faster precision;
  * - peak RSS of training M (beside PyTorch's) and Q, and model-FLOP utilisation on L: 6 x parameters x
- *   tokens / step time over the GEMM peak measured here for the precision in use.
- * DNO_BENCH_CONFIGS=S,M,L,Q picks configs (default all; Q takes minutes and ~10 GB per process).
+ *   tokens / step time over the GEMM peak measured here for the precision in use;
+ * - LoRA (r 16, all seven projections, base frozen) beside full fine-tuning on config L, SmolLM2-135M's
+ *   shape: training tokens/s and peak RSS (bench/engine-lora.ts).
+ * DNO_BENCH_CONFIGS=S,M,L,Q picks configs (default all; Q takes minutes and ~10 GB per process), and
+ * DNO_BENCH_LORA=0 skips the LoRA comparison.
  * Every engine measurement runs in its own child process so that its peak RSS is its own.
  * The last line is one JSON object: speed ratios engine / peer (> 1: the engine is faster), the
- * peak-RSS ratio engine / torch (< 1: the engine uses less), MFU, Q's peak RSS and the kernel.
+ * peak-RSS ratio engine / torch (< 1: the engine uses less), MFU, Q's peak RSS, the kernel, and LoRA /
+ * full fine-tuning on L.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -29,6 +33,7 @@ import { CausalLM, type Example } from "../src/model/model.js";
 import { AdamW } from "../src/train/adamw.js";
 import { trainStep } from "../src/train/step.js";
 import { DnoError } from "../src/util/errors.js";
+import { type LoraBenchKind, loraBench, loraBenchChild } from "./engine-lora.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const workDir = join(repoRoot, ".bench");
@@ -379,6 +384,11 @@ function main(): void {
     engineChild(process.argv[childAt + 1] as ConfigName, process.argv[childAt + 2] as Precision);
     return;
   }
+  const loraChildAt = process.argv.indexOf("--lora-child");
+  if (loraChildAt >= 0) {
+    loraBenchChild(process.argv[loraChildAt + 1] as LoraBenchKind);
+    return;
+  }
   const names = (process.env.DNO_BENCH_CONFIGS ?? "S,M,L,Q")
     .split(",")
     .filter((n) => n in CONFIGS) as ConfigName[];
@@ -400,6 +410,8 @@ function main(): void {
       `config L: model-FLOP utilisation ${(100 * (mfuL ?? 0)).toFixed(1)}% of ${peak.toFixed(0)} GFLOPS`,
     );
   const M = results.get("M");
+  const lora =
+    process.env.DNO_BENCH_LORA === "0" ? null : loraBench(fileURLToPath(import.meta.url), "--lora-child");
   const summary = {
     bench: "engine",
     train_S_vs_torch: ratio("S"),
@@ -418,6 +430,8 @@ function main(): void {
       : engine().bgemmHasHardware()
         ? engine().bgemmKernel()
         : "fp32",
+    lora_L_vs_full: lora ? round3(lora.lora.trainTokensPerS / lora.full.trainTokensPerS) : null,
+    lora_rss_L_vs_full: lora ? round3(lora.lora.peakRssMb / lora.full.peakRssMb) : null,
   };
   console.log(JSON.stringify(summary));
 }

@@ -133,7 +133,7 @@ async function main(): Promise<void> {
       const config = parseConfig({ max_position_embeddings: 256, ...shape }, `config ${name}`);
       const model = CausalLM.init(config, 1);
       const half = HALF.has(name);
-      if (half && engine().bgemmHasHardware()) model.precision = "bf16";
+      model.precision = half && engine().bgemmHasHardware() ? "bf16" : "fp32";
       const gguf = join(dir, `${name}.gguf`);
       exportGguf(gguf, ggufSource(model.config, model.params), tokenizer, { dtype: half ? "f16" : "f32" });
       await ours(model, batch.slice(0, 2)); // warm-up: pool threads, page-in
