@@ -13,6 +13,7 @@
 #include <numeric>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "gemm_bf16.h"
@@ -121,6 +122,9 @@ class Generator {
   Generator(const LlamaConfig& c, const float* params)
       : c_(c), params_(params), w_(bind_weights(c, const_cast<float*>(params))) {}
 
+  // Keys and values cached as bf16: half the cache's memory and bytes read per step.
+  void use_bf16_kv_cache() { kv_bf16_ = true; }
+
   // Mixed precision: the weight matrices as bf16 copies, made once (the weights do not change while a
   // batch samples), so every decode step reads half the bytes; GEMMs accumulate in float32.
   void use_bf16() {
@@ -148,8 +152,12 @@ class Generator {
     rng_.resize(S_);
     for (int s = 0; s < S_; ++s) rng_[s].state = seeds[s];
     const int64_t kvd = c_.kv_dim();
-    prompt_kv_.assign(size_t(c_.layers) * 2 * n_prompt * kvd, 0.f);
-    sample_kv_.assign(size_t(c_.layers) * 2 * S_ * o_.max_new * kvd, 0.f);
+    const size_t prompt_cache = size_t(c_.layers) * 2 * n_prompt * kvd;
+    const size_t sample_cache = size_t(c_.layers) * 2 * S_ * o_.max_new * kvd;
+    prompt_kv_.assign(kv_bf16_ ? 0 : prompt_cache, 0.f);
+    sample_kv_.assign(kv_bf16_ ? 0 : sample_cache, 0.f);
+    prompt_kv16_.assign(kv_bf16_ ? prompt_cache : 0, 0);
+    sample_kv16_.assign(kv_bf16_ ? sample_cache : 0, 0);
     int max_len = 0;
     for (int p = 0; p < P; ++p) max_len = std::max(max_len, prompt_start_[p + 1] - prompt_start_[p]);
     ensure_rope(max_len + o_.max_new);
@@ -215,29 +223,94 @@ class Generator {
     rope_tables(c_, max_len, cos_, sin_);
   }
 
-  // Where position j of row r's context keeps its key (kv = 0) or value (kv = 1) in layer l.
-  float* kv_at(int l, int kv, const Row& r, int j) {
+  // Where position j of row r's context keeps its key (kv = 0) or value (kv = 1) in layer l; E is the
+  // cache's element type (float, or bf16 with use_bf16_kv_cache).
+  template <typename E>
+  E* kv_at(int l, int kv, const Row& r, int j) {
     const int64_t kvd = c_.kv_dim();
     const int L = prompt_start_[r.prompt + 1] - prompt_start_[r.prompt];
+    E* prompts = nullptr;
+    E* samples = nullptr;
+    if constexpr (std::is_same_v<E, float>)
+      prompts = prompt_kv_.data(), samples = sample_kv_.data();
+    else
+      prompts = prompt_kv16_.data(), samples = sample_kv16_.data();
     if (j < L) {
       const int64_t n_prompt = prompt_start_[P_];
-      return prompt_kv_.data() + ((int64_t(l) * 2 + kv) * n_prompt + prompt_start_[r.prompt] + j) * kvd;
+      return prompts + ((int64_t(l) * 2 + kv) * n_prompt + prompt_start_[r.prompt] + j) * kvd;
     }
     const int64_t per = int64_t(S_) * o_.max_new;
-    return sample_kv_.data() + ((int64_t(l) * 2 + kv) * per + int64_t(r.sample) * o_.max_new + (j - L)) * kvd;
+    return samples + ((int64_t(l) * 2 + kv) * per + int64_t(r.sample) * o_.max_new + (j - L)) * kvd;
+  }
+
+  static float widen(float x) { return x; }
+  static float widen(bf16 x) { return bf16_to_float(x); }
+
+  // Caches row i's keys and values (after RoPE) in layer l.
+  void cache_kv(int l, const Row& row, const float* qkv_row) {
+    const int n = c_.kv_dim();
+    const float* k = qkv_row + c_.q_dim();
+    if (!kv_bf16_) {
+      std::memcpy(kv_at<float>(l, 0, row, row.pos), k, sizeof(float) * n);
+      std::memcpy(kv_at<float>(l, 1, row, row.pos), k + n, sizeof(float) * n);
+      return;
+    }
+    bf16* dk = kv_at<bf16>(l, 0, row, row.pos);
+    bf16* dv = kv_at<bf16>(l, 1, row, row.pos);
+    for (int d = 0; d < n; ++d) dk[d] = float_to_bf16(k[d]), dv[d] = float_to_bf16(k[n + d]);
+  }
+
+  // att_ (N, H*D): causal attention of each (row, head) over its context, the prompt's cache then the
+  // sample's, in float32 whatever the cache holds.
+  template <typename E>
+  void attend(int l, const std::vector<Row>& rows) {
+    const int N = int(rows.size()), QKV = c_.qkv_dim(), QD = c_.q_dim();
+    const int H = c_.heads, D = c_.head_dim, rep = H / c_.kv_heads;
+    const float scale = 1.0f / std::sqrt(float(D));
+    parallel_for(int64_t(N) * H, 4, [&](int64_t b, int64_t e) {
+      std::vector<float> score;
+      for (int64_t task = b; task < e; ++task) {
+        const int i = int(task / H), h = int(task % H), g = h / rep;
+        const Row& r = rows[i];
+        const float* q = qkv_.data() + int64_t(i) * QKV + int64_t(h) * D;
+        score.resize(r.pos + 1);
+        float mx = -INFINITY;
+        for (int j = 0; j <= r.pos; ++j) {
+          if (c_.sliding_window > 0 && r.pos - j >= c_.sliding_window) {
+            score[j] = -INFINITY;
+            continue;
+          }
+          const E* k = kv_at<E>(l, 0, r, j) + int64_t(g) * D;
+          float dot = 0;
+          for (int d = 0; d < D; ++d) dot += q[d] * widen(k[d]);
+          score[j] = dot * scale;
+          mx = std::max(mx, score[j]);
+        }
+        float sum = 0;
+        for (int j = 0; j <= r.pos; ++j) sum += (score[j] = std::exp(score[j] - mx));
+        const float inv = 1.0f / sum;
+        float* o = att_.data() + int64_t(i) * QD + int64_t(h) * D;
+        std::fill(o, o + D, 0.f);
+        for (int j = 0; j <= r.pos; ++j) {
+          if (score[j] == 0) continue;
+          const E* v = kv_at<E>(l, 1, r, j) + int64_t(g) * D;
+          const float p = score[j] * inv;
+          for (int d = 0; d < D; ++d) o[d] += p * widen(v[d]);
+        }
+      }
+    });
   }
 
   // Runs rows through the decoder, caching each row's keys and values; logits_ gets (out.size(), V), the
   // logits of rows out[i].
   void forward(const std::vector<Row>& rows, const std::vector<int>& out) {
     const int N = int(rows.size()), C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim();
-    const int H = c_.heads, KV = c_.kv_heads, D = c_.head_dim, V = c_.vocab, rep = H / KV;
+    const int H = c_.heads, KV = c_.kv_heads, D = c_.head_dim, V = c_.vocab;
     x_.resize(size_t(N) * C), xn_.resize(size_t(N) * C), rstd_.resize(N), qkv_.resize(size_t(N) * QKV);
     att_.resize(size_t(N) * QD), gu_.resize(size_t(N) * 2 * I), act_.resize(size_t(N) * I);
     std::vector<int32_t> tok(N), pos(N);
     for (int i = 0; i < N; ++i) tok[i] = rows[i].token, pos[i] = rows[i].pos;
     embedding_forward(x_.data(), tok.data(), w_.embed, N, C);
-    const float scale = 1.0f / std::sqrt(float(D));
     const int r = lora_ ? lora_->spec.rank : 0;
     const float ls = lora_ ? float(lora_->spec.scale) : 0.f;
     if (lora_) lora_u_.resize(size_t(N) * 3 * r);
@@ -249,44 +322,11 @@ class Generator {
       if (w.bqkv) bias_forward(qkv_.data(), w.bqkv, N, QKV);
       if (lw) lora_forward(qkv_.data(), QKV, lora_u_.data(), xn_.data(), N, (*lw)[kGroupQkv], r, ls);
       rope_apply(qkv_.data(), N, QKV, 0, H + KV, D, pos.data(), cos_.data(), sin_.data(), false);
-      for (int i = 0; i < N; ++i) {
-        const float* q = qkv_.data() + int64_t(i) * QKV;
-        std::memcpy(kv_at(l, 0, rows[i], rows[i].pos), q + QD, sizeof(float) * KV * D);
-        std::memcpy(kv_at(l, 1, rows[i], rows[i].pos), q + QD + KV * D, sizeof(float) * KV * D);
-      }
-      // Causal attention of each (row, head) over its context: the prompt's cache, then the sample's.
-      parallel_for(int64_t(N) * H, 4, [&](int64_t b, int64_t e) {
-        std::vector<float> score;
-        for (int64_t task = b; task < e; ++task) {
-          const int i = int(task / H), h = int(task % H), g = h / rep;
-          const Row& r = rows[i];
-          const float* q = qkv_.data() + int64_t(i) * QKV + int64_t(h) * D;
-          score.resize(r.pos + 1);
-          float mx = -INFINITY;
-          for (int j = 0; j <= r.pos; ++j) {
-            if (c_.sliding_window > 0 && r.pos - j >= c_.sliding_window) {
-              score[j] = -INFINITY;
-              continue;
-            }
-            const float* k = kv_at(l, 0, r, j) + int64_t(g) * D;
-            float dot = 0;
-            for (int d = 0; d < D; ++d) dot += q[d] * k[d];
-            score[j] = dot * scale;
-            mx = std::max(mx, score[j]);
-          }
-          float sum = 0;
-          for (int j = 0; j <= r.pos; ++j) sum += (score[j] = std::exp(score[j] - mx));
-          const float inv = 1.0f / sum;
-          float* o = att_.data() + int64_t(i) * QD + int64_t(h) * D;
-          std::fill(o, o + D, 0.f);
-          for (int j = 0; j <= r.pos; ++j) {
-            if (score[j] == 0) continue;
-            const float* v = kv_at(l, 1, r, j) + int64_t(g) * D;
-            const float p = score[j] * inv;
-            for (int d = 0; d < D; ++d) o[d] += p * v[d];
-          }
-        }
-      });
+      for (int i = 0; i < N; ++i) cache_kv(l, rows[i], qkv_.data() + int64_t(i) * QKV);
+      if (kv_bf16_)
+        attend<bf16>(l, rows);
+      else
+        attend<float>(l, rows);
       linear(att_.data(), N, QD, w.wo, C, 1.f, x_.data());
       if (w.bo) bias_forward(x_.data(), w.bo, N, C);
       if (lw) lora_forward(x_.data(), C, lora_u_.data(), att_.data(), N, (*lw)[kGroupO], r, ls);
@@ -348,13 +388,16 @@ class Generator {
   SamplingOptions o_;
   std::vector<int> prompt_start_;
   std::vector<SampleRng> rng_;
+  bool kv_bf16_ = false;
   std::vector<float> prompt_kv_, sample_kv_, cos_, sin_;
+  std::vector<bf16> prompt_kv16_, sample_kv16_;  // the caches with use_bf16_kv_cache
   std::vector<float> x_, xn_, rstd_, qkv_, att_, gu_, act_, hidden_, logits_, prompt_logits_;
   int32_t *tokens_ = nullptr, *len_ = nullptr, *finish_ = nullptr;
   float *logp_ = nullptr, *logits_out_ = nullptr;
 };
 
-// new Sampler(config, params, lora?: { spec, params } | null, precision?: "fp32" | "bf16"); start(...), step(n), finish(sample): see
+// new Sampler(config, params, lora?: { spec, params } | null, precision?: "fp32" | "bf16", bf16KvCache?);
+// start(...), step(n), finish(sample): see
 // src/engine/sampler.ts.
 class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
  public:
@@ -386,6 +429,7 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
         throw Napi::RangeError::New(info.Env(), "precision must be fp32 or bf16");
       if (precision == "bf16") gen_->use_bf16();
     }
+    if (info.Length() > 4 && info[4].ToBoolean().Value()) gen_->use_bf16_kv_cache();
   }
 
  private:

@@ -235,3 +235,25 @@ test("auto is bf16 only with bf16 hardware and large enough matrices; bad names 
   model.precision = "bf16";
   assert.equal(model.precision, "bf16");
 });
+
+test("a bf16 KV cache samples like the float32 one, within bf16 rounding", async () => {
+  const { config } = dpoSetup();
+  const model = CausalLM.init(config, 4, 0.1);
+  const prompts = [
+    [1, 2, 3],
+    [7, 9, 11, 13, 15, 17, 19, 21],
+  ];
+  const options = { samplesPerPrompt: 2, temperature: 0, maxNewTokens: 10, eosTokenIds: [], seed: 3 };
+  const full = await model.generate(prompts, { ...options, returnLogits: true });
+  const half = await model.generate(prompts, { ...options, kvCache: "bf16", returnLogits: true });
+  // The first token of each sample comes from the prefill, which attends over the cached prompt.
+  let worst = 0;
+  full.flat().forEach((s, i) => {
+    const a = s.logits![0]!;
+    const b = half.flat()[i]!.logits![0]!;
+    for (let v = 0; v < a.length; v++) worst = Math.max(worst, Math.abs(a[v]! - b[v]!));
+  });
+  assert.ok(worst < 0.05, `logits move by ${worst}`);
+  assert.ok(worst > 0, "the bf16 cache rounds keys and values");
+  await assert.rejects(model.generate(prompts, { ...options, kvCache: "fp16" as never }), /kvCache must be/);
+});

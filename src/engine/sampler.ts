@@ -51,13 +51,15 @@ export interface SamplerLora {
 
 /**
  * A sampler over a parameter buffer laid out by `paramLayout(config)` (kept alive by the sampler). In
- * bf16 it keeps bf16 copies of the weight matrices, made here, and multiplies with them.
+ * bf16 it keeps bf16 copies of the weight matrices, made here, and multiplies with them; bf16KvCache
+ * stores cached keys and values as bf16 (attention still computes in float32).
  */
 export function createSampler(
   config: NativeConfig,
   params: Float32Array,
   lora: SamplerLora | null = null,
   precision: "fp32" | "bf16" = "fp32",
+  bf16KvCache = false,
 ): NativeSampler {
   const addon = engine() as unknown as {
     Sampler: new (
@@ -65,7 +67,8 @@ export function createSampler(
       params: Float32Array,
       lora: SamplerLora | null,
       precision: "fp32" | "bf16",
+      bf16KvCache: boolean,
     ) => NativeSampler;
   };
-  return new addon.Sampler(config, params, lora, precision);
+  return new addon.Sampler(config, params, lora, precision, bf16KvCache);
 }

@@ -48,6 +48,8 @@ export interface GenerateOptions {
   maxBatchSamples?: number;
   /** Also return the logits each token was drawn from (for verification; vocab floats per token). */
   returnLogits?: boolean;
+  /** "bf16": cache keys and values as bf16 (half the cache's memory); default "fp32". */
+  kvCache?: "fp32" | "bf16";
 }
 
 export type FinishReason = "eos" | "length" | "stop";
@@ -108,6 +110,8 @@ function validate(
   if (!Number.isInteger(topK) || topK < 0) bad("topK must be an integer >= 0");
   const stopStrings = (o.stopStrings ?? []).filter((s) => s !== "");
   if (stopStrings.length > 0 && o.tokenizer === undefined) bad("stopStrings need a tokenizer");
+  if (o.kvCache !== undefined && o.kvCache !== "fp32" && o.kvCache !== "bf16")
+    bad('kvCache must be "fp32" or "bf16"');
   prompts.forEach((prompt, p) => {
     if (prompt.length === 0) bad(`prompts[${p}] is empty`);
     for (const t of prompt) {
@@ -125,7 +129,7 @@ function* batches(
   prompts: readonly (readonly number[])[],
   o: Resolved,
 ): Generator<number[]> {
-  const perToken = config.numLayers * 2 * config.numKvHeads * config.headDim * 4;
+  const perToken = config.numLayers * 2 * config.numKvHeads * config.headDim * (o.kvCache === "bf16" ? 2 : 4);
   const maxSamples = o.maxBatchSamples ?? 512;
   let batch: number[] = [];
   let bytes = 0;
@@ -174,6 +178,7 @@ async function generateBatch(
     model.params,
     adapter ? { spec: adapter.spec, params: adapter.params } : null,
     model.precision ?? "fp32",
+    o.kvCache === "bf16",
   );
   const eos = Int32Array.from(o.eosTokenIds);
   sampler.start(
