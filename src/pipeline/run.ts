@@ -9,11 +9,13 @@
  *     t/sample                   iterations/t/samples.jsonl: K samples of pi_t per prompt
  *     t/annotate                 iterations/t/annotations.jsonl: oracle judgments, r^, defects
  *     t/pairs                    iterations/t/pairs.jsonl: large-margin pairs + replay
- *     t/reference                iterations/t/pairs.trl.jsonl: prompt/chosen/rejected + reference log-probs
- *     t/train                    checkpoints/pi_{t+1}, iterations/t/train-log.jsonl
+ *     t/reference                iterations/t/pairs.trl.jsonl: text, token ids, reference log-probs
+ *     t/train                    checkpoints/pi_{t+1}, iterations/t/train-args.json, train-log.jsonl
  *     t/eval                     iterations/t/eval.jsonl: pi_{t+1} vs pi_t, pi_1 and the teacher
  *   select                       the best iterate on validation prompts
  *
+ * Sampling goes through the configured `Sampler` (sampler.ts), training through the `Trainer`
+ * (trainer.ts); both default to the native engine.
  * metrics.jsonl and the report are derived from the stages' results and rewritten as they finish.
  * Every random choice draws from Rng.derive(seed, stage, t), so a resumed run ends with the same
  * weights as an uninterrupted one.
@@ -22,7 +24,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { isDefective } from "../core/defects.js";
-import { getObjective, sequenceLossFn } from "../core/objectives.js";
+import { getObjective } from "../core/objectives.js";
 import {
   type Candidate,
   type Pair,
@@ -46,14 +48,19 @@ import { checkDisjoint, type PromptRow, promptRowSchema, readPrompts } from "./d
 import { openRunOracle, type RunOracle } from "./oracle.js";
 import {
   type BatchLoss,
+  encodeExample,
+  encodePromptText,
+  encodeResponse,
   initPolicy,
   loadPolicy,
   type Policy,
   policyWeightsSha256,
+  responseIds,
   responseTokenCount,
-  sampleResponses,
+  type SampledText,
   savePolicy,
   sequenceLogprobs,
+  tokenSequenceLogprobs,
   trainSteps,
 } from "./policy.js";
 import {
@@ -66,11 +73,13 @@ import {
   pairRowSchema,
   type SampleRow,
   sampleRowSchema,
-  trlRowSchema,
+  type TrlRow,
 } from "./records.js";
+import { createSampler, type Sampler, type SamplerSession } from "./sampler.js";
 import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
 import { RunState } from "./state.js";
 import { loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
+import { createTrainer, type Trainer, trainArgsOf } from "./trainer.js";
 
 /** Progress of a long stage: `done` of `total` units (prompts, comparisons, steps). */
 export type ProgressFn = (stage: string, done: number, total: number) => void;
@@ -120,7 +129,17 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     const partitions = JSON.parse(
       readFileSync(join(runDir, "data/partitions.json"), "utf8"),
     ) as PromptRow[][];
-    const ctx: IterationContext = { config, runDir, progress, oracle, taskMetrics, evalRows, validationRows };
+    const ctx: IterationContext = {
+      config,
+      runDir,
+      progress,
+      oracle,
+      taskMetrics,
+      evalRows,
+      validationRows,
+      sampler: createSampler(config.sampler, { runDir, seed: config.seed, env: process.env }),
+      trainer: createTrainer(config.trainer),
+    };
 
     const evals: EvalResult[] = [];
     const evalOutputs = (t: number) => [
@@ -140,7 +159,8 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       const composition = await stage(`${t}/pairs`, [`${dir}/pairs.jsonl`], () => pairStage(ctx, t, dataT));
       pairs.push({ t, composition });
       await stage(`${t}/reference`, [`${dir}/pairs.trl.jsonl`], () => referenceStage(ctx, t));
-      await stage(`${t}/train`, [policyPath(t + 1), `${dir}/train-log.jsonl`], () => trainStage(ctx, t));
+      const trainOutputs = [policyPath(t + 1), `${dir}/train-args.json`, `${dir}/train-log.jsonl`];
+      await stage(`${t}/train`, trainOutputs, () => trainStage(ctx, t));
       evals.push(await stage(`${t}/eval`, evalOutputs(t), () => evaluate(ctx, t)));
       writeMetrics(runDir, evals);
     }
@@ -171,6 +191,8 @@ interface IterationContext {
   taskMetrics: TaskMetricsFn | undefined;
   evalRows: PromptRow[];
   validationRows: PromptRow[];
+  sampler: Sampler;
+  trainer: Trainer;
 }
 
 /** A run directory belongs to one config: resuming with another would mix two experiments. */
@@ -230,7 +252,7 @@ async function prepare(
   return { partitionSizes: partitions.map((p) => p.length), validation: validation !== undefined };
 }
 
-type SampleFn = (rows: PromptRow[], key: string) => Promise<{ text: string }[][]>;
+type SampleFn = (rows: PromptRow[], key: string) => Promise<(SampledText | null)[][]>;
 
 type StageFn = <T>(name: string, outputs: readonly string[], work: () => Promise<T> | T) => Promise<T>;
 
@@ -264,7 +286,7 @@ async function preparePolicy(
         ...trainSteps(policy, examples, {
           ...config.sft,
           seed: deriveSeed(config.seed, "sft"),
-          examplesOf: (batch) => [...batch],
+          examplesOf: (batch) => batch.map((e) => encodeExample(policy, e)),
           lossOf: (batch) => sftLoss(policy, batch),
           progress: (done, total) => progress("sft", done, total),
         }),
@@ -280,26 +302,42 @@ async function sampleStage(
   ctx: IterationContext,
   t: number,
   partition: PromptRow[],
-): Promise<{ prompts: number; samples: number }> {
+): Promise<{ prompts: number; samples: number; failed: number }> {
   const { config } = ctx;
-  const policy = loadPolicy(join(ctx.runDir, policyPath(t)));
   const s = config.sampling;
-  const samples = await sampleResponses(
-    policy,
-    partition.map((r) => r.prompt),
-    {
-      samplesPerPrompt: s.samples_per_prompt,
-      temperature: s.temperature,
-      topP: s.top_p,
-      topK: s.top_k,
-      maxNewTokens: s.max_new_tokens,
-      seed: deriveSeed(config.seed, "sample", t),
-    },
-    (done, total) => ctx.progress(`${t}/sample`, done, total),
+  const samples = await withSession(ctx, t, `${t}/sample`, (session) =>
+    session.sample(
+      partition.map((r) => r.prompt),
+      {
+        samplesPerPrompt: s.samples_per_prompt,
+        temperature: s.temperature,
+        topP: s.top_p,
+        topK: s.top_k,
+        maxNewTokens: s.max_new_tokens,
+        seed: deriveSeed(config.seed, "sample", t),
+      },
+      (done, total) => ctx.progress(`${t}/sample`, done, total),
+    ),
   );
   const rows: SampleRow[] = partition.map((r, i) => ({ ...r, samples: samples[i]! }));
   writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
-  return { prompts: rows.length, samples: rows.length * s.samples_per_prompt };
+  const failed = rows.reduce((n, r) => n + r.samples.filter((x) => x === null).length, 0);
+  return { prompts: rows.length, samples: rows.length * s.samples_per_prompt - failed, failed };
+}
+
+/** Serves pi_k through the run's sampler for the length of one stage. */
+async function withSession<T>(
+  ctx: IterationContext,
+  k: number,
+  stage: string,
+  work: (session: SamplerSession) => Promise<T>,
+): Promise<T> {
+  const session = await ctx.sampler.open(join(ctx.runDir, policyPath(k)), stage);
+  try {
+    return await work(session);
+  } finally {
+    await session.close();
+  }
 }
 
 /** Judges every prompt's candidate set {y^1..y^K, y_gold}; r^ counts only pi_t's samples as opponents. */
@@ -312,9 +350,18 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
   let failed = 0;
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
-    const texts = row.samples.map((s) => s.text);
-    const sources: Candidate["source"][] = texts.map(() => "student");
+    // A failed sample is never a candidate; the others keep their sample index in their id.
+    const ids: string[] = [];
+    const texts: string[] = [];
+    const sources: Candidate["source"][] = [];
+    row.samples.forEach((s, j) => {
+      if (s === null) return;
+      ids.push(`s${j}`);
+      texts.push(s.text);
+      sources.push("student");
+    });
     if (config.sampling.include_gold && row.gold !== undefined) {
+      ids.push("gold");
       texts.push(row.gold);
       sources.push("teacher");
     }
@@ -342,7 +389,7 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
       id: row.id,
       prompt: row.prompt,
       candidates: texts.map((text, j) => ({
-        id: sources[j] === "teacher" ? "gold" : `s${j}`,
+        id: ids[j]!,
         source: sources[j]!,
         text,
         score: scores[j] ?? null,
@@ -373,6 +420,9 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       pairsPerPrompt: p.pairs_per_prompt,
       positiveSources: p.positive_sources,
     };
+    const samples = new Map(
+      readJsonl(join(runDir, iterDir(t), "samples.jsonl"), sampleRowSchema).map((r) => [r.id, r]),
+    );
     const texts = new Map<string, AnnotationRow>();
     const fresh: Pair[] = [];
     for (const a of annotations) {
@@ -386,10 +436,17 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
     const earlier: PairRow[][] = [];
     for (let k = t - 1; k >= 1 && earlier.length < p.replay.length; k--) earlier.push(readPairs(k));
     const all = withReplay(fresh, earlier, p.replay, config.seed, t);
+    const policy = loadPolicy(join(runDir, policyPath(t)));
     rows = all.map((pair) => {
       if (pair.replayedFrom !== undefined) return pair as PairRow;
       const a = texts.get(pair.promptId)!;
       const c = (id: string) => a.candidates.find((x) => x.id === id)!;
+      // The ids that were sampled (and judged, as their decoded text); the gold answer is tokenised.
+      const idsOf = (id: string) => {
+        if (id === "gold") return encodeResponse(policy, c(id).text);
+        const s = samples.get(a.id)!.samples[Number(id.slice(1))]!;
+        return responseIds(policy, s.tokens, s.finished);
+      };
       return {
         ...pair,
         prompt: a.prompt,
@@ -397,6 +454,9 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
         rejectedText: c(pair.rejected).text,
         chosenWinRate: c(pair.chosen).winRate,
         rejectedWinRate: c(pair.rejected).winRate,
+        promptIds: encodePromptText(policy, a.prompt),
+        chosenIds: idsOf(pair.chosen),
+        rejectedIds: idsOf(pair.rejected),
       };
     });
   }
@@ -415,90 +475,61 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
   const objective = getObjective(config.objective.name);
   const rows = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
   const items = [
-    ...rows.map((r) => ({ prompt: r.prompt, response: r.chosenText })),
-    ...rows.map((r) => ({ prompt: r.prompt, response: r.rejectedText })),
+    ...rows.map((r) => ({ prompt: r.promptIds, response: r.chosenIds })),
+    ...rows.map((r) => ({ prompt: r.promptIds, response: r.rejectedIds })),
   ];
   const refT = objective.reference === "fixed" ? 1 : t;
   const logprobsUnder = async (k: number, label: string) => {
     const policy = loadPolicy(join(runDir, policyPath(k)));
-    return sequenceLogprobs(policy, items, (done, total) =>
+    return tokenSequenceLogprobs(policy, items, (done, total) =>
       ctx.progress(`${t}/reference ${label}`, done, total),
     );
   };
   const ref = await logprobsUnder(refT, "pi_ref");
   const anchor = objective.needs.includes("anchor") ? await logprobsUnder(1, "anchor") : undefined;
   const n = rows.length;
-  const trl = rows.map((r, i) => ({
-    prompt: r.prompt,
-    chosen: r.chosenText,
-    rejected: r.rejectedText,
-    ref_chosen_logps: ref[i]!,
-    ref_rejected_logps: ref[n + i]!,
-    ...(anchor && { anchor_chosen_logps: anchor[i]!, anchor_rejected_logps: anchor[n + i]! }),
-  }));
+  const trl = rows.map(
+    (r, i): TrlRow => ({
+      prompt: r.prompt,
+      chosen: r.chosenText,
+      rejected: r.rejectedText,
+      prompt_ids: r.promptIds,
+      chosen_ids: r.chosenIds,
+      rejected_ids: r.rejectedIds,
+      ref_chosen_logps: ref[i]!,
+      ref_rejected_logps: ref[n + i]!,
+      ...(anchor && { anchor_chosen_logps: anchor[i]!, anchor_rejected_logps: anchor[n + i]! }),
+      ...(r.target !== null && { target: r.target }),
+      ...(r.chosenWinRate !== null && { chosen_win_rate: r.chosenWinRate }),
+      ...(r.rejectedWinRate !== null && { rejected_win_rate: r.rejectedWinRate }),
+    }),
+  );
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.trl.jsonl`, trl);
   return { pairs: n };
 }
 
+/** pi_{t+1} from pi_t and the contract files, by the configured trainer. */
 async function trainStage(
   ctx: IterationContext,
   t: number,
 ): Promise<{ weightsSha256: string; steps: number }> {
   const { config, runDir } = ctx;
-  const objective = getObjective(config.objective.name);
-  const pairs = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
-  const trl = readJsonl(join(runDir, iterDir(t), "pairs.trl.jsonl"), trlRowSchema);
-  if (trl.length !== pairs.length) {
-    throw new DnoError(
-      `${join(runDir, iterDir(t), "pairs.trl.jsonl")}: ${trl.length} rows for ${pairs.length} pairs; the run directory is damaged`,
-    );
-  }
-  const policy = loadPolicy(join(runDir, policyPath(t)));
-  const units = pairs.map((pair, i) => ({ pair, ref: trl[i]! }));
-  const { beta, tau } = config.objective;
-  const log = trainSteps(policy, units, {
-    ...config.train,
-    lr: config.train.lr * config.train.lr_decay ** (t - 1),
-    seed: deriveSeed(config.seed, "train", t),
-    // The layout sequenceLossFn expects: every chosen response, then every rejected one.
-    examplesOf: (batch) => [
-      ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.chosenText })),
-      ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.rejectedText })),
-    ],
-    lossOf: (batch) => {
-      const f64 = (f: (u: (typeof units)[number]) => number) => Float64Array.from(batch, f);
-      const refChosen = f64((u) => u.ref.ref_chosen_logps);
-      const refRejected = f64((u) => u.ref.ref_rejected_logps);
-      const anchored = batch[0]!.ref.anchor_chosen_logps !== undefined;
-      const lossFn = sequenceLossFn(
-        objective,
-        {
-          refChosen,
-          refRejected,
-          target: f64((u) => u.pair.target ?? 1),
-          winRateChosen: f64((u) => u.pair.chosenWinRate ?? 0.5),
-          winRateRejected: f64((u) => u.pair.rejectedWinRate ?? 0.5),
-          ...(anchored && {
-            anchorChosen: f64((u) => u.ref.anchor_chosen_logps!),
-            anchorRejected: f64((u) => u.ref.anchor_rejected_logps!),
-          }),
-        },
-        { beta, ...(tau !== undefined && { tau }) },
-      );
-      return (lp) => {
-        const n = batch.length;
-        const { loss, grad } = lossFn(lp);
-        let margin = 0;
-        for (let i = 0; i < n; i++)
-          margin += beta * (lp[i]! - refChosen[i]! - (lp[n + i]! - refRejected[i]!));
-        return { loss, grad, margin: margin / n };
-      };
-    },
-    progress: (done, total) => ctx.progress(`${t}/train`, done, total),
+  const dir = join(runDir, iterDir(t));
+  writeJsonAt(runDir, `${iterDir(t)}/train-args.json`, trainArgsOf(config, t));
+  let result: Awaited<ReturnType<Trainer["train"]>> | undefined;
+  await writeDirAt(runDir, policyPath(t + 1), async (outDir) => {
+    result = await ctx.trainer.train({
+      policyDir: join(runDir, policyPath(t)),
+      pairsFile: join(dir, "pairs.trl.jsonl"),
+      argsFile: join(dir, "train-args.json"),
+      args: trainArgsOf(config, t),
+      outDir,
+      logFile: join(dir, "train-output.log"),
+      progress: (done, total) => ctx.progress(`${t}/train`, done, total),
+    });
   });
-  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir));
-  writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, log);
-  return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
+  writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, result!.log);
+  return { weightsSha256: result!.weightsSha256, steps: result!.log.length };
 }
 
 /**
@@ -506,12 +537,14 @@ async function trainStage(
  * against the same-index sample of pi_t and of pi_1, and against the teacher's gold answer.
  */
 async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
+  return withSession(ctx, t + 1, `${t}/eval`, (session) => evaluateWith(ctx, t, session));
+}
+
+async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSession): Promise<EvalResult> {
   const { config, runDir, oracle } = ctx;
-  const policy = loadPolicy(join(runDir, policyPath(t + 1)));
   const e = config.eval;
   const sample: SampleFn = (rows, key) =>
-    sampleResponses(
-      policy,
+    session.sample(
       rows.map((r) => r.prompt),
       {
         samplesPerPrompt: e.samples_per_prompt,
@@ -531,9 +564,10 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
   const againstTeacher: HeadToHead[] = [];
   const rows: EvalRow[] = [];
   let lengthSum = 0;
+  let produced = 0;
   for (let i = 0; i < ctx.evalRows.length; i++) {
     const r = ctx.evalRows[i]!;
-    const texts = ours[i]!.map((s) => s.text);
+    const texts = ours[i]!.map((s) => s?.text ?? null);
     const row: EvalRow = {
       id: r.id,
       prompt: r.prompt,
@@ -543,10 +577,13 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
       vsTeacher: [],
     };
     for (let j = 0; j < texts.length; j++) {
-      lengthSum += charLength(texts[j]!);
-      const judge = async (other: string | undefined, into: (number | null)[], acc: number[]) => {
-        if (other === undefined) return;
-        const p = await oracle.compare(r.prompt, texts[j]!, other);
+      const text = texts[j]!;
+      if (text === null) continue;
+      produced++;
+      lengthSum += charLength(text);
+      const judge = async (other: string | null | undefined, into: (number | null)[], acc: number[]) => {
+        if (other === undefined || other === null) return;
+        const p = await oracle.compare(r.prompt, text, other);
         into.push(p);
         if (p !== null) acc.push(p);
       };
@@ -557,7 +594,7 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
         const preference = row.vsTeacher[row.vsTeacher.length - 1] ?? null;
         againstTeacher.push({
           preference,
-          modelLength: charLength(texts[j]!),
+          modelLength: charLength(text),
           baselineLength: charLength(r.gold),
         });
       }
@@ -573,12 +610,11 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
         ctx.evalRows.map((r, i) => ({
           prompt: r.prompt,
           gold: r.gold,
-          samples: ours[i]!.map((s) => s.text),
+          samples: ours[i]!.flatMap((s) => (s === null ? [] : [s.text])),
         })),
-        (items) => sequenceLogprobs(policy, items),
+        (items) => sequenceLogprobs(loadPolicy(join(runDir, policyPath(t + 1))), items),
       )
     : {};
-  const n = ctx.evalRows.length * e.samples_per_prompt;
   return {
     t,
     winrate_vs_prev: meanOrNull(vs.prev),
@@ -591,23 +627,27 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
       vs_teacher: seOrNull(vs.teacher),
     },
     validation_winrate_vs_initial: validationWinRate,
-    avg_length: lengthSum / n,
+    avg_length: produced === 0 ? 0 : lengthSum / produced,
     metrics,
   };
 }
 
 /** Win rate against pi_1 on the validation prompts: what chooses the best iterate. */
 async function validate(ctx: IterationContext, t: number, sample: SampleFn): Promise<number | null> {
-  const ours = (await sample(ctx.validationRows, "validation")).map((xs) => xs.map((s) => s.text));
+  const ours = (await sample(ctx.validationRows, "validation")).map((xs) => xs.map((s) => s?.text ?? null));
   writeJsonAt(ctx.runDir, `${iterDir(t)}/validation.json`, ours);
   if (t === 0) return 0.5;
-  const initial = JSON.parse(
-    readFileSync(join(ctx.runDir, iterDir(0), "validation.json"), "utf8"),
-  ) as string[][];
+  const initial = JSON.parse(readFileSync(join(ctx.runDir, iterDir(0), "validation.json"), "utf8")) as (
+    | string
+    | null
+  )[][];
   const wins: number[] = [];
   for (let i = 0; i < ctx.validationRows.length; i++) {
     for (let j = 0; j < ours[i]!.length; j++) {
-      const p = await ctx.oracle.compare(ctx.validationRows[i]!.prompt, ours[i]![j]!, initial[i]![j]!);
+      const mine = ours[i]![j];
+      const theirs = initial[i]![j];
+      if (mine === null || mine === undefined || theirs === null || theirs === undefined) continue;
+      const p = await ctx.oracle.compare(ctx.validationRows[i]!.prompt, mine, theirs);
       if (p !== null) wins.push(p);
     }
   }
