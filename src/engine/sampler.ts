@@ -6,7 +6,7 @@
  * the next `step`), `stop` ends one early, `release` frees a group once read. A sample's tokens are the
  * same either way: they depend only on its seed, its prompt and the weights.
  */
-import { engine, type NativeConfig } from "./index.js";
+import { engine, type NativeConfig, type NativeLoraSpec } from "./index.js";
 
 export const FINISH_RUNNING = 0;
 export const FINISH_EOS = 1;
@@ -66,10 +66,20 @@ export interface NativeSampler {
   release(id: number): void;
 }
 
+/** An adapter the sampler applies unmerged: its spec and its buffer laid out by `loraLayout`. */
+export interface SamplerLora {
+  spec: NativeLoraSpec;
+  params: Float32Array;
+}
+
 /** A sampler over a parameter buffer laid out by `paramLayout(config)` (kept alive by the sampler). */
-export function createSampler(config: NativeConfig, params: Float32Array): NativeSampler {
+export function createSampler(
+  config: NativeConfig,
+  params: Float32Array,
+  lora: SamplerLora | null = null,
+): NativeSampler {
   const addon = engine() as unknown as {
-    Sampler: new (config: NativeConfig, params: Float32Array) => NativeSampler;
+    Sampler: new (config: NativeConfig, params: Float32Array, lora: SamplerLora | null) => NativeSampler;
   };
-  return new addon.Sampler(config, params);
+  return new addon.Sampler(config, params, lora);
 }
