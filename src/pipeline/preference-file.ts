@@ -35,6 +35,8 @@ const preferenceLineSchema = z.object({
   target: z.number().min(0).max(1).optional(),
   chosen_win_rate: z.number().optional(),
   rejected_win_rate: z.number().optional(),
+  explore_ids: ids.optional(),
+  ref_explore_logps: z.number().optional(),
 });
 type PreferenceLine = z.infer<typeof preferenceLineSchema>;
 
@@ -116,6 +118,8 @@ function toRow(line: PreferenceLine, policy: Policy, vocab: number, fail: (m: st
     ...(line.target !== undefined && { target: line.target }),
     ...(line.chosen_win_rate !== undefined && { chosen_win_rate: line.chosen_win_rate }),
     ...(line.rejected_win_rate !== undefined && { rejected_win_rate: line.rejected_win_rate }),
+    ...(line.explore_ids !== undefined && { explore_ids: line.explore_ids }),
+    ...(line.ref_explore_logps !== undefined && { ref_explore_logps: line.ref_explore_logps }),
   };
 }
 

@@ -7,21 +7,22 @@ import { z } from "zod";
 const nullableNumber = z.number().nullable();
 const tokenIds = z.array(z.number().int().min(0));
 
+/** A sample as drawn: its text, its token ids (EOS excluded), log pi at temperature 1 (null: unknown). */
+const sampleSchema = z.strictObject({
+  text: z.string(),
+  tokens: tokenIds,
+  logprob: nullableNumber,
+  finished: z.boolean(),
+});
+
 export const sampleRowSchema = z.strictObject({
   id: z.string(),
   prompt: z.string(),
   gold: z.string().optional(),
   /** null: a sample the sampler failed to produce (never a candidate). */
-  samples: z.array(
-    z
-      .strictObject({
-        text: z.string(),
-        tokens: tokenIds,
-        logprob: nullableNumber,
-        finished: z.boolean(),
-      })
-      .nullable(),
-  ),
+  samples: z.array(sampleSchema.nullable()),
+  /** pairs.rule prompted: pi_t's samples for the prompt under the iteration's worse-answer prefix. */
+  negatives: z.array(sampleSchema.nullable()).optional(),
 });
 export type SampleRow = z.infer<typeof sampleRowSchema>;
 
@@ -47,7 +48,7 @@ export const pairRowSchema = z.strictObject({
   rejected: z.string(),
   chosenSource: z.enum(["teacher", "student"]),
   rejectedSource: z.enum(["teacher", "student"]),
-  rule: z.enum(["score", "win-rate", "spin"]),
+  rule: z.enum(["score", "win-rate", "spin", "offline", "prompted"]),
   margin: nullableNumber,
   target: nullableNumber,
   iteration: z.number().int(),
@@ -57,10 +58,13 @@ export const pairRowSchema = z.strictObject({
   rejectedText: z.string(),
   chosenWinRate: nullableNumber,
   rejectedWinRate: nullableNumber,
+  /** selm: a sample of pi_t for the prompt, the response the optimism term pushes from. */
+  exploreText: z.string().optional(),
   /** The ids the pair is scored and trained on: the prompt as sampled, the responses as sampled. */
   promptIds: tokenIds,
   chosenIds: tokenIds,
   rejectedIds: tokenIds,
+  exploreIds: tokenIds.optional(),
 });
 export type PairRow = z.infer<typeof pairRowSchema>;
 
@@ -84,6 +88,9 @@ export const trlRowSchema = z.strictObject({
   target: z.number().min(0).max(1).optional(),
   chosen_win_rate: z.number().optional(),
   rejected_win_rate: z.number().optional(),
+  /** selm: y_e (a sample of pi_t), its ids and its reference log-prob. */
+  explore_ids: tokenIds.optional(),
+  ref_explore_logps: z.number().optional(),
 });
 export type TrlRow = z.infer<typeof trlRowSchema>;
 
@@ -122,3 +129,17 @@ export interface EvalResult {
   /** Task metrics from `task_metrics` (the demo: accuracy, exploitability, style frequencies). */
   metrics: Record<string, number>;
 }
+
+/** The mixture of iterates pi_1..pi_T evaluated like an iterate; vs_prev is against the last iterate. */
+export type MixtureEvalResult = Omit<EvalResult, "t" | "validation_winrate_vs_initial"> & {
+  /** T, the number of iterates mixed. */
+  iterates: number;
+};
+
+/** A line of an offline preference file (pairs.offline_data): a prompt and two judged responses. */
+export const offlinePreferenceSchema = z.strictObject({
+  id: z.union([z.string(), z.number()]).optional(),
+  prompt: z.string(),
+  chosen: z.string(),
+  rejected: z.string(),
+});

@@ -24,6 +24,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { isDefective } from "../core/defects.js";
+import { exploreSample } from "../core/explore.js";
 import { getObjective } from "../core/objectives.js";
 import {
   type Candidate,
@@ -33,6 +34,7 @@ import {
   spinPairs,
   winRatePairs,
 } from "../core/pairs.js";
+import { negativeId, negativePrefix, promptedPairs } from "../core/prompted-pairs.js";
 import { withReplay } from "../core/replay.js";
 import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
@@ -43,9 +45,10 @@ import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
-import type { RunConfig } from "./config.js";
+import { offlineFirstRound, type RunConfig } from "./config.js";
 import { checkDisjoint, type PromptRow, promptRowSchema, readPrompts } from "./data.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
+import { iterDir, MIXTURE_DIR, mixtureIterates, policyPath } from "./paths.js";
 import {
   type BatchLoss,
   encodeExample,
@@ -53,22 +56,29 @@ import {
   encodeResponse,
   initPolicy,
   loadPolicy,
+  loadPolicyText,
+  mixtureLogprobs,
   type Policy,
+  type PolicyText,
   policyWeightsSha256,
   responseIds,
   responseTokenCount,
   type SampledText,
+  sampleMixture,
   savePolicy,
   sequenceLogprobs,
   tokenSequenceLogprobs,
   trainSteps,
 } from "./policy.js";
+import { openTrainOracle } from "./policy-oracles.js";
 import {
   type AnnotationRow,
   annotationRowSchema,
   type EvalResult,
   type EvalRow,
   evalRowSchema,
+  type MixtureEvalResult,
+  offlinePreferenceSchema,
   type PairRow,
   pairRowSchema,
   type SampleRow,
@@ -78,7 +88,7 @@ import {
 import { createSampler, type Sampler, type SamplerSession } from "./sampler.js";
 import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
 import { RunState } from "./state.js";
-import { loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
+import { type LogprobsFn, loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
 import { createTrainer, type Trainer, trainArgsOf } from "./trainer.js";
 
 /** Progress of a long stage: `done` of `total` units (prompts, comparisons, steps). */
@@ -97,12 +107,13 @@ export interface RunResult {
   stageSeconds: Record<string, number>;
   /** The iterate chosen on validation (the last one without a validation set), 1-based: pi_best. */
   best: number;
+  /** The mixture of pi_1..pi_T on the held-out prompts (config eval.mixture), else null. */
+  mixture: MixtureEvalResult | null;
   finalWeightsSha256: string;
   oracleJudgments: number;
 }
 
-export const policyPath = (t: number): string => `checkpoints/pi_${t}`;
-const iterDir = (t: number): string => `iterations/${t}`;
+export { policyPath };
 
 /** Runs (or resumes) the whole pipeline in the config's run directory. */
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
@@ -152,7 +163,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     for (let t = 1; t <= config.iterations; t++) {
       const dataT = config.pairs.offline ? 1 : t;
       const dir = iterDir(t);
-      if (dataT === t) {
+      if (dataT === t && !(offlineFirstRound(config) && t === 1)) {
         await stage(`${t}/sample`, [`${dir}/samples.jsonl`], () => sampleStage(ctx, t, partitions[t - 1]!));
         await stage(`${t}/annotate`, [`${dir}/annotations.jsonl`], () => annotateStage(ctx, t));
       }
@@ -165,6 +176,9 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       writeMetrics(runDir, evals);
     }
     const best = await stage("select", [], () => selectBest(evals));
+    const mixture = config.eval.mixture
+      ? await stage("mixture", [`${MIXTURE_DIR}/eval.jsonl`], () => evaluateMixture(ctx))
+      : null;
     const stageSeconds: Record<string, number> = {};
     for (const r of state.all()) stageSeconds[r.name] = r.seconds;
     const last = state.get<{ weightsSha256: string }>(`${config.iterations}/train`)!.result;
@@ -174,6 +188,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       pairs,
       stageSeconds,
       best,
+      mixture,
       finalWeightsSha256: last.weightsSha256,
       oracleJudgments: oracle.paidJudgments(),
     };
@@ -305,24 +320,40 @@ async function sampleStage(
 ): Promise<{ prompts: number; samples: number; failed: number }> {
   const { config } = ctx;
   const s = config.sampling;
-  const samples = await withSession(ctx, t, `${t}/sample`, (session) =>
-    session.sample(
+  return withSession(ctx, t, `${t}/sample`, async (session) => {
+    const sample = (prompts: string[], key: string) =>
+      session.sample(
+        prompts,
+        {
+          samplesPerPrompt: s.samples_per_prompt,
+          temperature: s.temperature,
+          topP: s.top_p,
+          topK: s.top_k,
+          maxNewTokens: s.max_new_tokens,
+          seed: deriveSeed(config.seed, key, t),
+        },
+        (done, total) => ctx.progress(`${t}/${key}`, done, total),
+      );
+    const samples = await sample(
       partition.map((r) => r.prompt),
-      {
-        samplesPerPrompt: s.samples_per_prompt,
-        temperature: s.temperature,
-        topP: s.top_p,
-        topK: s.top_k,
-        maxNewTokens: s.max_new_tokens,
-        seed: deriveSeed(config.seed, "sample", t),
-      },
-      (done, total) => ctx.progress(`${t}/sample`, done, total),
-    ),
-  );
-  const rows: SampleRow[] = partition.map((r, i) => ({ ...r, samples: samples[i]! }));
-  writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
-  const failed = rows.reduce((n, r) => n + r.samples.filter((x) => x === null).length, 0);
-  return { prompts: rows.length, samples: rows.length * s.samples_per_prompt - failed, failed };
+      "sample",
+    );
+    const prefixes = config.pairs.rule === "prompted" ? config.pairs.negative_prefixes! : undefined;
+    const negatives =
+      prefixes &&
+      (await sample(
+        partition.map((r) => negativePrefix(prefixes, t) + r.prompt),
+        "sample-negative",
+      ));
+    const rows: SampleRow[] = partition.map((r, i) => ({
+      ...r,
+      samples: samples[i]!,
+      ...(negatives && { negatives: negatives[i]! }),
+    }));
+    writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
+    const failed = rows.reduce((n, r) => n + r.samples.filter((x) => x === null).length, 0);
+    return { prompts: rows.length, samples: rows.length * s.samples_per_prompt - failed, failed };
+  });
 }
 
 /** Serves pi_k through the run's sampler for the length of one stage. */
@@ -342,7 +373,21 @@ async function withSession<T>(
 
 /** Judges every prompt's candidate set {y^1..y^K, y_gold}; r^ counts only pi_t's samples as opponents. */
 async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls: number; failed: number }> {
-  const { config, oracle } = ctx;
+  const { config } = ctx;
+  const trainOracle = config.train_oracle && (await openTrainOracle(config.train_oracle, ctx.runDir, t));
+  try {
+    return await annotateWith(ctx, t, trainOracle ?? ctx.oracle);
+  } finally {
+    trainOracle?.close();
+  }
+}
+
+async function annotateWith(
+  ctx: IterationContext,
+  t: number,
+  oracle: RunOracle,
+): Promise<{ calls: number; failed: number }> {
+  const { config } = ctx;
   const rows = readJsonl(join(ctx.runDir, iterDir(t), "samples.jsonl"), sampleRowSchema);
   const callsBefore = oracle.calls();
   const defects = { n: config.pairs.defects.n, maxRepeatFraction: config.pairs.defects.max_repeat_fraction };
@@ -360,6 +405,7 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
       texts.push(s.text);
       sources.push("student");
     });
+    const negatives = (row.negatives ?? []).flatMap((s, j) => (s === null ? [] : [{ j, text: s.text }]));
     if (config.sampling.include_gold && row.gold !== undefined) {
       ids.push("gold");
       texts.push(row.gold);
@@ -368,7 +414,7 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
     const students = sources.flatMap((s, j) => (s === "student" ? [j] : []));
     let scores: (number | null)[] = texts.map(() => null);
     let winRates: (number | null)[] = texts.map(() => null);
-    if (config.pairs.rule !== "spin") {
+    if (config.pairs.rule !== "spin" && config.pairs.rule !== "prompted") {
       let matrix: (number | null)[][];
       if (config.pairs.rule === "score" || oracle.mode === "pointwise") {
         scores = await oracle.score(row.prompt, texts);
@@ -397,6 +443,17 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
         defect: sources[j] === "student" && isDefective(text, defects),
       })),
     });
+    // Only-prompting: the answers under the worse-answer prefix are candidates too, never judged.
+    out[out.length - 1]!.candidates.push(
+      ...negatives.map(({ j, text }) => ({
+        id: negativeId(j),
+        source: "student" as const,
+        text,
+        score: null,
+        winRate: null,
+        defect: isDefective(text, defects),
+      })),
+    );
     ctx.progress(`${t}/annotate`, i + 1, rows.length);
   }
   writeJsonlAt(ctx.runDir, `${iterDir(t)}/annotations.jsonl`, out);
@@ -407,7 +464,12 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
   const { config, runDir } = ctx;
   const readPairs = (k: number) => readJsonl(join(runDir, iterDir(k), "pairs.jsonl"), pairRowSchema);
   let rows: PairRow[];
-  if (dataT !== t) {
+  const offlineFile = config.pairs.offline_data?.file;
+  const policy = loadPolicyText(join(runDir, policyPath(t)));
+  if (offlineFirstRound(config) && t === 1) {
+    // DICE's first round: DPO on the offline preference data alone.
+    rows = readOfflinePairs(offlineFile!, t, policy);
+  } else if (dataT !== t) {
     // Offline: every iteration trains on the first iteration's pairs again.
     rows = readPairs(dataT).map((p) => ({ ...p, iteration: t, replayedFrom: dataT }));
   } else {
@@ -430,24 +492,33 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       const build =
         p.rule === "spin"
           ? spinPairs(a.id, a.candidates, config.seed, t, p.pairs_per_prompt)
-          : (p.rule === "score" ? scorePairs : winRatePairs)(a.id, a.candidates, options, config.seed, t);
+          : p.rule === "prompted"
+            ? promptedPairs(a.id, a.candidates, t, p.pairs_per_prompt)
+            : (p.rule === "score" ? scorePairs : winRatePairs)(a.id, a.candidates, options, config.seed, t);
       fresh.push(...build);
     }
     const earlier: PairRow[][] = [];
     for (let k = t - 1; k >= 1 && earlier.length < p.replay.length; k--) earlier.push(readPairs(k));
-    const all = withReplay(fresh, earlier, p.replay, config.seed, t);
-    const policy = loadPolicy(join(runDir, policyPath(t)));
+    const all: (Pair | PairRow)[] = withReplay(fresh, earlier, p.replay, config.seed, t);
+    if (p.offline_data) {
+      // DICE's experience replay: offline pairs make up `fraction` of the iteration's pairs.
+      const { fraction } = p.offline_data;
+      const count = Math.round((fraction / (1 - fraction)) * fresh.length);
+      const pool = readOfflinePairs(p.offline_data.file, t, policy);
+      all.push(...Rng.derive(config.seed, "offline-replay", t).shuffle(pool).slice(0, count));
+    }
+    const explores = getObjective(config.objective.name).needs.includes("explore");
     rows = all.map((pair) => {
       if (pair.replayedFrom !== undefined) return pair as PairRow;
       const a = texts.get(pair.promptId)!;
       const c = (id: string) => a.candidates.find((x) => x.id === id)!;
-      // The ids that were sampled (and judged, as their decoded text); the gold answer is tokenised.
-      const idsOf = (id: string) => {
-        if (id === "gold") return encodeResponse(policy, c(id).text);
-        const s = samples.get(a.id)!.samples[Number(id.slice(1))]!;
-        return responseIds(policy, s.tokens, s.finished);
-      };
+      const explore = explores ? exploreSample(a.id, a.candidates, config.seed, t) : undefined;
+      const ids = candidateIds(policy, samples.get(a.id)!);
       return {
+        ...(explore !== undefined && {
+          exploreText: explore.text,
+          exploreIds: ids(explore.id, explore.text),
+        }),
         ...pair,
         prompt: a.prompt,
         chosenText: c(pair.chosen).text,
@@ -455,8 +526,8 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
         chosenWinRate: c(pair.chosen).winRate,
         rejectedWinRate: c(pair.rejected).winRate,
         promptIds: encodePromptText(policy, a.prompt),
-        chosenIds: idsOf(pair.chosen),
-        rejectedIds: idsOf(pair.rejected),
+        chosenIds: ids(pair.chosen, c(pair.chosen).text),
+        rejectedIds: ids(pair.rejected, c(pair.rejected).text),
       };
     });
   }
@@ -466,7 +537,48 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
     );
   }
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.jsonl`, rows);
-  return pairComposition(rows.filter((r) => r.replayedFrom === undefined || dataT !== t));
+  const offlineOnly = offlineFirstRound(config) && t === 1;
+  return pairComposition(rows.filter((r) => r.replayedFrom === undefined || dataT !== t || offlineOnly));
+}
+
+/**
+ * The ids a candidate is scored and trained on: a sample's (or a worse-answer sample's) ids as drawn,
+ * closed by EOS when it ended with one; the gold answer tokenised, plus EOS.
+ */
+function candidateIds(policy: PolicyText, row: SampleRow): (id: string, text: string) => number[] {
+  return (id, text) => {
+    const negative = /^n(\d+)$/.exec(id);
+    const drawn = id.startsWith("s")
+      ? row.samples[Number(id.slice(1))]
+      : negative
+        ? row.negatives?.[Number(negative[1])]
+        : undefined;
+    return drawn ? responseIds(policy, drawn.tokens, drawn.finished) : encodeResponse(policy, text);
+  };
+}
+
+/** The offline preference file's pairs, marked as replayed from iteration 0 (never built by the run). */
+function readOfflinePairs(file: string, t: number, policy: PolicyText): PairRow[] {
+  return readJsonl(file, offlinePreferenceSchema).map((r, i) => ({
+    promptId: `offline-${r.id ?? i + 1}`,
+    chosen: "offline-chosen",
+    rejected: "offline-rejected",
+    chosenSource: "teacher",
+    rejectedSource: "teacher",
+    rule: "offline",
+    margin: null,
+    target: null,
+    iteration: t,
+    replayedFrom: 0,
+    prompt: r.prompt,
+    chosenText: r.chosen,
+    rejectedText: r.rejected,
+    chosenWinRate: null,
+    rejectedWinRate: null,
+    promptIds: encodePromptText(policy, r.prompt),
+    chosenIds: encodeResponse(policy, r.chosen),
+    rejectedIds: encodeResponse(policy, r.rejected),
+  }));
 }
 
 /** Reference log-probs, once per iteration: pi_t (or the fixed pi_1 for DPO/IPO), and pi_1 as INPO's anchor. */
@@ -474,9 +586,11 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
   const { config, runDir } = ctx;
   const objective = getObjective(config.objective.name);
   const rows = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
+  const explores = objective.needs.includes("explore");
   const items = [
     ...rows.map((r) => ({ prompt: r.promptIds, response: r.chosenIds })),
     ...rows.map((r) => ({ prompt: r.promptIds, response: r.rejectedIds })),
+    ...(explores ? rows.map((r) => ({ prompt: r.promptIds, response: exploreIdsOf(r, t) })) : []),
   ];
   const refT = objective.reference === "fixed" ? 1 : t;
   const logprobsUnder = async (k: number, label: string) => {
@@ -502,10 +616,21 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
       ...(r.target !== null && { target: r.target }),
       ...(r.chosenWinRate !== null && { chosen_win_rate: r.chosenWinRate }),
       ...(r.rejectedWinRate !== null && { rejected_win_rate: r.rejectedWinRate }),
+      ...(explores && { explore_ids: exploreIdsOf(r, t), ref_explore_logps: ref[2 * n + i]! }),
     }),
   );
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.trl.jsonl`, trl);
   return { pairs: n };
+}
+
+/** SELM's y_e of a pair; a pair without one (no student sample for its prompt) cannot train SELM. */
+function exploreIdsOf(row: PairRow, t: number): number[] {
+  if (row.exploreIds === undefined) {
+    throw new DnoError(
+      `iteration ${t}: pair ${row.promptId} has no sample of pi_t for SELM's optimism term; sample with samples_per_prompt >= 1`,
+    );
+  }
+  return row.exploreIds;
 }
 
 /** pi_{t+1} from pi_t and the contract files, by the configured trainer. */
@@ -537,11 +662,12 @@ async function trainStage(
  * against the same-index sample of pi_t and of pi_1, and against the teacher's gold answer.
  */
 async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
-  return withSession(ctx, t + 1, `${t}/eval`, (session) => evaluateWith(ctx, t, session));
+  const stage = t === 0 ? "eval/0" : `${t}/eval`;
+  return withSession(ctx, t + 1, stage, (session) => evaluateWith(ctx, t, session));
 }
 
 async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSession): Promise<EvalResult> {
-  const { config, runDir, oracle } = ctx;
+  const { config, runDir } = ctx;
   const e = config.eval;
   const sample: SampleFn = (rows, key) =>
     session.sample(
@@ -557,9 +683,77 @@ async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSe
       (done, total) => ctx.progress(`${t}/eval ${key}`, done, total),
     );
   const ours = await sample(ctx.evalRows, "eval");
-  const read = (k: number) => readJsonl(join(runDir, iterDir(k), "eval.jsonl"), evalRowSchema);
-  const prev = t > 0 ? read(t - 1) : undefined;
-  const initial = t > 0 ? read(0) : undefined;
+  const read = (k: number) => readEvalRows(runDir, k);
+  const judged = await judgeEvaluation(ctx, {
+    label: `${t}/eval`,
+    out: `${iterDir(t)}/eval.jsonl`,
+    ours: ours.map((xs) => xs.map((s) => s?.text ?? null)),
+    prev: t > 0 ? read(t - 1) : undefined,
+    initial: t > 0 ? read(0) : undefined,
+    logprobs: (items) => sequenceLogprobs(loadPolicy(join(runDir, policyPath(t + 1))), items),
+  });
+  let validationWinRate: number | null = null;
+  if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
+  const { metrics, avg_length, ...winRates } = judged;
+  return { t, ...winRates, validation_winrate_vs_initial: validationWinRate, avg_length, metrics };
+}
+
+const readEvalRows = (runDir: string, t: number) =>
+  readJsonl(join(runDir, iterDir(t), "eval.jsonl"), evalRowSchema);
+
+/**
+ * Algorithm 1's own output, the uniform mixture of pi_1..pi_T, on the held-out prompts: each sample
+ * from a uniformly drawn iterate, judged against the last iterate's same-index sample (vs_prev), pi_1's
+ * and the teacher's; task metrics with the mixture's exact log-probs.
+ */
+async function evaluateMixture(ctx: IterationContext): Promise<MixtureEvalResult> {
+  const { config, runDir } = ctx;
+  const dirs = mixtureIterates(runDir);
+  const e = config.eval;
+  const ours = await sampleMixture(
+    dirs,
+    ctx.evalRows.map((r) => r.prompt),
+    {
+      samplesPerPrompt: e.samples_per_prompt,
+      temperature: e.temperature,
+      topP: e.top_p,
+      topK: 0,
+      maxNewTokens: config.sampling.max_new_tokens,
+      seed: deriveSeed(config.seed, "eval-mixture"),
+    },
+    (done, total) => ctx.progress("mixture/eval", done, total),
+  );
+  const judged = await judgeEvaluation(ctx, {
+    label: "mixture/eval",
+    out: `${MIXTURE_DIR}/eval.jsonl`,
+    ours: ours.map((xs) => xs.map((s) => s.text)),
+    prev: readEvalRows(runDir, config.iterations),
+    initial: readEvalRows(runDir, 0),
+    logprobs: (items) => mixtureLogprobs(dirs, items),
+  });
+  return { iterates: dirs.length, ...judged };
+}
+
+interface JudgeEvaluationInput {
+  label: string;
+  /** Where the judged rows go, relative to the run directory. */
+  out: string;
+  /** ours[i][j]: sample j for eval prompt i; null where the sampler failed (not judged). */
+  ours: (string | null)[][];
+  prev: EvalRow[] | undefined;
+  initial: EvalRow[] | undefined;
+  logprobs: LogprobsFn;
+}
+
+type JudgedEvaluation = Omit<EvalResult, "t" | "validation_winrate_vs_initial">;
+
+/** Judges evaluation samples against earlier ones and the teacher; writes the rows; task metrics. */
+async function judgeEvaluation(
+  ctx: IterationContext,
+  input: JudgeEvaluationInput,
+): Promise<JudgedEvaluation> {
+  const { runDir, oracle } = ctx;
+  const { ours, prev, initial } = input;
   const vs = { prev: [] as number[], initial: [] as number[], teacher: [] as number[] };
   const againstTeacher: HeadToHead[] = [];
   const rows: EvalRow[] = [];
@@ -567,7 +761,7 @@ async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSe
   let produced = 0;
   for (let i = 0; i < ctx.evalRows.length; i++) {
     const r = ctx.evalRows[i]!;
-    const texts = ours[i]!.map((s) => s?.text ?? null);
+    const texts = ours[i]!;
     const row: EvalRow = {
       id: r.id,
       prompt: r.prompt,
@@ -600,23 +794,20 @@ async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSe
       }
     }
     rows.push(row);
-    ctx.progress(`${t}/eval judge`, i + 1, ctx.evalRows.length);
+    ctx.progress(`${input.label} judge`, i + 1, ctx.evalRows.length);
   }
-  writeJsonlAt(runDir, `${iterDir(t)}/eval.jsonl`, rows);
-  let validationWinRate: number | null = null;
-  if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
+  writeJsonlAt(runDir, input.out, rows);
   const metrics = ctx.taskMetrics
     ? await ctx.taskMetrics(
         ctx.evalRows.map((r, i) => ({
           prompt: r.prompt,
           gold: r.gold,
-          samples: ours[i]!.flatMap((s) => (s === null ? [] : [s.text])),
+          samples: ours[i]!.filter((x): x is string => x !== null),
         })),
-        (items) => sequenceLogprobs(loadPolicy(join(runDir, policyPath(t + 1))), items),
+        input.logprobs,
       )
     : {};
   return {
-    t,
     winrate_vs_prev: meanOrNull(vs.prev),
     winrate_vs_initial: meanOrNull(vs.initial),
     winrate_vs_teacher: meanOrNull(vs.teacher),
@@ -626,7 +817,6 @@ async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSe
       vs_initial: seOrNull(vs.initial),
       vs_teacher: seOrNull(vs.teacher),
     },
-    validation_winrate_vs_initial: validationWinRate,
     avg_length: produced === 0 ? 0 : lengthSum / produced,
     metrics,
   };

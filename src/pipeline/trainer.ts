@@ -20,6 +20,8 @@ export const trainArgsSchema = z.strictObject({
   objective: z.enum(OBJECTIVE_NAMES as [string, ...string[]]),
   beta: z.number().positive(),
   tau: z.number().min(0).optional(),
+  /** SELM's optimism weight. */
+  alpha: z.number().min(0).optional(),
   /** This iteration's peak learning rate (lr_decay already applied); linear warmup, then linear decay to 0. */
   lr: z.number().positive(),
   batch_size: z.number().int().positive(),
@@ -96,13 +98,21 @@ export function trainOnPreferences(
       `${source}: line ${unanchored + 1}: objective ${objective.name} needs anchor_chosen_logps and anchor_rejected_logps`,
     );
   }
-  const { beta, tau } = args;
+  const explores = objective.needs.includes("explore");
+  const unexplored = rows.findIndex((r) => r.explore_ids === undefined || r.ref_explore_logps === undefined);
+  if (explores && unexplored >= 0) {
+    throw new DnoError(
+      `${source}: line ${unexplored + 1}: objective ${objective.name} needs explore_ids and ref_explore_logps`,
+    );
+  }
+  const { beta, tau, alpha } = args;
   return trainSteps(policy, rows, {
     ...args,
-    // The layout sequenceLossFn expects: every chosen response, then every rejected one.
+    // The layout sequenceLossFn expects: every chosen response, then every rejected one (then y_e).
     examplesOf: (batch) => [
       ...batch.map((r) => ({ prompt: r.prompt_ids, response: r.chosen_ids })),
       ...batch.map((r) => ({ prompt: r.prompt_ids, response: r.rejected_ids })),
+      ...(explores ? batch.map((r) => ({ prompt: r.prompt_ids, response: r.explore_ids! })) : []),
     ],
     lossOf: (batch) => {
       const f64 = (f: (r: TrlRow) => number) => Float64Array.from(batch, f);
@@ -121,8 +131,9 @@ export function trainOnPreferences(
             anchorChosen: f64((r) => r.anchor_chosen_logps!),
             anchorRejected: f64((r) => r.anchor_rejected_logps!),
           }),
+          ...(explores && { refExplore: f64((r) => r.ref_explore_logps!) }),
         },
-        { beta, ...(tau !== undefined && { tau }) },
+        { beta, ...(tau !== undefined && { tau }), ...(alpha !== undefined && { alpha }) },
       );
       return (lp) => {
         const n = batch.length;
@@ -144,6 +155,7 @@ export function trainArgsOf(config: RunConfig, t: number): TrainArgs {
     objective: objective.name,
     beta: objective.beta,
     ...(objective.tau !== undefined && { tau: objective.tau }),
+    ...(objective.alpha !== undefined && { alpha: objective.alpha }),
     lr: train.lr * train.lr_decay ** (t - 1),
     batch_size: train.batch_size,
     epochs: train.epochs,

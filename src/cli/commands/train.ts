@@ -20,6 +20,7 @@ interface TrainFlags {
   objective?: string;
   beta?: number;
   tau?: number;
+  alpha?: number;
   lr?: number;
   epochs?: number;
   batchSize?: number;
@@ -50,6 +51,7 @@ function resolveArgs(flags: TrainFlags): TrainArgs {
     ...(flags.objective !== undefined && { objective: flags.objective }),
     ...(flags.beta !== undefined && { beta: flags.beta }),
     ...(flags.tau !== undefined && { tau: flags.tau }),
+    ...(flags.alpha !== undefined && { alpha: flags.alpha }),
     ...(flags.lr !== undefined && { lr: flags.lr }),
     ...(flags.epochs !== undefined && { epochs: flags.epochs }),
     ...(flags.batchSize !== undefined && { batch_size: flags.batchSize }),
