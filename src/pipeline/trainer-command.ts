@@ -5,9 +5,7 @@
  * tokenizer) or a PEFT adapter. A failed or killed command fails the stage, which a rerun starts over
  * in an empty `{out}`.
  */
-import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync } from "node:fs";
 import { fillTemplate, runShell } from "../util/command.js";
 import { DnoError } from "../util/errors.js";
 import { loadPolicy, policyWeightsSha256 } from "./policy.js";
@@ -37,27 +35,31 @@ export function commandTrainer(config: CommandTrainerConfig): Trainer {
 }
 
 /**
- * What a trainer left in `dir`: a full checkpoint (loaded, so it is known to work as the next
- * iteration's policy, and hashed as the engine hashes weights) or a PEFT adapter (its files hashed).
+ * What a trainer left in `dir`: a full checkpoint, or a PEFT adapter naming its base (pi_t: `{policy}`)
+ * in base_model_name_or_path. Either is loaded, so it is known to work as the next iteration's policy,
+ * and hashed as the engine hashes weights (an adapter merged into its base).
  */
 export function checkTrainerOutput(dir: string, command: string): TrainResult {
   const files = existsSync(dir) ? readdirSync(dir) : [];
   const has = (name: string) => files.includes(name);
-  if (has("config.json") && files.some((f) => f.endsWith(".safetensors"))) {
-    if (!has("tokenizer.json")) {
-      throw new DnoError(`trainer command left ${dir} without tokenizer.json: ${command}`);
-    }
-    const policy = loadPolicy(dir);
-    return { weightsSha256: policyWeightsSha256(policy), steps: 0, log: [] };
+  const full = has("config.json") && files.some((f) => f.endsWith(".safetensors"));
+  const adapter = has("adapter_config.json") && has("adapter_model.safetensors");
+  if (!full && !adapter) {
+    throw new DnoError(
+      `trainer command left no checkpoint in ${dir} (want config.json + *.safetensors + tokenizer.json, ` +
+        `or a PEFT adapter: adapter_config.json + adapter_model.safetensors; found: ${files.join(", ") || "nothing"}): ${command}`,
+    );
   }
-  if (has("adapter_config.json") && has("adapter_model.safetensors")) {
-    const hash = createHash("sha256");
-    for (const f of ["adapter_config.json", "adapter_model.safetensors"])
-      hash.update(readFileSync(join(dir, f)));
-    return { weightsSha256: hash.digest("hex"), steps: 0, log: [] };
+  if (!has("tokenizer.json")) {
+    throw new DnoError(`trainer command left ${dir} without tokenizer.json: ${command}`);
   }
-  throw new DnoError(
-    `trainer command left no checkpoint in ${dir} (want config.json + *.safetensors + tokenizer.json, ` +
-      `or a PEFT adapter: adapter_config.json + adapter_model.safetensors; found: ${files.join(", ") || "nothing"}): ${command}`,
-  );
+  let policy: ReturnType<typeof loadPolicy>;
+  try {
+    policy = loadPolicy(dir);
+  } catch (e) {
+    throw new DnoError(
+      `trainer command left a checkpoint in ${dir} that does not load (${(e as Error).message}): ${command}`,
+    );
+  }
+  return { weightsSha256: policyWeightsSha256(policy), steps: 0, log: [] };
 }

@@ -8,10 +8,18 @@
 import { z } from "zod";
 import { getObjective, OBJECTIVE_NAMES, sequenceLossFn } from "../core/objectives.js";
 import { deriveSeed } from "../core/rng.js";
+import { loraOptionsSchema } from "../model/lora.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
 import type { RunConfig } from "./config.js";
-import { loadPolicy, type Policy, policyWeightsSha256, savePolicy, trainSteps } from "./policy.js";
+import {
+  loadPolicy,
+  type Policy,
+  policyWeightsSha256,
+  savePolicy,
+  startLoraAdapter,
+  trainSteps,
+} from "./policy.js";
 import { type TrainLogRow, type TrlRow, trlRowSchema } from "./records.js";
 import { commandTrainer } from "./trainer-command.js";
 
@@ -32,8 +40,11 @@ export const trainArgsSchema = z.strictObject({
   seed: z.number().int().min(0),
   /** The precision the engine trains in; external trainers map it to theirs (TRL: bf16). */
   precision: z.enum(["fp32", "bf16"]),
-  /** LoRA settings when the run trains an adapter (PEFT names: r, alpha, dropout, target_modules). */
-  lora: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * Train a LoRA adapter on pi_t (base frozen) instead of all weights: `train.lora` (r, alpha,
+   * target_modules, rslora: PEFT's names) and the seed of the adapter's initialisation.
+   */
+  lora: loraOptionsSchema.extend({ init_seed: z.number().int().min(0) }).optional(),
 });
 export type TrainArgs = z.infer<typeof trainArgsSchema>;
 
@@ -71,7 +82,8 @@ export function engineTrainer(): Trainer {
       const policy = loadPolicy(job.policyDir);
       const rows = readJsonl(job.pairsFile, trlRowSchema);
       const log = trainOnPreferences(policy, rows, job.args, job.pairsFile, job.progress);
-      savePolicy(policy, job.outDir);
+      // With LoRA: an adapter checkpoint over pi_t; the policy in memory is then pi_t with it merged.
+      savePolicy(policy, job.outDir, job.policyDir);
       return { weightsSha256: policyWeightsSha256(policy), steps: log.length, log };
     },
   };
@@ -79,7 +91,8 @@ export function engineTrainer(): Trainer {
 
 /**
  * AdamW on the objective over the rows' token ids, against their reference log-probs: the whole of
- * what a trainer must do with the contract files (`dno train` runs exactly this).
+ * what a trainer must do with the contract files (`dno train` runs exactly this). With `args.lora`,
+ * only a fresh adapter on the policy is trained.
  */
 export function trainOnPreferences(
   policy: Policy,
@@ -97,6 +110,10 @@ export function trainOnPreferences(
     throw new DnoError(
       `${source}: line ${unanchored + 1}: objective ${objective.name} needs anchor_chosen_logps and anchor_rejected_logps`,
     );
+  }
+  if (args.lora) {
+    const { init_seed, ...options } = args.lora;
+    startLoraAdapter(policy, options, init_seed);
   }
   const explores = objective.needs.includes("explore");
   const unexplored = rows.findIndex((r) => r.explore_ids === undefined || r.ref_explore_logps === undefined);
@@ -164,6 +181,7 @@ export function trainArgsOf(config: RunConfig, t: number): TrainArgs {
     grad_clip: train.grad_clip,
     seed: deriveSeed(config.seed, "train", t),
     precision: "fp32",
+    ...(train.lora && { lora: { ...train.lora, init_seed: deriveSeed(config.seed, "lora", t) } }),
   };
 }
 

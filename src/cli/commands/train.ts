@@ -62,9 +62,6 @@ function resolveArgs(flags: TrainFlags): TrainArgs {
   };
   const parsed = trainArgsSchema.safeParse({ ...DEFAULT_ARGS, ...(fromFile as object), ...given });
   if (!parsed.success) throw new DnoError(`${flags.args ?? "dno train"}: ${describeZodError(parsed.error)}`);
-  if (parsed.data.lora !== undefined) {
-    throw new DnoError(`${flags.args}: lora: dno train trains full weights only`);
-  }
   return parsed.data;
 }
 
@@ -90,7 +87,8 @@ async function runTrain(flags: TrainFlags): Promise<void> {
     bar.stop();
   }
   const out = resolve(flags.out);
-  await writeDirAt(dirname(out), basename(out), (dir) => savePolicy(policy, dir));
+  // With LoRA (train-args.json's lora): an adapter checkpoint naming --model as its base.
+  await writeDirAt(dirname(out), basename(out), (dir) => savePolicy(policy, dir, resolve(flags.model)));
   if (flags.log) writeJsonlAt(dirname(resolve(flags.log)), basename(flags.log), log);
   const last = log[log.length - 1]!;
   process.stderr.write(
