@@ -19,7 +19,7 @@ import { engine } from "../src/engine/index.js";
 import { parseConfig } from "../src/model/config.js";
 import { CausalLM, type Example } from "../src/model/model.js";
 import { AUTO_BF16_MIN_HIDDEN, parsePrecision, resolvePrecision } from "../src/model/precision.js";
-import { initPolicy, responseTokenCount, trainSteps } from "../src/pipeline/policy.js";
+import { encodeExample, initPolicy, responseTokenCount, trainSteps } from "../src/pipeline/policy.js";
 import { findTorchReference, PYTHON, torchReferenceSkip } from "./shared-dir.js";
 
 const REFERENCE = findTorchReference();
@@ -172,7 +172,7 @@ test("bf16 SFT on the demo task follows the float32 learning curve", () => {
       weight_decay: 0,
       grad_clip: 1,
       seed: 1,
-      examplesOf: (batch) => [...batch],
+      examplesOf: (batch) => batch.map((e) => encodeExample(policy, e)),
       lossOf: (batch) => {
         const tokens = batch.reduce((n, e) => n + responseTokenCount(policy, e.response), 0);
         return (lp) => ({
