@@ -32,6 +32,17 @@ function defaultBatchTokens(c: ModelConfig): number {
 }
 
 /** normal(0, std) draws, both Box-Muller outputs used (initialising 100M weights takes seconds). */
+/** NaN or infinite weights make every output meaningless: refused at load, naming the tensor. */
+function checkFinite(data: Float32Array, file: string, name: string): void {
+  for (let k = 0; k < data.length; k++) {
+    const x = data[k]!;
+    if (x - x !== 0)
+      throw new DnoError(
+        `${file}: tensor ${JSON.stringify(name)}: element ${k} is ${x}; weights must be finite`,
+      );
+  }
+}
+
 function fillNormal(t: Float32Array, rng: Rng, std: number): void {
   for (let i = 0; i < t.length; i += 2) {
     let u = 0;
@@ -110,7 +121,7 @@ export class CausalLM {
             `${reader.path}: tensor ${name} has shape [${shape}], config.json implies [${slot.shape}]`,
           );
         }
-        reader.read(name, model.tensor(name));
+        checkFinite(reader.read(name, model.tensor(name)), reader.path, name);
         loaded.add(name);
       }
     });

@@ -22,15 +22,18 @@ const linkSchema = z
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
 
+/** Oracles are reached over HTTP(S) only: file:, data: or other schemes are refused at validation. */
+const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" });
+
 /** Knobs of how calls are made; none of them changes an answer, so none is in the config hash. */
 const reliabilityFields = {
   /** SQLite file of paid judgments; relative to the config file. Omitted: kept in memory only. */
   cache: z.string().min(1).optional(),
   concurrency: z.number().int().min(1).max(1024).default(4),
-  timeoutMs: z.number().int().positive().default(120_000),
+  timeoutMs: z.number().int().positive().max(86_400_000).default(120_000),
   maxRetries: z.number().int().min(0).max(100).default(5),
-  retryBaseMs: z.number().int().min(0).default(1000),
-  retryMaxMs: z.number().int().min(0).default(60_000),
+  retryBaseMs: z.number().int().min(0).max(3_600_000).default(1000),
+  retryMaxMs: z.number().int().min(0).max(86_400_000).default(60_000),
   budget: z
     .strictObject({
       maxCalls: z.number().int().positive().optional(),
@@ -42,13 +45,18 @@ const reliabilityFields = {
 export const llmJudgeConfigSchema = z.strictObject({
   kind: z.literal("llm-judge"),
   mode: z.enum(["pointwise", "pairwise"]).default("pointwise"),
-  baseUrl: z.url(),
+  baseUrl: httpUrl,
   model: z.string().min(1),
   /** Name of the environment variable holding the API key (never the key itself). */
   apiKeyEnv: envName.optional(),
   temperature: z.number().min(0).max(2).default(0),
-  maxTokens: z.number().int().positive().default(2048),
-  seed: z.number().int().min(0).default(0),
+  maxTokens: z
+    .number()
+    .int()
+    .positive()
+    .max(1 << 20)
+    .default(2048),
+  seed: z.number().int().min(0).max(0xffffffff).default(0),
   system: z.string().optional(),
   /** Jinja template files (relative to the config file); the defaults are `defaultTemplates`. */
   templates: z
@@ -60,7 +68,7 @@ export const llmJudgeConfigSchema = z.strictObject({
 
 export const rewardModelConfigSchema = z.strictObject({
   kind: z.literal("reward-model"),
-  url: z.url(),
+  url: httpUrl,
   model: z.string().min(1).optional(),
   apiKeyEnv: envName.optional(),
   link: linkSchema,

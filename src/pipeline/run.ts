@@ -18,9 +18,8 @@
  * Every random choice draws from Rng.derive(seed, stage, t), so a resumed run ends with the same
  * weights as an uninterrupted one.
  */
-import { mkdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { stringify as toYaml } from "yaml";
 import { isDefective } from "../core/defects.js";
 import { getObjective, sequenceLossFn } from "../core/objectives.js";
 import {
@@ -36,19 +35,19 @@ import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
 import { type HeadToHead, lengthControlledWinRate } from "../eval/length-controlled.js";
 import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
-import { canonicalJson } from "../oracle/cache.js";
 import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
-import { readJsonl } from "../util/jsonl.js";
+import { readJsonl, toJsonl } from "../util/jsonl.js";
 import type { RunConfig } from "./config.js";
-import { checkDisjoint, type PromptRow, promptRowSchema, readPrompts } from "./data.js";
+import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
 import {
   type BatchLoss,
   initPolicy,
   loadPolicy,
   type Policy,
+  policyShape,
   policyWeightsSha256,
   responseTokenCount,
   sampleResponses,
@@ -68,8 +67,8 @@ import {
   sampleRowSchema,
   trlRowSchema,
 } from "./records.js";
-import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
-import { RunState } from "./state.js";
+import { openRunDir } from "./run-dir.js";
+import { keptBatches, runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
 import { loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
 
 /** Progress of a long stage: `done` of `total` units (prompts, comparisons, steps). */
@@ -94,17 +93,21 @@ export interface RunResult {
 
 export const policyPath = (t: number): string => `checkpoints/pi_${t}`;
 const iterDir = (t: number): string => `iterations/${t}`;
+/** Prompts sampled between two saves of a sampling stage's progress. */
+const PROMPTS_PER_BATCH = 32;
+/** Sequences scored between two saves of a reference stage's progress (a multiple of policy.ts's chunk). */
+const LOGPROBS_PER_BATCH = 256;
+/** Training progress toward a checkpoint, kept beside it until the checkpoint is written. */
+const resumeFileOf = (checkpoint: string): string => `${checkpoint}.progress.safetensors`;
 
 /** Runs (or resumes) the whole pipeline in the config's run directory. */
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
   const { config } = options;
   const runDir = config.run_dir;
   const progress = options.progress ?? (() => {});
-  mkdirSync(runDir, { recursive: true });
-  const state = RunState.open(runDir);
+  const state = openRunDir(config, () => readRunInputs(config, policyShape(config.model)));
   let oracle: RunOracle | undefined;
   try {
-    checkSameConfig(state, config, runDir);
     const stage = <T>(name: string, outputs: readonly string[], work: () => Promise<T> | T) =>
       runStage(state, name, outputs, work, options.events);
 
@@ -173,59 +176,21 @@ interface IterationContext {
   validationRows: PromptRow[];
 }
 
-/** A run directory belongs to one config: resuming with another would mix two experiments. */
-function checkSameConfig(state: RunState, config: RunConfig, runDir: string): void {
-  const text = canonicalJson(config);
-  const stored = state.getMeta("config");
-  if (stored === undefined) {
-    // The snapshot first: once the state names a config, the snapshot is never written again.
-    writeFileAtomic(join(runDir, "config.yaml"), snapshotYaml(config));
-    state.setMeta("config", text);
-    return;
-  }
-  if (stored !== text) {
-    const before = JSON.parse(stored) as Record<string, unknown>;
-    const changed = Object.keys({ ...before, ...config }).filter(
-      (k) => canonicalJson(before[k]) !== canonicalJson((config as Record<string, unknown>)[k]),
-    );
-    throw new DnoError(
-      `${runDir}: this run directory was started with a different config (changed: ${changed.join(", ")}); ` +
-        "use a new run directory, or the original config to resume",
-    );
-  }
-}
-
-/** The config as run, every default filled in. Oracle configs name the key's variable, never the key. */
-function snapshotYaml(config: RunConfig): string {
-  return `# dno run config snapshot (all defaults filled in; API keys are never stored, only their variable names)\n${toYaml(config)}`;
-}
-
 async function prepare(
   config: RunConfig,
   runDir: string,
 ): Promise<{ partitionSizes: number[]; validation: boolean }> {
-  const prompts = readPrompts(config.data.prompts);
-  const evalRows = readPrompts(config.data.eval);
-  checkDisjoint(prompts, config.data.prompts, evalRows, config.data.eval);
-  const validation = config.data.validation ? readPrompts(config.data.validation) : undefined;
-  if (validation) {
-    checkDisjoint(prompts, config.data.prompts, validation, config.data.validation!);
-    checkDisjoint(evalRows, config.data.eval, validation, config.data.validation!);
-  }
-  const T = config.pairs.offline ? 1 : config.iterations;
+  const inputs = readRunInputs(config, policyShape(config.model));
+  const { prompts, validation } = inputs;
+  const T = partitionCount(config);
   const per = config.data.prompts_per_iteration ?? Math.floor(prompts.length / T);
-  if (per < 1 || per * T > prompts.length) {
-    throw new DnoError(
-      `${config.data.prompts}: ${prompts.length} prompts cannot fill ${T} partitions of ${per} (data.prompts_per_iteration)`,
-    );
-  }
   const shuffled = Rng.derive(config.seed, "partition").shuffle([...prompts]);
   const partitions = Array.from({ length: T }, (_, i) => shuffled.slice(i * per, (i + 1) * per));
   await writeDirAt(runDir, "data", (dir) => {
     writeFileAtomic(join(dir, "partitions.json"), JSON.stringify(partitions));
-    writeJsonlAt(dir, "eval.jsonl", evalRows);
+    writeJsonlAt(dir, "eval.jsonl", inputs.eval);
     if (validation) writeJsonlAt(dir, "validation.jsonl", validation);
-    if (config.sft) writeJsonlAt(dir, "sft.jsonl", readPrompts(config.sft.data));
+    if (inputs.sft) writeJsonlAt(dir, "sft.jsonl", inputs.sft);
   });
   return { partitionSizes: partitions.map((p) => p.length), validation: validation !== undefined };
 }
@@ -264,6 +229,8 @@ async function preparePolicy(
         ...trainSteps(policy, examples, {
           ...config.sft,
           seed: deriveSeed(config.seed, "sft"),
+          stage: "sft",
+          resumeFile: join(runDir, resumeFileOf(policyPath(1))),
           examplesOf: (batch) => [...batch],
           lossOf: (batch) => sftLoss(policy, batch),
           progress: (done, total) => progress("sft", done, total),
@@ -272,6 +239,7 @@ async function preparePolicy(
     }
     await writeDirAt(runDir, policyPath(1), (dir) => savePolicy(policy, dir));
     writeJsonlAt(runDir, "iterations/sft-log.jsonl", log);
+    rmSync(join(runDir, resumeFileOf(policyPath(1))), { force: true });
     return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
   });
 }
@@ -284,21 +252,27 @@ async function sampleStage(
   const { config } = ctx;
   const policy = loadPolicy(join(ctx.runDir, policyPath(t)));
   const s = config.sampling;
-  const samples = await sampleResponses(
-    policy,
-    partition.map((r) => r.prompt),
-    {
-      samplesPerPrompt: s.samples_per_prompt,
-      temperature: s.temperature,
-      topP: s.top_p,
-      topK: s.top_k,
-      maxNewTokens: s.max_new_tokens,
-      seed: deriveSeed(config.seed, "sample", t),
-    },
-    (done, total) => ctx.progress(`${t}/sample`, done, total),
+  const K = s.samples_per_prompt;
+  const kept = `${iterDir(t)}/samples.partial`;
+  const samples = await keptBatches(ctx.runDir, kept, partition.length, PROMPTS_PER_BATCH, (start, end) =>
+    sampleResponses(
+      policy,
+      partition.slice(start, end).map((r) => r.prompt),
+      {
+        samplesPerPrompt: K,
+        temperature: s.temperature,
+        topP: s.top_p,
+        topK: s.top_k,
+        maxNewTokens: s.max_new_tokens,
+        seed: deriveSeed(config.seed, "sample", t),
+        firstPromptIndex: start,
+      },
+      (done) => ctx.progress(`${t}/sample`, start * K + done, partition.length * K),
+    ),
   );
   const rows: SampleRow[] = partition.map((r, i) => ({ ...r, samples: samples[i]! }));
   writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
+  rmSync(join(ctx.runDir, kept), { recursive: true, force: true });
   return { prompts: rows.length, samples: rows.length * s.samples_per_prompt };
 }
 
@@ -419,11 +393,22 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
     ...rows.map((r) => ({ prompt: r.prompt, response: r.rejectedText })),
   ];
   const refT = objective.reference === "fixed" ? 1 : t;
+  const kept = `${iterDir(t)}/reference.partial`;
   const logprobsUnder = async (k: number, label: string) => {
     const policy = loadPolicy(join(runDir, policyPath(k)));
-    return sequenceLogprobs(policy, items, (done, total) =>
-      ctx.progress(`${t}/reference ${label}`, done, total),
+    const values = await keptBatches(
+      runDir,
+      `${kept}/${label}`,
+      items.length,
+      LOGPROBS_PER_BATCH,
+      async (start, end) =>
+        Array.from(
+          sequenceLogprobs(policy, items.slice(start, end), (done) =>
+            ctx.progress(`${t}/reference ${label}`, start + done, items.length),
+          ),
+        ),
     );
+    return Float64Array.from(values);
   };
   const ref = await logprobsUnder(refT, "pi_ref");
   const anchor = objective.needs.includes("anchor") ? await logprobsUnder(1, "anchor") : undefined;
@@ -437,6 +422,7 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
     ...(anchor && { anchor_chosen_logps: anchor[i]!, anchor_rejected_logps: anchor[n + i]! }),
   }));
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.trl.jsonl`, trl);
+  rmSync(join(runDir, kept), { recursive: true, force: true });
   return { pairs: n };
 }
 
@@ -460,6 +446,8 @@ async function trainStage(
     ...config.train,
     lr: config.train.lr * config.train.lr_decay ** (t - 1),
     seed: deriveSeed(config.seed, "train", t),
+    stage: `${t}/train`,
+    resumeFile: join(runDir, resumeFileOf(policyPath(t + 1))),
     // The layout sequenceLossFn expects: every chosen response, then every rejected one.
     examplesOf: (batch) => [
       ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.chosenText })),
@@ -498,6 +486,7 @@ async function trainStage(
   });
   await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir));
   writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, log);
+  rmSync(join(runDir, resumeFileOf(policyPath(t + 1))), { force: true });
   return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
 }
 
@@ -646,6 +635,9 @@ function sftLoss(policy: Policy, batch: readonly { prompt: string; response: str
   };
 }
 
+/** metrics.jsonl, derived from the finished evaluations; left alone when it already says the same. */
 function writeMetrics(runDir: string, evals: readonly EvalResult[]): void {
+  const file = join(runDir, "metrics.jsonl");
+  if (existsSync(file) && readFileSync(file, "utf8") === toJsonl(evals)) return;
   writeJsonlAt(runDir, "metrics.jsonl", evals);
 }

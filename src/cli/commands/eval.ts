@@ -19,6 +19,8 @@ import {
   readResponses,
 } from "../../eval/responses.js";
 import { charLength } from "../../eval/winrate.js";
+import { readConfig } from "../../model/config.js";
+import { checkFitsContext, checkMaxNewTokens } from "../../model/context.js";
 import { CausalLM } from "../../model/model.js";
 import { encodePrompt, loadTokenizer } from "../../model/tokenizer.js";
 import {
@@ -139,8 +141,16 @@ async function generateResponses(
   prompts: readonly EvalPrompt[],
   options: EvalOptions,
 ): Promise<ResponseRecord[]> {
-  const model = CausalLM.load(dir);
+  const context = readConfig(dir).maxPositionEmbeddings;
+  checkMaxNewTokens(options.maxNewTokens, context, "--max-new-tokens");
   const tokenizer = loadTokenizer(dir);
+  const ids = prompts.map((p, i) => {
+    const tokens = encodePrompt(tokenizer, p.prompt);
+    const name = p.id !== undefined ? `prompt ${JSON.stringify(p.id)}` : `prompt ${i + 1}`;
+    checkFitsContext(name, tokens.length, options.maxNewTokens, context, "--max-new-tokens");
+    return tokens;
+  });
+  const model = CausalLM.load(dir);
   const bar = new SingleBar({
     stream: process.stderr,
     format: `generating (${basename(dir)}) [{bar}] {value}/{total} {eta_formatted}`,
@@ -148,19 +158,16 @@ async function generateResponses(
   let samples: Awaited<ReturnType<CausalLM["generate"]>>;
   try {
     bar.start(prompts.length, 0);
-    samples = await model.generate(
-      prompts.map((p) => encodePrompt(tokenizer, p.prompt)),
-      {
-        samplesPerPrompt: 1,
-        temperature: options.temperature,
-        topP: options.topP,
-        maxNewTokens: options.maxNewTokens,
-        eosTokenIds: [...new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds])],
-        seed: options.seed,
-        tokenizer,
-        onProgress: (done) => bar.update(done),
-      },
-    );
+    samples = await model.generate(ids, {
+      samplesPerPrompt: 1,
+      temperature: options.temperature,
+      topP: options.topP,
+      maxNewTokens: options.maxNewTokens,
+      eosTokenIds: [...new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds])],
+      seed: options.seed,
+      tokenizer,
+      onProgress: (done) => bar.update(done),
+    });
   } finally {
     bar.stop();
   }

@@ -1,11 +1,13 @@
 import { SingleBar } from "cli-progress";
-import { type Command, InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
+import { readConfig } from "../../model/config.js";
+import { checkFitsContext, checkMaxNewTokens, truncateLeft } from "../../model/context.js";
 import { CausalLM } from "../../model/model.js";
 import { loadTokenizer, type Tokenizer } from "../../model/tokenizer.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { DnoError } from "../../util/errors.js";
-import { readJsonl, toJsonl } from "../../util/jsonl.js";
+import { readInputRecords, toJsonl } from "../../util/jsonl.js";
 
 interface GenerateFlags {
   model: string;
@@ -20,6 +22,7 @@ interface GenerateFlags {
   stop?: string[];
   chatTemplate: boolean;
   json?: boolean;
+  truncate?: "left";
 }
 
 const messageSchema = z.object({ role: z.string(), content: z.string() });
@@ -59,13 +62,19 @@ function promptIds(line: PromptLine, tokenizer: Tokenizer, useTemplate: boolean,
 }
 
 async function runGenerate(flags: GenerateFlags): Promise<void> {
-  const lines = readJsonl(flags.input, promptLineSchema);
-  if (lines.length === 0) throw new DnoError(`${flags.input}: no prompts`);
-  const model = CausalLM.load(flags.model);
+  const records = readInputRecords(flags.input, promptLineSchema, "prompts", (l) => l.id);
+  const lines = records.map((r) => r.value);
+  const context = readConfig(flags.model).maxPositionEmbeddings;
+  checkMaxNewTokens(flags.maxNewTokens, context, "--max-new-tokens");
   const tokenizer = loadTokenizer(flags.model);
-  const prompts = lines.map((line, i) =>
-    promptIds(line, tokenizer, flags.chatTemplate, `${flags.input}:${i + 1}`),
-  );
+  const prompts = records.map(({ line, value }) => {
+    const where = `${flags.input}:${line}`;
+    const ids = promptIds(value, tokenizer, flags.chatTemplate, where);
+    if (flags.truncate === "left") return truncateLeft(ids, flags.maxNewTokens, context);
+    checkFitsContext(where, ids.length, flags.maxNewTokens, context, "--max-new-tokens");
+    return ids;
+  });
+  const model = CausalLM.load(flags.model);
   const eos = [...new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds])];
   const total = prompts.length * flags.samples;
   const bar = new SingleBar({
@@ -93,6 +102,14 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
     bar.stop();
   }
   const seconds = (performance.now() - started) / 1000;
+  samples.forEach((ss, p) => {
+    const bad = ss.findIndex((x) => !Number.isFinite(x.logprob));
+    if (bad >= 0) {
+      throw new DnoError(
+        `${flags.input}:${records[p]!.line}: sample ${bad} has log-prob ${ss[bad]!.logprob}; the model's outputs are not finite`,
+      );
+    }
+  });
   const rows = lines.map((line, p) => ({
     id: line.id ?? p,
     ...(line.prompt !== undefined ? { prompt: line.prompt } : { messages: line.messages }),
@@ -139,13 +156,13 @@ export function register(program: Command): void {
     .option(
       "-k, --samples <n>",
       "samples per prompt",
-      number("--samples", (n) => Number.isInteger(n) && n >= 1, "an integer >= 1"),
+      number("--samples", (n) => Number.isInteger(n) && n >= 1 && n <= 4096, "an integer in [1, 4096]"),
       1,
     )
     .option(
       "--temperature <t>",
       "0 = greedy",
-      number("--temperature", (n) => n >= 0, ">= 0"),
+      number("--temperature", (n) => n >= 0 && n <= 100, "in [0, 100]"),
       0.7,
     )
     .option(
@@ -169,11 +186,17 @@ export function register(program: Command): void {
     .option(
       "--seed <n>",
       "same seed, same samples",
-      number("--seed", (n) => Number.isInteger(n) && n >= 0, "an integer >= 0"),
+      number("--seed", (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, "an integer in [0, 2^32)"),
       0,
     )
     .option("--stop <strings...>", "stop strings: a response ends before the first one")
     .option("--no-chat-template", "feed prompts as plain text even when the tokenizer has a chat template")
+    .addOption(
+      new Option(
+        "--truncate <side>",
+        "cut prompts longer than the context allows (with --max-new-tokens) from this side, instead of an error",
+      ).choices(["left"]),
+    )
     .option("--json", "also print the summary as one JSON object on stdout")
     .action(async (flags: GenerateFlags) => runGenerate(flags));
 }

@@ -8,7 +8,7 @@ import { defaultTemplates } from "../../oracle/templates.js";
 import type { OracleUsage } from "../../oracle/types.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { DnoError } from "../../util/errors.js";
-import { readJsonl, toJsonl } from "../../util/jsonl.js";
+import { readInputRecords, toJsonl } from "../../util/jsonl.js";
 
 interface JudgeFlags {
   config?: string;
@@ -24,6 +24,17 @@ interface JudgeFlags {
   maxRetries?: number;
   json?: boolean;
   writeTemplates?: string;
+  maxFailed: number;
+}
+
+/** The default --max-failed: a few unparseable answers are normal; more means a broken judge setup. */
+const MAX_FAILED_SHARE = 0.05;
+
+function share(value: string): number {
+  const x = Number(value);
+  if (value.trim() === "" || !(x >= 0 && x <= 1))
+    throw new InvalidArgumentError("--max-failed must be a number in [0, 1]");
+  return x;
 }
 
 function positiveInt(name: string, min: number) {
@@ -91,7 +102,9 @@ async function runJudge(flags: JudgeFlags): Promise<void> {
   }
   if (!flags.input || !flags.output) throw new DnoError("dno judge needs --input and --output");
   const config = parseOracleConfig(mergedConfig(flags), flags.config ?? "judge flags");
-  const items = readJsonl(flags.input, judgeItemSchema);
+  const items = readInputRecords(flags.input, judgeItemSchema, "items", (item) => item.id).map(
+    (r) => r.value,
+  );
   const oracle = await createOracle(config, flags.config ? { baseDir: configBaseDir(flags.config) } : {});
   const bar = new SingleBar({
     format: "judging [{bar}] {value}/{total} items | {failed} failed | {hits} cached | {calls} calls",
@@ -125,6 +138,13 @@ async function runJudge(flags: JudgeFlags): Promise<void> {
       ` -> ${flags.output}\n`,
   );
   if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  if (summary.items > 0 && summary.failed_items / summary.items > flags.maxFailed) {
+    throw new DnoError(
+      `${flags.input}: ${summary.failed_items} of ${summary.items} judgments failed, more than --max-failed ` +
+        `${flags.maxFailed}${firstFailure ? ` (first: ${firstFailure})` : ""}; ${flags.output} marks them failed, ` +
+        "and a rerun retries only them",
+    );
+  }
 }
 
 export function register(program: Command): void {
@@ -147,6 +167,12 @@ export function register(program: Command): void {
       "--max-retries <n>",
       "retries on 429, 5xx, timeouts and connection errors",
       positiveInt("--max-retries", 0),
+    )
+    .option(
+      "--max-failed <share>",
+      "exit 1 when more than this share of items failed to be judged (the output is written anyway)",
+      share,
+      MAX_FAILED_SHARE,
     )
     .option("--json", "also print the summary as one JSON object on stdout")
     .option("--write-templates <dir>", "write the default prompt templates to edit, then exit")
