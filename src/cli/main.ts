@@ -11,7 +11,8 @@ export function buildProgram(): Command {
   const program = new Command("dno")
     .description("Direct Nash Optimization: teach language models to self-improve with general preferences")
     .version(pkg.version)
-    .showHelpAfterError()
+    // Every error is one line, `dno: error: ...`; `dno <command> --help` shows the usage.
+    .configureOutput({ outputError: (text, write) => write(`dno: ${text.trimEnd().split("\n")[0]}\n`) })
     .exitOverride();
   for (const register of commands) register(program);
   return program;

@@ -63,13 +63,13 @@ export function openRunDir(config: RunConfig, checkInputs: () => void): RunState
     );
   }
   checkInputs();
-  mkdirSync(runDir, { recursive: true });
-  const stored = storedConfig(config);
-  writeFileAtomic(join(runDir, CONFIG_SNAPSHOT), snapshotYaml(stored));
   const inputs: Record<string, RecordedInput> = {};
   for (const [field, path] of inputFiles(config)) {
     inputs[field] = { path: relative(runDir, path) || ".", sha256: hashInput(path, field) };
   }
+  mkdirSync(runDir, { recursive: true });
+  const stored = storedConfig(config);
+  writeFileAtomic(join(runDir, CONFIG_SNAPSHOT), snapshotYaml(stored));
   const state = RunState.open(runDir);
   state.setMeta({
     config: canonicalJson(stored),

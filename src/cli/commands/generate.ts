@@ -1,5 +1,5 @@
 import { SingleBar } from "cli-progress";
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, Option } from "commander";
 import { z } from "zod";
 import { readConfig } from "../../model/config.js";
 import { checkFitsContext, checkMaxNewTokens, truncateLeft } from "../../model/context.js";
@@ -8,6 +8,7 @@ import { loadTokenizer, type Tokenizer } from "../../model/tokenizer.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { DnoError } from "../../util/errors.js";
 import { readInputRecords, toJsonl } from "../../util/jsonl.js";
+import { intFlag, MAX_SEED, numberFlag } from "../flags.js";
 
 interface GenerateFlags {
   model: string;
@@ -36,14 +37,6 @@ const promptLineSchema = z
     message: 'each line needs exactly one of "prompt" (a string) or "messages" ([{role, content}])',
   });
 type PromptLine = z.infer<typeof promptLineSchema>;
-
-function number(name: string, check: (n: number) => boolean, what: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === "" || !check(n)) throw new InvalidArgumentError(`${name} must be ${what}`);
-    return n;
-  };
-}
 
 /** Token ids of one input line: the chat template applied when the tokenizer has one (and it is wanted). */
 function promptIds(line: PromptLine, tokenizer: Tokenizer, useTemplate: boolean, where: string): number[] {
@@ -153,42 +146,17 @@ export function register(program: Command): void {
       "--output <file>",
       "JSONL lines {id, prompt, responses: [{text, tokens, logprob, finish_reason}]}",
     )
-    .option(
-      "-k, --samples <n>",
-      "samples per prompt",
-      number("--samples", (n) => Number.isInteger(n) && n >= 1 && n <= 4096, "an integer in [1, 4096]"),
-      1,
-    )
-    .option(
-      "--temperature <t>",
-      "0 = greedy",
-      number("--temperature", (n) => n >= 0 && n <= 100, "in [0, 100]"),
-      0.7,
-    )
-    .option(
-      "--top-p <p>",
-      "nucleus mass, 1 = off",
-      number("--top-p", (n) => n > 0 && n <= 1, "in (0, 1]"),
-      1,
-    )
-    .option(
-      "--top-k <k>",
-      "keep the k likeliest tokens, 0 = off",
-      number("--top-k", (n) => Number.isInteger(n) && n >= 0, "an integer >= 0"),
-      0,
-    )
+    .option("-k, --samples <n>", "samples per prompt", intFlag("--samples", 1, 4096), 1)
+    .option("--temperature <t>", "0 = greedy", numberFlag("--temperature", 0, 100), 0.7)
+    .option("--top-p <p>", "nucleus mass, 1 = off", numberFlag("--top-p", 0, 1, { exclusiveMin: true }), 1)
+    .option("--top-k <k>", "keep the k likeliest tokens, 0 = off", intFlag("--top-k", 0, 1 << 24), 0)
     .option(
       "--max-new-tokens <n>",
       "tokens per response at most",
-      number("--max-new-tokens", (n) => Number.isInteger(n) && n >= 1, "an integer >= 1"),
+      intFlag("--max-new-tokens", 1, 1 << 20),
       256,
     )
-    .option(
-      "--seed <n>",
-      "same seed, same samples",
-      number("--seed", (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, "an integer in [0, 2^32)"),
-      0,
-    )
+    .option("--seed <n>", "same seed, same samples", intFlag("--seed", 0, MAX_SEED), 0)
     .option("--stop <strings...>", "stop strings: a response ends before the first one")
     .option("--no-chat-template", "feed prompts as plain text even when the tokenizer has a chat template")
     .addOption(

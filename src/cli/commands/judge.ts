@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { SingleBar } from "cli-progress";
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, Option } from "commander";
 import { type JudgeRow, judgeAll, judgeItemSchema } from "../../oracle/batch.js";
 import { configBaseDir, createOracle, parseOracleConfig, readOracleConfigFile } from "../../oracle/config.js";
 import { defaultTemplates } from "../../oracle/templates.js";
@@ -9,6 +9,7 @@ import type { OracleUsage } from "../../oracle/types.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { DnoError } from "../../util/errors.js";
 import { readInputRecords, toJsonl } from "../../util/jsonl.js";
+import { intFlag, numberFlag } from "../flags.js";
 
 interface JudgeFlags {
   config?: string;
@@ -29,22 +30,6 @@ interface JudgeFlags {
 
 /** The default --max-failed: a few unparseable answers are normal; more means a broken judge setup. */
 const MAX_FAILED_SHARE = 0.05;
-
-function share(value: string): number {
-  const x = Number(value);
-  if (value.trim() === "" || !(x >= 0 && x <= 1))
-    throw new InvalidArgumentError("--max-failed must be a number in [0, 1]");
-  return x;
-}
-
-function positiveInt(name: string, min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min)
-      throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
-    return n;
-  };
-}
 
 /** The config file's settings with the flags laid over them (flags name settings of llm-judge etc.). */
 function mergedConfig(flags: JudgeFlags): Record<string, unknown> {
@@ -161,17 +146,17 @@ export function register(program: Command): void {
     .option("--model <name>", "judge model name")
     .option("--api-key-env <name>", "environment variable holding the API key")
     .option("--cache <file>", "SQLite cache of paid judgments (reused across runs)")
-    .option("--concurrency <n>", "requests in flight at most", positiveInt("--concurrency", 1))
-    .option("--timeout-ms <n>", "per-request timeout", positiveInt("--timeout-ms", 1))
+    .option("--concurrency <n>", "requests in flight at most", intFlag("--concurrency", 1, 1024))
+    .option("--timeout-ms <n>", "per-request timeout", intFlag("--timeout-ms", 1, 86_400_000))
     .option(
       "--max-retries <n>",
       "retries on 429, 5xx, timeouts and connection errors",
-      positiveInt("--max-retries", 0),
+      intFlag("--max-retries", 0, 100),
     )
     .option(
       "--max-failed <share>",
       "exit 1 when more than this share of items failed to be judged (the output is written anyway)",
-      share,
+      numberFlag("--max-failed", 0, 1),
       MAX_FAILED_SHARE,
     )
     .option("--json", "also print the summary as one JSON object on stdout")
