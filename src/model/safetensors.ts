@@ -181,6 +181,17 @@ export class SafetensorsReader {
     return dst;
   }
 
+  /** `read`, for weights: a NaN or infinite value (meaningless outputs downstream) is an error naming it. */
+  readWeights(name: string, out?: Float32Array): Float32Array {
+    const data = this.read(name, out);
+    for (let k = 0; k < data.length; k++) {
+      const x = data[k]!;
+      if (x - x !== 0)
+        this.fail(`tensor ${JSON.stringify(name)}: element ${k} is ${x}; weights must be finite`);
+    }
+    return data;
+  }
+
   private readBytes(e: TensorEntry, into: Uint8Array): void {
     for (let done = 0; done < into.length; ) {
       const got = readSync(this.fd, into, done, into.length - done, e.begin + done);

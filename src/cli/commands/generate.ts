@@ -12,6 +12,7 @@ import { intFlag, MAX_SEED, numberFlag } from "../flags.js";
 
 interface GenerateFlags {
   model: string;
+  adapter?: string;
   input: string;
   output: string;
   samples: number;
@@ -67,7 +68,7 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
     checkFitsContext(where, ids.length, flags.maxNewTokens, context, "--max-new-tokens");
     return ids;
   });
-  const model = CausalLM.load(flags.model);
+  const model = CausalLM.load(flags.model, { adapter: flags.adapter });
   const eos = [...new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds])];
   const total = prompts.length * flags.samples;
   const bar = new SingleBar({
@@ -137,6 +138,10 @@ export function register(program: Command): void {
     .requiredOption(
       "--model <dir>",
       "Hugging Face model directory (config.json, safetensors, tokenizer.json)",
+    )
+    .option(
+      "--adapter <dir>",
+      "a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) applied to the model",
     )
     .requiredOption(
       "--input <file>",
