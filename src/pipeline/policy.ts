@@ -296,12 +296,17 @@ function trainingKey<U>(units: number, total: number, o: TrainOptions<U>): strin
   });
 }
 
+/** What trains (every weight, or a LoRA adapter alone) and its AdamW moments, with the log so far. */
 function saveTrainProgress(file: string, key: string, optimizer: AdamW, log: TrainLogRow[]): void {
   const flat = (name: string, data: Float32Array) => ({ name, shape: [data.length], data });
   mkdirSync(dirname(file), { recursive: true });
   writeSafetensors(
     file,
-    [flat("params", optimizer.model.params), flat("adamw.m", optimizer.m), flat("adamw.v", optimizer.v)],
+    [
+      flat("params", optimizer.model.trainable.params),
+      flat("adamw.m", optimizer.m),
+      flat("adamw.v", optimizer.v),
+    ],
     "F32",
     { dno: "train-progress", key, adamw_step: String(optimizer.step), log: JSON.stringify(log) },
   );
@@ -317,7 +322,7 @@ function loadTrainProgress(file: string, key: string, optimizer: AdamW): { log: 
         `${file}: saved training progress of other training (settings differ); remove it to train from the start`,
       );
     }
-    r.read("params", optimizer.model.params);
+    r.read("params", optimizer.model.trainable.params);
     r.read("adamw.m", optimizer.m);
     r.read("adamw.v", optimizer.v);
     optimizer.step = Number(r.metadata.adamw_step);
