@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { main } from "../src/cli/main.js";
 import { initPolicy, savePolicy } from "../src/pipeline/policy.js";
-import { runTiny, TINY_CONFIG, tinyRunInputs } from "./run-fixture.js";
+import { runTiny, tinyRunInputs } from "./run-fixture.js";
 
 const ORACLE = fileURLToPath(new URL("../src/demo/oracle.js", import.meta.url));
 
@@ -92,8 +92,6 @@ export async function freshFixture(kind: FixtureKind): Promise<string> {
   cpSync((await build())[kind], dir, { recursive: true });
   return dir;
 }
-
-export { TINY_CONFIG };
 
 /** Runs the CLI in this process (what bin/dno.js does), capturing its output and exit code. */
 export async function dnoInProcess(

@@ -28,13 +28,19 @@ const FS_CODES: Record<string, string> = {
   EXDEV: "cannot move across file systems",
 };
 
+/** What a file-system error (ENOENT, EISDIR, ...) means, in words, with its call and code. */
+export function fileSystemReason(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const what = (err.code && FS_CODES[err.code]) ?? err.message;
+  return err.code && err.syscall ? `${what} (${err.syscall}, ${err.code})` : what;
+}
+
 /** A file-system error (ENOENT, EISDIR, ...) as one line naming the path, or undefined for other errors. */
 export function fileSystemErrorText(e: unknown): string | undefined {
   const err = e as NodeJS.ErrnoException;
   if (!(e instanceof Error) || typeof err.code !== "string" || typeof err.syscall !== "string")
     return undefined;
-  const what = FS_CODES[err.code] ?? err.message;
   const dest = (err as { dest?: string }).dest;
   const path = err.path ? `${err.path}${dest ? ` -> ${dest}` : ""}: ` : "";
-  return `${path}${what} (${err.syscall}, ${err.code})`;
+  return `${path}${fileSystemReason(e)}`;
 }

@@ -5,7 +5,6 @@ import { loadGame } from "../../game/game.js";
 import { formatGameRun, gamePlotSpec } from "../../game/report.js";
 import { vegaLiteToSvg } from "../../report/svg.js";
 import { writeFileAtomic } from "../../util/atomic.js";
-import { DnoError } from "../../util/errors.js";
 import { intFlag, MAX_SEED, numberFlag } from "../flags.js";
 
 /** The run's options as flags, plus where the game comes from and how to show the result. */
@@ -76,7 +75,6 @@ export function register(program: Command): void {
     .option("--plot <file.svg>", "write an SVG plot of exploitability per iteration")
     .action(async (flags: GameFlags) => {
       const game = flags.game !== undefined ? loadGame(flags.game) : builtinGame(flags.builtin ?? "rps");
-      if (flags.every !== undefined && flags.every < 1) throw new DnoError("game: --every must be >= 1");
       const run = runGame(game, {
         mode: flags.mode,
         iterations: flags.iterations,
@@ -90,11 +88,7 @@ export function register(program: Command): void {
       });
       if (flags.plot !== undefined) {
         const svg = await vegaLiteToSvg(gamePlotSpec(run));
-        try {
-          writeFileAtomic(flags.plot, svg);
-        } catch (e) {
-          throw new DnoError(`${flags.plot}: cannot write the plot: ${(e as Error).message}`);
-        }
+        writeFileAtomic(flags.plot, svg);
       }
       process.stdout.write(
         flags.json ? `${JSON.stringify(run, null, 2)}\n` : formatGameRun(run, flags.every),
