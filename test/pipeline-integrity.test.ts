@@ -1,15 +1,17 @@
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parseConfig } from "../src/model/config.js";
 import { generate } from "../src/model/generate.js";
 import { CausalLM } from "../src/model/model.js";
+import { SafetensorsReader } from "../src/model/safetensors.js";
 import { readRun, reportData, statusText } from "../src/pipeline/inspect.js";
 import { keptBatches } from "../src/pipeline/stages.js";
 import { DnoError } from "../src/util/errors.js";
-import { runTiny, snapshot, TINY_CONFIG, tinyRunInputs } from "./run-fixture.js";
+import { BIN, runTiny, snapshot, TINY_CONFIG, tinyRunInputs } from "./run-fixture.js";
 
 let finished: Promise<{ dir: string; hash: string }> | undefined;
 /** One finished tiny run; every test damages its own copy. */
@@ -136,6 +138,37 @@ test("an interrupted SFT resumes from its last saved step and ends with the same
   });
   assert.deepEqual(firstSteps, [3], "steps 1-2 were kept, step 3 was redone");
   assert.equal(result.finalWeightsSha256, hash);
+});
+
+test("kill -9 during SFT: the rerun continues from the saved step and ends with the same weights", async () => {
+  const config = TINY_CONFIG.replace("epochs: 1,", "epochs: 40,");
+  const reference = (await runTiny(tinyRunInputs(config))).finalWeightsSha256;
+  const dir = tinyRunInputs(config);
+  const progress = join(dir, "run/checkpoints/pi_1.progress.safetensors");
+  const child = spawn(process.execPath, [BIN, "run", "--config", "dno.yaml"], { cwd: dir, stdio: "ignore" });
+  await new Promise<void>((resolve, reject) => {
+    const poll = setInterval(() => {
+      if (existsSync(progress)) child.kill("SIGKILL");
+    }, 2);
+    child.on("exit", (code, signal) => {
+      clearInterval(poll);
+      if (signal === "SIGKILL") resolve();
+      else reject(new Error(`dno run exited ${code} before it could be killed during SFT`));
+    });
+  });
+  const saved = new SafetensorsReader(progress);
+  const steps = (JSON.parse(saved.metadata.log!) as unknown[]).length;
+  saved.close();
+  assert.ok(steps >= 1 && steps < 160, `${steps} steps saved`);
+  const resumed: number[] = [];
+  const result = await runTiny(dir, {
+    progress: (stage, done) => {
+      if (stage === "sft" && resumed.length === 0) resumed.push(done);
+    },
+  });
+  assert.equal(resumed[0], steps + 1, "the first step after the saved ones runs first");
+  assert.equal(result.finalWeightsSha256, reference);
+  assert.equal(existsSync(progress), false, "the progress file is gone once the checkpoint is written");
 });
 
 test("kept batches: a stage resumes after its last finished batch; samples do not depend on batching", async () => {
