@@ -5,10 +5,11 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
-import { oracleConfigSchema } from "../oracle/index.js";
+import { type OracleConfig, oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
+import { OFFLINE_FIRST_KINDS, trainOracleConfigSchema } from "./policy-oracles.js";
 
 /** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
 const fromScratchSchema = z.strictObject({
@@ -73,7 +74,10 @@ export const runConfigSchema = z.strictObject({
     validation: z.string().min(1).optional(),
     prompts_per_iteration: z.number().int().positive().max(1e9).optional(),
   }),
+  /** The judge: evaluation, and the training labels unless `train_oracle` is given. */
   oracle: oracleConfigSchema,
+  /** What labels the training candidates instead of `oracle` (e.g. DICE's implicit-reward). */
+  train_oracle: trainOracleConfigSchema.optional(),
   /** A module exporting `metrics(items, logprobs)`: task-specific numbers for each evaluation. */
   task_metrics: z.string().min(1).optional(),
   iterations: z.number().int().positive().max(1000).default(3),
@@ -101,7 +105,9 @@ export const runConfigSchema = z.strictObject({
   pairs: z
     .strictObject({
       /** score: the paper's 6-point rule; win-rate: large margins on r^; spin: gold over own sample. */
-      rule: z.enum(["score", "win-rate", "spin"]).default("win-rate"),
+      rule: z.enum(["score", "win-rate", "spin", "prompted"]).default("win-rate"),
+      /** prompted: the worse-answer prefix of each iteration (the last one repeats), widest gap first. */
+      negative_prefixes: z.array(z.string().min(1)).min(1).max(1000).optional(),
       min_positive: z.number().min(-1e6).max(1e6).optional(),
       margin: z.number().min(0).max(1e6).optional(),
       student_margin: z.number().min(0).max(1e6).optional(),
@@ -113,6 +119,14 @@ export const runConfigSchema = z.strictObject({
       replay: z.array(z.number().min(0).max(1)).max(100).default([0.3, 0.15]),
       /** Train every iteration on the first iteration's pairs (offline DPO). */
       offline: z.boolean().default(false),
+      /**
+       * An offline preference file (JSONL {id?, prompt, chosen, rejected}) replayed into every
+       * iteration as `fraction` of its pairs (DICE's experience replay); with a policy-built
+       * train_oracle, iteration 1 trains on this file alone (DICE's first DPO round).
+       */
+      offline_data: z
+        .strictObject({ file: z.string().min(1), fraction: z.number().min(0).lt(1).default(0.5) })
+        .optional(),
       defects: z
         .strictObject({
           n: z.number().int().positive().max(64).default(3),
@@ -126,16 +140,22 @@ export const runConfigSchema = z.strictObject({
       name: z.enum(OBJECTIVE_NAMES as [string, ...string[]]).default("dno-prct"),
       beta: z.number().positive().max(1e6).default(0.1),
       tau: z.number().min(0).max(1e6).optional(),
+      /** selm: weight of the optimism term. */
+      alpha: z.number().min(0).max(1e6).optional(),
     })
-    .refine((o) => o.name !== "inpo" || (o.tau !== undefined && o.tau <= o.beta), {
-      message: "inpo needs tau, with 0 <= tau <= beta",
+    .refine((o) => !["inpo", "nash-md"].includes(o.name) || (o.tau !== undefined && o.tau <= o.beta), {
+      message: "inpo and nash-md need tau, with 0 <= tau <= beta",
       path: ["tau"],
+    })
+    .refine((o) => o.name !== "selm" || o.alpha !== undefined, {
+      message: "selm needs alpha (the optimism weight, >= 0)",
+      path: ["alpha"],
     })
     .prefault({}),
   train: z
     .strictObject({
       ...optimizerFields,
-      lr: z.number().positive().default(5e-5),
+      lr: z.number().positive().max(10).default(5e-5),
       /** Multiplies the learning rate at every iteration after the first (the paper lowers it). */
       lr_decay: z.number().positive().max(1).default(1),
     })
@@ -145,11 +165,18 @@ export const runConfigSchema = z.strictObject({
       samples_per_prompt: z.number().int().positive().max(1024).default(4),
       temperature: z.number().min(0).max(100).default(1),
       top_p: z.number().gt(0).max(1).default(1),
+      /** Also evaluate Algorithm 1's output, the uniform mixture of the iterates pi_1..pi_T. */
+      mixture: z.boolean().default(false),
     })
     .prefault({}),
 });
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
+
+/** Iteration 1 of a run whose labels come from the policy trains on the offline preference file. */
+export function offlineFirstRound(config: RunConfig): boolean {
+  return config.train_oracle !== undefined && OFFLINE_FIRST_KINDS.includes(config.train_oracle.kind);
+}
 
 /** Cross-field rules that one field's schema cannot say. */
 function crossFieldIssues(c: RunConfig): { path: string[]; message: string }[] {
@@ -183,6 +210,16 @@ export type RunConfigInput = z.input<typeof runConfigSchema>;
 export function parseRunConfig(value: unknown, where: string): RunConfig {
   const parsed = runConfigSchema.safeParse(value);
   if (!parsed.success) throw new DnoError(`${where}: ${describeZodError(parsed.error)}`);
+  if (parsed.data.pairs.rule === "prompted" && !parsed.data.pairs.negative_prefixes) {
+    throw new DnoError(
+      `${where}: pairs.rule prompted needs pairs.negative_prefixes (one per iteration, widest gap first)`,
+    );
+  }
+  if (offlineFirstRound(parsed.data) && !parsed.data.pairs.offline_data) {
+    throw new DnoError(
+      `${where}: train_oracle.kind ${parsed.data.train_oracle!.kind} needs pairs.offline_data (iteration 1 trains on that file: there is no trained iterate to ask yet)`,
+    );
+  }
   const issue = crossFieldIssues(parsed.data)[0];
   if (issue) throw new DnoError(`${where}: ${issue.path.join(".")}: ${issue.message}`);
   return resolvePaths(parsed.data, dirname(resolve(where)));
@@ -199,7 +236,7 @@ function resolvePaths(config: RunConfig, baseDir: string): RunConfig {
 
 /**
  * A copy of `config` with `f` applied to every file path in it (`field`: its path in the config).
- * `run_dir` is included; `oracle.cache` (a file the run writes) too.
+ * `run_dir` is included, and judgment caches (files the run writes) too.
  */
 export function mapConfigPaths(config: RunConfig, f: (path: string, field: string) => string): RunConfig {
   const out: RunConfig = structuredClone(config);
@@ -209,15 +246,34 @@ export function mapConfigPaths(config: RunConfig, f: (path: string, field: strin
   out.data.prompts = f(out.data.prompts, "data.prompts");
   out.data.eval = f(out.data.eval, "data.eval");
   if (out.data.validation) out.data.validation = f(out.data.validation, "data.validation");
-  if (out.oracle.kind === "programmatic") out.oracle.module = f(out.oracle.module, "oracle.module");
+  mapOraclePaths(out.oracle, "oracle", f);
+  const train = out.train_oracle;
+  if (train?.kind === "self") {
+    if (train.template) train.template = f(train.template, "train_oracle.template");
+  } else if (train !== undefined && train.kind !== "implicit-reward")
+    mapOraclePaths(train, "train_oracle", f);
+  if (out.pairs.offline_data)
+    out.pairs.offline_data.file = f(out.pairs.offline_data.file, "pairs.offline_data.file");
   if (out.task_metrics) out.task_metrics = f(out.task_metrics, "task_metrics");
-  if ("cache" in out.oracle && out.oracle.cache) out.oracle.cache = f(out.oracle.cache, "oracle.cache");
-  if (out.oracle.kind === "llm-judge") {
-    const t = out.oracle.templates;
-    if (t.pointwise) t.pointwise = f(t.pointwise, "oracle.templates.pointwise");
-    if (t.pairwise) t.pairwise = f(t.pairwise, "oracle.templates.pairwise");
-  }
   return out;
+}
+
+function mapOraclePaths(
+  oracle: OracleConfig,
+  field: string,
+  f: (path: string, field: string) => string,
+): void {
+  if (oracle.kind === "ensemble") {
+    oracle.members.forEach((m, i) => mapOraclePaths(m, `${field}.members[${i}]`, f));
+    return;
+  }
+  if (oracle.kind === "programmatic") oracle.module = f(oracle.module, `${field}.module`);
+  if ("cache" in oracle && oracle.cache) oracle.cache = f(oracle.cache, `${field}.cache`);
+  if (oracle.kind === "llm-judge") {
+    const t = oracle.templates;
+    if (t.pointwise) t.pointwise = f(t.pointwise, `${field}.templates.pointwise`);
+    if (t.pairwise) t.pairwise = f(t.pairwise, `${field}.templates.pairwise`);
+  }
 }
 
 /** Every file path in `config`, keyed by its field. */

@@ -21,18 +21,18 @@ import { fileDamage, hashFile, RunState, STATE_FILE } from "./state.js";
 const RESULTS = ["data", "checkpoints", "iterations", "metrics.jsonl"];
 export const CONFIG_SNAPSHOT = "config.yaml";
 
-/** Input files whose content the run depends on, and the stage after which the run no longer reads them. */
-const INPUTS: Record<string, string | undefined> = {
+/**
+ * The stage after which the run no longer reads an input file; every other input (oracle modules,
+ * templates, offline preference files) is read throughout. Judgment caches are outputs, not inputs.
+ */
+const CONSUMED_BY: Record<string, string> = {
   "data.prompts": "prepare",
   "data.eval": "prepare",
   "data.validation": "prepare",
   "sft.data": "prepare",
   "model.path": "sft",
-  "oracle.module": undefined,
-  task_metrics: undefined,
-  "oracle.templates.pointwise": undefined,
-  "oracle.templates.pairwise": undefined,
 };
+const isInput = (field: string) => field !== "run_dir" && !field.endsWith(".cache");
 
 interface RecordedInput {
   path: string;
@@ -103,7 +103,7 @@ function checkResume(state: RunState, config: RunConfig): void {
   const now = new Map(inputFiles(config));
   for (const [field, recorded] of Object.entries(inputs)) {
     const path = now.get(field);
-    const consumer = INPUTS[field];
+    const consumer = CONSUMED_BY[field];
     const consumed = consumer !== undefined && state.get(consumer) !== undefined;
     if (path === undefined) continue; // the field itself changed: reported above
     if (!existsSync(path)) {
@@ -134,7 +134,7 @@ function changedFields(a: RunConfig, b: RunConfig): string[] {
 }
 
 function inputFiles(config: RunConfig): [string, string][] {
-  return Object.entries(configPaths(config)).filter(([field]) => field in INPUTS);
+  return Object.entries(configPaths(config)).filter(([field]) => isInput(field));
 }
 
 /** SHA-256 of a file, or of a directory's files (names and contents, sorted). */
