@@ -122,7 +122,7 @@ withConfig("an ftp reward model", /dno\.yaml: oracle\.url: expected an http/, (y
 );
 withConfig(
   "inpo without tau",
-  /dno\.yaml: objective\.tau: inpo needs tau/,
+  /dno\.yaml: objective\.tau: inpo and nash-md need tau/,
   setting("objective: { name: inpo }"),
 );
 withConfig(

@@ -101,13 +101,17 @@ export async function dnoInProcess(
   const err: string[] = [];
   const { write: stdoutWrite } = process.stdout;
   const { write: stderrWrite } = process.stderr;
-  const capture = (into: string[]) =>
-    ((chunk: string | Uint8Array) => {
-      into.push(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
+  // The CLI writes strings; the test runner's own reports (serialized, in the same process) are
+  // binary and pass through untouched.
+  const capture = (into: string[], original: typeof process.stdout.write, stream: NodeJS.WriteStream) =>
+    ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      if (typeof chunk !== "string")
+        return (original as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
+      into.push(chunk);
       return true;
     }) as typeof process.stdout.write;
-  process.stdout.write = capture(out);
-  process.stderr.write = capture(err);
+  process.stdout.write = capture(out, stdoutWrite, process.stdout);
+  process.stderr.write = capture(err, stderrWrite, process.stderr);
   let code: number;
   try {
     code = await main(["node", "dno", ...args]);

@@ -264,7 +264,7 @@ function mapOraclePaths(
   f: (path: string, field: string) => string,
 ): void {
   if (oracle.kind === "ensemble") {
-    oracle.members.forEach((m, i) => mapOraclePaths(m, `${field}.members[${i}]`, f));
+    for (const [i, m] of oracle.members.entries()) mapOraclePaths(m, `${field}.members[${i}]`, f);
     return;
   }
   if (oracle.kind === "programmatic") oracle.module = f(oracle.module, `${field}.module`);
