@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CORPUS } from "./corpus-cases.js";
 import { dnoInProcess, freshFixture } from "./corpus-fixtures.js";
-import { snapshot } from "./run-fixture.js";
+import { snapshot } from "./tiny-run.js";
 
 test(`the bad-input corpus: ${CORPUS.length} cases, one clear error each, nothing changed`, async (t) => {
   const counts: Record<string, number> = {};

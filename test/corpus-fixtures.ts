@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { main } from "../src/cli/main.js";
 import { initPolicy, savePolicy } from "../src/pipeline/policy.js";
-import { runTiny, tinyRunInputs } from "./run-fixture.js";
+import { runTiny, tinyRunInputs } from "./tiny-run.js";
 
 const ORACLE = fileURLToPath(new URL("../src/demo/oracle.js", import.meta.url));
 

@@ -18,7 +18,7 @@ import { byteTokenizer, saveTokenizer } from "../src/model/tokenizer.js";
 import { loadRunConfig } from "../src/pipeline/config.js";
 import { readPrompts } from "../src/pipeline/data.js";
 import { DnoError } from "../src/util/errors.js";
-import { TINY_CONFIG, tinyRunInputs } from "./run-fixture.js";
+import { TINY_CONFIG, tinyRunInputs } from "./tiny-run.js";
 
 const RUNS = 1500;
 /** Config files go through YAML and zod: slower per run. */

@@ -11,7 +11,8 @@ import { SafetensorsReader } from "../src/model/safetensors.js";
 import { readRun, reportData, statusText } from "../src/pipeline/inspect.js";
 import { keptBatches } from "../src/pipeline/stages.js";
 import { DnoError } from "../src/util/errors.js";
-import { BIN, runTiny, snapshot, TINY_CONFIG, tinyRunInputs } from "./run-fixture.js";
+import { BIN } from "./run-fixture.js";
+import { runTiny, snapshot, TINY_CONFIG, tinyRunInputs } from "./tiny-run.js";
 
 let finished: Promise<{ dir: string; hash: string }> | undefined;
 /** One finished tiny run; every test damages its own copy. */

@@ -3,11 +3,12 @@
  * pipeline asks of src/model and src/train goes through here (load, save, sample, score, train).
  */
 import { existsSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, relative } from "node:path";
 import { logSumExp } from "../core/prob.js";
 import { Rng } from "../core/rng.js";
 import { parseConfig, readConfig } from "../model/config.js";
 import { generate } from "../model/generate.js";
+import { LoraAdapter, type LoraOptions, toLoraConfig } from "../model/lora.js";
 import { generateMixture } from "../model/mixture.js";
 import { CausalLM } from "../model/model.js";
 import { SafetensorsReader, writeSafetensors } from "../model/safetensors.js";
@@ -85,8 +86,27 @@ export function policyShape(model: RunConfig["model"]): PolicyShape {
   };
 }
 
-export function savePolicy(policy: Policy, dir: string): void {
-  policy.model.save(dir);
+/** From now on training updates a fresh LoRA adapter (PEFT's init, from `seed`) alone; the base is frozen. */
+export function startLoraAdapter(policy: Policy, options: LoraOptions, seed: number): void {
+  const { model } = policy;
+  model.attachAdapter(LoraAdapter.init(model.config, toLoraConfig(options), seed), { train: true });
+}
+
+/**
+ * Writes the policy to `dir` with its tokenizer: a full checkpoint, or, while it trains an adapter, an
+ * adapter checkpoint over `baseDir` (the adapter in PEFT's format, base_model_name_or_path = baseDir
+ * relative to dir), after which the adapter is merged, so that the policy in memory is what `dir` loads as.
+ */
+export function savePolicy(policy: Policy, dir: string, baseDir?: string): void {
+  const { model } = policy;
+  if (model.adapter) {
+    if (baseDir === undefined)
+      throw new Error("savePolicy: a policy with an adapter needs its base directory");
+    model.adapter.save(dir, relative(dir, baseDir));
+    model.mergeAdapter();
+  } else {
+    model.save(dir);
+  }
   saveTokenizer(policy.tokenizer, dir);
 }
 
