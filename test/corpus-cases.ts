@@ -775,12 +775,7 @@ const holdsResults =
   /run: holds results \(data, checkpoints, iterations, metrics\.jsonl\) but no usable run state/;
 damaged("state.sqlite deleted", holdsResults, (r) => rmSync(join(r, "state.sqlite")));
 damaged("state.sqlite emptied", holdsResults, (r) => truncateSync(join(r, "state.sqlite"), 0));
-damaged(
-  "state.sqlite emptied",
-  /run: not a dno run directory \(no state\.sqlite, or an empty one\)/,
-  (r) => truncateSync(join(r, "state.sqlite"), 0),
-  "status",
-);
+damaged("state.sqlite emptied", holdsResults, (r) => truncateSync(join(r, "state.sqlite"), 0), "status");
 damaged("state.sqlite overwritten", /state\.sqlite: cannot open the run state/, (r) =>
   writeFileSync(join(r, "state.sqlite"), "garbage ".repeat(600)),
 );

@@ -9,6 +9,7 @@ import { generate } from "../src/model/generate.js";
 import { CausalLM } from "../src/model/model.js";
 import { SafetensorsReader } from "../src/model/safetensors.js";
 import { readRun, reportData, statusText } from "../src/pipeline/inspect.js";
+import { initPolicy, trainSteps } from "../src/pipeline/policy.js";
 import { keptBatches } from "../src/pipeline/stages.js";
 import { DnoError } from "../src/util/errors.js";
 import { BIN } from "./run-fixture.js";
@@ -46,7 +47,7 @@ test("results without a usable state are refused, and nothing in the directory c
       runTiny(dir),
       /run: holds results \(data, checkpoints, iterations, metrics\.jsonl\) but no usable run state/,
     );
-    assert.throws(() => readRun(join(dir, "run")), /not a dno run directory/);
+    assert.throws(() => readRun(join(dir, "run")), /holds results .* but no usable run state/);
     assert.deepEqual(snapshot(dir), before, damage);
   }
 });
@@ -170,6 +171,65 @@ test("kill -9 during SFT: the rerun continues from the saved step and ends with 
   assert.equal(resumed[0], steps + 1, "the first step after the saved ones runs first");
   assert.equal(result.finalWeightsSha256, reference);
   assert.equal(existsSync(progress), false, "the progress file is gone once the checkpoint is written");
+});
+
+test("a NaN loss or an infinite gradient stops training at its step; the last good state is kept", () => {
+  const arch = {
+    hidden_size: 16,
+    intermediate_size: 32,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    max_position_embeddings: 32,
+    rope_theta: 10000,
+    tie_word_embeddings: true,
+  };
+  const units = Array.from({ length: 8 }, (_, i) => ({ prompt: `rev ${i}=`, response: `${i}` }));
+  for (const bad of ["loss", "gradient"] as const) {
+    const policy = initPolicy(arch, 1);
+    const resumeFile = join(mkdtempSync(join(tmpdir(), "dno-nan-")), "progress.safetensors");
+    let step = 0;
+    let afterStep2 = new Float32Array();
+    const options = {
+      lr: 0.01,
+      batch_size: 2,
+      epochs: 1,
+      warmup_steps: 0,
+      weight_decay: 0,
+      grad_clip: 1,
+      checkpoint_seconds: 0,
+      seed: 1,
+      stage: "sft",
+      resumeFile,
+      examplesOf: (batch: readonly (typeof units)[number][]) => [...batch],
+      lossOf: () => {
+        step++;
+        if (step === 3) afterStep2 = policy.model.params.slice();
+        return (lp: Float64Array) => {
+          const poisoned = step === 3;
+          const grad = new Float64Array(lp.length).fill(poisoned && bad === "gradient" ? Infinity : -1);
+          return {
+            loss: poisoned && bad === "loss" ? Number.NaN : -lp.reduce((a, b) => a + b, 0),
+            grad,
+            margin: null,
+          };
+        };
+      },
+    };
+    assert.throws(
+      () => trainSteps(policy, units, options),
+      (e: unknown) =>
+        e instanceof DnoError &&
+        new RegExp(
+          `^sft: training stopped at step 3 of 4: the ${bad === "loss" ? "loss is NaN" : "gradient norm is (NaN|Infinity)"}; ` +
+            "no update was applied, the last good state \\(after step 2\\) is kept in .*progress\\.safetensors",
+        ).test(e.message),
+    );
+    assert.deepEqual(policy.model.params, afterStep2, `${bad}: the poisoned step changed no weight`);
+    const saved = new SafetensorsReader(resumeFile);
+    assert.equal((JSON.parse(saved.metadata.log!) as unknown[]).length, 2);
+    assert.deepEqual(saved.read("params"), afterStep2);
+    saved.close();
+  }
 });
 
 test("kept batches: a stage resumes after its last finished batch; samples do not depend on batching", async () => {

@@ -12,7 +12,7 @@ import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
 import { offlineFirstRound, type RunConfig } from "./config.js";
 import type { EvalResult, MixtureEvalResult, TrainLogRow } from "./records.js";
-import { runDamage } from "./run-dir.js";
+import { refuseResultsWithoutState, runDamage } from "./run-dir.js";
 import { RunState, type StageRecord } from "./state.js";
 
 export interface RunSnapshot {
@@ -26,6 +26,7 @@ export interface RunSnapshot {
 }
 
 export function readRun(runDir: string): RunSnapshot {
+  if (!RunState.usable(runDir)) refuseResultsWithoutState(runDir);
   const state = RunState.open(runDir, { create: false });
   try {
     const text = state.getMeta("config");

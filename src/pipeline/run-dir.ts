@@ -55,13 +55,7 @@ export function openRunDir(config: RunConfig, checkInputs: () => void): RunState
       throw e;
     }
   }
-  const found = RESULTS.filter((f) => existsSync(join(runDir, f)));
-  if (found.length > 0) {
-    throw new DnoError(
-      `${runDir}: holds results (${found.join(", ")}) but no usable run state (${STATE_FILE} is missing, ` +
-        "empty or names no config); dno never overwrites results: to start over, set run_dir to a new directory",
-    );
-  }
+  refuseResultsWithoutState(runDir);
   checkInputs();
   const inputs: Record<string, RecordedInput> = {};
   for (const [field, path] of inputFiles(config)) {
@@ -77,6 +71,17 @@ export function openRunDir(config: RunConfig, checkInputs: () => void): RunState
     inputs: JSON.stringify(inputs),
   });
   return state;
+}
+
+/** Results with no usable state: never overwritten (dno run), never shown as an empty run (dno status). */
+export function refuseResultsWithoutState(runDir: string): void {
+  const found = RESULTS.filter((f) => existsSync(join(runDir, f)));
+  if (found.length > 0) {
+    throw new DnoError(
+      `${runDir}: holds results (${found.join(", ")}) but no usable run state (${STATE_FILE} is missing, ` +
+        "empty or names no config); dno never overwrites results: to start over, set run_dir to a new directory",
+    );
+  }
 }
 
 /** Damage that `dno status` and `dno report` show: finished stages' files and the config snapshot. */

@@ -20,7 +20,7 @@ import {
 } from "../../eval/responses.js";
 import { charLength } from "../../eval/winrate.js";
 import { readConfig } from "../../model/config.js";
-import { checkFitsContext, checkMaxNewTokens } from "../../model/context.js";
+import { fitToContext } from "../../model/context.js";
 import type { Sample } from "../../model/generate.js";
 import { generateMixture } from "../../model/mixture.js";
 import { CausalLM } from "../../model/model.js";
@@ -53,6 +53,8 @@ interface EvalOptions {
   temperature: number;
   topP: number;
   maxNewTokens: number;
+  /** Whether --max-new-tokens was given (a default one is lowered to fit the context). */
+  maxNewTokensGiven?: boolean;
   oracle?: string;
   annotationsOut?: string;
   instructionDifficulty?: string;
@@ -151,15 +153,15 @@ async function generateResponses(
   options: EvalOptions,
 ): Promise<ResponseRecord[]> {
   const dirs = "dir" in source ? [source.dir] : mixtureIterates(source.mixture);
-  const context = readConfig(dirs[0]!).maxPositionEmbeddings;
-  checkMaxNewTokens(options.maxNewTokens, context, "--max-new-tokens");
   const tokenizer = loadTokenizer(dirs[0]!);
-  const ids = prompts.map((p, i) => {
-    const tokens = encodePrompt(tokenizer, p.prompt);
-    const name = p.id !== undefined ? `prompt ${JSON.stringify(p.id)}` : `prompt ${i + 1}`;
-    checkFitsContext(name, tokens.length, options.maxNewTokens, context, "--max-new-tokens");
-    return tokens;
-  });
+  const { ids, maxNewTokens } = fitToContext(
+    prompts.map((p, i) => ({
+      where: p.id !== undefined ? `prompt ${JSON.stringify(p.id)}` : `prompt ${i + 1}`,
+      ids: encodePrompt(tokenizer, p.prompt),
+    })),
+    { value: options.maxNewTokens, explicit: options.maxNewTokensGiven === true, name: "--max-new-tokens" },
+    readConfig(dirs[0]!).maxPositionEmbeddings,
+  );
   const bar = new SingleBar({
     stream: process.stderr,
     format: `generating (${basename("dir" in source ? source.dir : `${source.mixture} mixture`)}) [{bar}] {value}/{total} {eta_formatted}`,
@@ -171,7 +173,7 @@ async function generateResponses(
       samplesPerPrompt: 1,
       temperature: options.temperature,
       topP: options.topP,
-      maxNewTokens: options.maxNewTokens,
+      maxNewTokens,
       eosTokenIds: [...new Set([...tokenizer.eosTokenIds, ...readConfig(dirs[0]!).eosTokenIds])],
       seed: options.seed,
       tokenizer,
@@ -403,7 +405,8 @@ export function register(program: Command): void {
       1000,
     )
     .option("--json", "print one JSON object")
-    .action(async (options: EvalOptions) => {
+    .action(async (options: EvalOptions, command: Command) => {
+      options.maxNewTokensGiven = command.getOptionValueSource("maxNewTokens") !== "default";
       if (options.alpacaAnnotations && (options.responses || options.model || options.mixture))
         throw new DnoError("dno eval: give either --alpaca-annotations or responses to judge, not both");
       if (options.alpacaAnnotations) return evalAlpaca(options.alpacaAnnotations, options);

@@ -2,7 +2,7 @@ import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
 import { z } from "zod";
 import { readConfig } from "../../model/config.js";
-import { checkFitsContext, checkMaxNewTokens, truncateLeft } from "../../model/context.js";
+import { fitToContext } from "../../model/context.js";
 import type { Sample } from "../../model/generate.js";
 import { generateMixture } from "../../model/mixture.js";
 import { CausalLM } from "../../model/model.js";
@@ -59,7 +59,7 @@ function promptIds(line: PromptLine, tokenizer: Tokenizer, useTemplate: boolean,
   return tokenizer.encode(text, { addSpecialTokens: false });
 }
 
-async function runGenerate(flags: GenerateFlags): Promise<void> {
+async function runGenerate(flags: GenerateFlags, explicitMaxNewTokens: boolean): Promise<void> {
   const records = readInputRecords(flags.input, promptLineSchema, "prompts", (l) => l.id);
   const lines = records.map((r) => r.value);
   if ((flags.model === undefined) === (flags.mixture === undefined))
@@ -67,16 +67,16 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
   if (flags.mixture !== undefined && flags.adapter !== undefined)
     throw new DnoError("dno generate: --adapter applies to --model, not to --mixture");
   const dirs = flags.mixture !== undefined ? mixtureIterates(flags.mixture) : [flags.model!];
-  const context = readConfig(dirs[0]!).maxPositionEmbeddings;
-  checkMaxNewTokens(flags.maxNewTokens, context, "--max-new-tokens");
   const tokenizer = loadTokenizer(dirs[0]!);
-  const prompts = records.map(({ line, value }) => {
-    const where = `${flags.input}:${line}`;
-    const ids = promptIds(value, tokenizer, flags.chatTemplate, where);
-    if (flags.truncate === "left") return truncateLeft(ids, flags.maxNewTokens, context);
-    checkFitsContext(where, ids.length, flags.maxNewTokens, context, "--max-new-tokens");
-    return ids;
-  });
+  const { ids: prompts, maxNewTokens } = fitToContext(
+    records.map(({ line, value }) => {
+      const where = `${flags.input}:${line}`;
+      return { where, ids: promptIds(value, tokenizer, flags.chatTemplate, where) };
+    }),
+    { value: flags.maxNewTokens, explicit: explicitMaxNewTokens, name: "--max-new-tokens" },
+    readConfig(dirs[0]!).maxPositionEmbeddings,
+    flags.truncate,
+  );
   const eos = [...new Set([...tokenizer.eosTokenIds, ...readConfig(dirs[0]!).eosTokenIds])];
   const total = prompts.length * flags.samples;
   const bar = new SingleBar({
@@ -93,7 +93,7 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
       temperature: flags.temperature,
       topP: flags.topP,
       topK: flags.topK,
-      maxNewTokens: flags.maxNewTokens,
+      maxNewTokens,
       eosTokenIds: eos,
       seed: flags.seed,
       stopStrings: flags.stop,
@@ -186,5 +186,7 @@ export function register(program: Command): void {
       ).choices(["left"]),
     )
     .option("--json", "also print the summary as one JSON object on stdout")
-    .action(async (flags: GenerateFlags) => runGenerate(flags));
+    .action(async (flags: GenerateFlags, command: Command) =>
+      runGenerate(flags, command.getOptionValueSource("maxNewTokens") !== "default"),
+    );
 }
