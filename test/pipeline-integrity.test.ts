@@ -183,7 +183,7 @@ test("a NaN loss or an infinite gradient stops training at its step; the last go
     rope_theta: 10000,
     tie_word_embeddings: true,
   };
-  const units = Array.from({ length: 8 }, (_, i) => ({ prompt: `rev ${i}=`, response: `${i}` }));
+  const units = Array.from({ length: 8 }, (_, i) => ({ prompt: [256, 97 + i], response: [98 + i, 257] }));
   for (const bad of ["loss", "gradient"] as const) {
     const policy = initPolicy(arch, 1);
     const resumeFile = join(mkdtempSync(join(tmpdir(), "dno-nan-")), "progress.safetensors");
@@ -196,10 +196,9 @@ test("a NaN loss or an infinite gradient stops training at its step; the last go
       warmup_steps: 0,
       weight_decay: 0,
       grad_clip: 1,
-      checkpoint_seconds: 0,
       seed: 1,
       stage: "sft",
-      resumeFile,
+      resume: { file: resumeFile, everySeconds: 0 },
       examplesOf: (batch: readonly (typeof units)[number][]) => [...batch],
       lossOf: () => {
         step++;
