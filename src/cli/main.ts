@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { PRECISIONS, parsePrecision, setDefaultPrecision } from "../model/precision.js";
-import { DnoError } from "../util/errors.js";
+import { DnoError, fileSystemErrorText } from "../util/errors.js";
 import { commands } from "./commands/index.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
@@ -20,7 +20,8 @@ export function buildProgram(): Command {
       const p = cmd.opts().precision as string | undefined;
       if (p !== undefined) setDefaultPrecision(parsePrecision(p, "--precision"), "flag");
     })
-    .showHelpAfterError()
+    // Every error is one line, `dno: error: ...`; `dno <command> --help` shows the usage.
+    .configureOutput({ outputError: (text, write) => write(`dno: ${text.trimEnd().split("\n")[0]}\n`) })
     .exitOverride();
   for (const register of commands) register(program);
   return program;
@@ -35,6 +36,11 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode;
     if (e instanceof DnoError) {
       process.stderr.write(`dno: error: ${e.message}\n`);
+      return 1;
+    }
+    const fs = fileSystemErrorText(e);
+    if (fs !== undefined) {
+      process.stderr.write(`dno: error: ${fs}\n`);
       return 1;
     }
     throw e;
