@@ -24,6 +24,7 @@ export {
 export { type ProgrammaticFunctions, programmaticOracle } from "./programmatic.js";
 export { defaultTemplates } from "./templates.js";
 export type {
+  JudgeMessage,
   Oracle,
   OracleMode,
   OracleUsage,
@@ -31,4 +32,5 @@ export type {
   PreferenceResult,
   ScoreResult,
   ScoringOracle,
+  TextJudgment,
 } from "./types.js";
