@@ -6,10 +6,13 @@
         "native/addon.cpp",
         "native/engine_napi.cpp",
         "native/gemm.cpp",
+        "native/gemm_bf16.cpp",
         "native/gemm_napi.cpp",
         "native/generate.cpp",
         "native/gradcheck.cpp",
         "native/llama.cpp",
+        "native/lora.cpp",
+        "native/lora_napi.cpp",
         "native/model.cpp",
         "native/rowops.cpp",
         "native/threadpool.cpp"

@@ -5,10 +5,11 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
-import { oracleConfigSchema } from "../oracle/index.js";
+import { type OracleConfig, oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
+import { OFFLINE_FIRST_KINDS, trainOracleConfigSchema } from "./policy-oracles.js";
 
 /** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
 const fromScratchSchema = z.strictObject({
@@ -61,7 +62,10 @@ export const runConfigSchema = z.strictObject({
     validation: z.string().min(1).optional(),
     prompts_per_iteration: z.number().int().positive().optional(),
   }),
+  /** The judge: evaluation, and the training labels unless `train_oracle` is given. */
   oracle: oracleConfigSchema,
+  /** What labels the training candidates instead of `oracle` (e.g. DICE's implicit-reward). */
+  train_oracle: trainOracleConfigSchema.optional(),
   /** A module exporting `metrics(items, logprobs)`: task-specific numbers for each evaluation. */
   task_metrics: z.string().min(1).optional(),
   iterations: z.number().int().positive().default(3),
@@ -78,7 +82,9 @@ export const runConfigSchema = z.strictObject({
   pairs: z
     .strictObject({
       /** score: the paper's 6-point rule; win-rate: large margins on r^; spin: gold over own sample. */
-      rule: z.enum(["score", "win-rate", "spin"]).default("win-rate"),
+      rule: z.enum(["score", "win-rate", "spin", "prompted"]).default("win-rate"),
+      /** prompted: the worse-answer prefix of each iteration (the last one repeats), widest gap first. */
+      negative_prefixes: z.array(z.string().min(1)).min(1).optional(),
       min_positive: z.number().optional(),
       margin: z.number().min(0).optional(),
       student_margin: z.number().min(0).optional(),
@@ -90,6 +96,14 @@ export const runConfigSchema = z.strictObject({
       replay: z.array(z.number().min(0).max(1)).default([0.3, 0.15]),
       /** Train every iteration on the first iteration's pairs (offline DPO). */
       offline: z.boolean().default(false),
+      /**
+       * An offline preference file (JSONL {id?, prompt, chosen, rejected}) replayed into every
+       * iteration as `fraction` of its pairs (DICE's experience replay); with a policy-built
+       * train_oracle, iteration 1 trains on this file alone (DICE's first DPO round).
+       */
+      offline_data: z
+        .strictObject({ file: z.string().min(1), fraction: z.number().min(0).lt(1).default(0.5) })
+        .optional(),
       defects: z
         .strictObject({
           n: z.number().int().positive().default(3),
@@ -103,10 +117,16 @@ export const runConfigSchema = z.strictObject({
       name: z.enum(OBJECTIVE_NAMES as [string, ...string[]]).default("dno-prct"),
       beta: z.number().positive().default(0.1),
       tau: z.number().min(0).optional(),
+      /** selm: weight of the optimism term. */
+      alpha: z.number().min(0).optional(),
     })
-    .refine((o) => o.name !== "inpo" || (o.tau !== undefined && o.tau <= o.beta), {
-      message: "inpo needs tau, with 0 <= tau <= beta",
+    .refine((o) => !["inpo", "nash-md"].includes(o.name) || (o.tau !== undefined && o.tau <= o.beta), {
+      message: "inpo and nash-md need tau, with 0 <= tau <= beta",
       path: ["tau"],
+    })
+    .refine((o) => o.name !== "selm" || o.alpha !== undefined, {
+      message: "selm needs alpha (the optimism weight, >= 0)",
+      path: ["alpha"],
     })
     .prefault({}),
   train: z
@@ -122,17 +142,34 @@ export const runConfigSchema = z.strictObject({
       samples_per_prompt: z.number().int().positive().default(4),
       temperature: z.number().min(0).default(1),
       top_p: z.number().gt(0).max(1).default(1),
+      /** Also evaluate Algorithm 1's output, the uniform mixture of the iterates pi_1..pi_T. */
+      mixture: z.boolean().default(false),
     })
     .prefault({}),
 });
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
+
+/** Iteration 1 of a run whose labels come from the policy trains on the offline preference file. */
+export function offlineFirstRound(config: RunConfig): boolean {
+  return config.train_oracle !== undefined && OFFLINE_FIRST_KINDS.includes(config.train_oracle.kind);
+}
 export type RunConfigInput = z.input<typeof runConfigSchema>;
 
 /** Validates a config object; `where` (a file name) prefixes the message. */
 export function parseRunConfig(value: unknown, where: string): RunConfig {
   const parsed = runConfigSchema.safeParse(value);
   if (!parsed.success) throw new DnoError(`${where}: ${describeZodError(parsed.error)}`);
+  if (parsed.data.pairs.rule === "prompted" && !parsed.data.pairs.negative_prefixes) {
+    throw new DnoError(
+      `${where}: pairs.rule prompted needs pairs.negative_prefixes (one per iteration, widest gap first)`,
+    );
+  }
+  if (offlineFirstRound(parsed.data) && !parsed.data.pairs.offline_data) {
+    throw new DnoError(
+      `${where}: train_oracle.kind ${parsed.data.train_oracle!.kind} needs pairs.offline_data (iteration 1 trains on that file: there is no trained iterate to ask yet)`,
+    );
+  }
   return resolvePaths(parsed.data, dirname(resolve(where)));
 }
 
@@ -150,13 +187,26 @@ function resolvePaths(config: RunConfig, baseDir: string): RunConfig {
   out.data.prompts = at(out.data.prompts);
   out.data.eval = at(out.data.eval);
   if (out.data.validation) out.data.validation = at(out.data.validation);
-  if (out.oracle.kind === "programmatic") out.oracle.module = at(out.oracle.module);
+  resolveOraclePaths(out.oracle, at);
+  const train = out.train_oracle;
+  if (train?.kind === "self") {
+    if (train.template) train.template = at(train.template);
+  } else if (train !== undefined && train.kind !== "implicit-reward") resolveOraclePaths(train, at);
+  if (out.pairs.offline_data) out.pairs.offline_data.file = at(out.pairs.offline_data.file);
   if (out.task_metrics) out.task_metrics = at(out.task_metrics);
-  if ("cache" in out.oracle && out.oracle.cache) out.oracle.cache = at(out.oracle.cache);
-  if (out.oracle.kind === "llm-judge") {
-    const t = out.oracle.templates;
+  return out;
+}
+
+function resolveOraclePaths(oracle: OracleConfig, at: (p: string) => string): void {
+  if (oracle.kind === "ensemble") {
+    for (const m of oracle.members) resolveOraclePaths(m, at);
+    return;
+  }
+  if (oracle.kind === "programmatic") oracle.module = at(oracle.module);
+  if ("cache" in oracle && oracle.cache) oracle.cache = at(oracle.cache);
+  if (oracle.kind === "llm-judge") {
+    const t = oracle.templates;
     if (t.pointwise) t.pointwise = at(t.pointwise);
     if (t.pairwise) t.pairwise = at(t.pairwise);
   }
-  return out;
 }
