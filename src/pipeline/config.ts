@@ -2,6 +2,7 @@
  * `dno.yaml`: the whole run in one validated object. Every field has a default except the model, the
  * prompts and the oracle; errors name the file and the field path.
  */
+
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
@@ -9,6 +10,7 @@ import { type OracleConfig, oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
+import { benchmarkConfigSchema, resolveBenchmarkPaths } from "./benchmark.js";
 import { OFFLINE_FIRST_KINDS, trainOracleConfigSchema } from "./policy-oracles.js";
 
 /** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
@@ -144,6 +146,8 @@ export const runConfigSchema = z.strictObject({
       top_p: z.number().gt(0).max(1).default(1),
       /** Also evaluate Algorithm 1's output, the uniform mixture of the iterates pi_1..pi_T. */
       mixture: z.boolean().default(false),
+      /** MT-Bench or Arena-Hard on every policy (src/pipeline/benchmark.ts). */
+      benchmark: benchmarkConfigSchema.optional(),
     })
     .prefault({}),
 });
@@ -194,6 +198,7 @@ function resolvePaths(config: RunConfig, baseDir: string): RunConfig {
   } else if (train !== undefined && train.kind !== "implicit-reward") resolveOraclePaths(train, at);
   if (out.pairs.offline_data) out.pairs.offline_data.file = at(out.pairs.offline_data.file);
   if (out.task_metrics) out.task_metrics = at(out.task_metrics);
+  if (out.eval.benchmark) resolveBenchmarkPaths(out.eval.benchmark, at);
   return out;
 }
 

@@ -2,9 +2,12 @@
  * The pipeline's view of a policy: a CausalLM and its tokenizer, spoken to in text. Everything the
  * pipeline asks of src/model and src/train goes through here (load, save, sample, score, train).
  */
+
 import { logSumExp } from "../core/prob.js";
 import { Rng } from "../core/rng.js";
+import type { Answerer } from "../eval/benchmark-run.js";
 import { parseConfig } from "../model/config.js";
+import { answerConversations } from "../model/conversation.js";
 import { generate } from "../model/generate.js";
 import { generateMixture } from "../model/mixture.js";
 import { CausalLM } from "../model/model.js";
@@ -145,6 +148,20 @@ export async function sampleResponses(
       finished: s.finishReason === "eos",
     })),
   );
+}
+
+/** The policy answering conversations (MT-Bench's two turns, Arena-Hard's prompts) for `eval.benchmark`. */
+export function policyAnswerer(
+  policy: Policy,
+  options: { topP: number; maxNewTokens: number; seed: number },
+  progress?: (label: string, done: number, total: number) => void,
+): Answerer {
+  return (conversations, temperature, label) =>
+    answerConversations(policy.model, policy.tokenizer, conversations, {
+      ...options,
+      temperature,
+      ...(progress && { onProgress: (done: number, total: number) => progress(label, done, total) }),
+    });
 }
 
 /** The loss of a batch as a function of its sequence log-probs, plus the batch's mean reward margin. */

@@ -3,30 +3,30 @@ import { basename, extname } from "node:path";
 import { SingleBar } from "cli-progress";
 import {
   type ArenaAnswer,
-  type ArenaGame,
   type ArenaJudgment,
   answerFromText,
-  arenaBattles,
   arenaPromptFromConfig,
   defaultArenaPrompt,
-  judgeGame,
   readArenaAnswers,
   readArenaJudgments,
   readArenaQuestions,
   type StyleControl,
-  styleDifferences,
-  styleDims,
-  type Verdict,
 } from "../../eval/arena-hard.js";
-import { bootstrapWinRate } from "../../eval/bradley-terry.js";
+import {
+  type Answerer,
+  type ArenaResult,
+  arenaHardResult,
+  judgeArenaHard,
+  mtBenchAnswers,
+  runMtBench,
+  sameLengthUnit,
+} from "../../eval/benchmark-run.js";
 import type { JudgePrompt } from "../../eval/judge-prompts.js";
 import {
   answersFor,
   defaultMtBenchPrompts,
-  gradeMtBench,
   gradesFromJudgments,
   type MeanWithError,
-  type MtBenchQuestion,
   type MtBenchSummary,
   readModelAnswers,
   readMtBenchJudgments,
@@ -36,8 +36,9 @@ import {
   summarizeMtBench,
   toFastChatJudgment,
 } from "../../eval/mt-bench.js";
+import { answerConversations } from "../../model/conversation.js";
 import { CausalLM } from "../../model/model.js";
-import { type ChatMessage, encodeConversation, loadTokenizer } from "../../model/tokenizer.js";
+import { loadTokenizer } from "../../model/tokenizer.js";
 import {
   configBaseDir,
   createOracle,
@@ -72,19 +73,6 @@ export interface BenchmarkOptions {
   json?: boolean;
 }
 
-/** FastChat's sampling temperature per MT-Bench category (0.7 for any other). */
-const MT_BENCH_TEMPERATURE: Record<string, number> = {
-  writing: 0.7,
-  roleplay: 0.7,
-  extraction: 0,
-  math: 0,
-  coding: 0,
-  reasoning: 0,
-  stem: 0.1,
-  humanities: 0.1,
-  "arena-hard-200": 0,
-};
-
 function progress(label: string, total: number): SingleBar {
   const bar = new SingleBar({
     stream: process.stderr,
@@ -92,37 +80,6 @@ function progress(label: string, total: number): SingleBar {
   });
   bar.start(total, 0);
   return bar;
-}
-
-/** One answer per conversation from a checkpoint, with the given temperature; whitespace trimmed as FastChat does. */
-async function generateAnswers(
-  model: CausalLM,
-  tokenizer: ReturnType<typeof loadTokenizer>,
-  conversations: readonly ChatMessage[][],
-  temperature: number,
-  options: BenchmarkOptions,
-  label: string,
-): Promise<string[]> {
-  if (conversations.length === 0) return [];
-  const bar = progress(label, conversations.length);
-  try {
-    const samples = await model.generate(
-      conversations.map((c) => encodeConversation(tokenizer, c)),
-      {
-        samplesPerPrompt: 1,
-        temperature,
-        topP: options.topP,
-        maxNewTokens: options.maxNewTokens,
-        eosTokenIds: [...new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds])],
-        seed: options.seed,
-        tokenizer,
-        onProgress: (done) => bar.update(done),
-      },
-    );
-    return samples.map((s) => s[0]!.text!.trim());
-  } finally {
-    bar.stop();
-  }
 }
 
 const nameOf = (path: string): string => basename(path, extname(path));
@@ -154,49 +111,6 @@ function usageLine(oracle: Oracle): string {
 
 // ---- MT-Bench ---------------------------------------------------------------------------------------
 
-/** Both turns of every question from a checkpoint, turn 2 conditioned on its own turn-1 answer. */
-async function generateMtBenchAnswers(
-  dir: string,
-  questions: readonly MtBenchQuestion[],
-  options: BenchmarkOptions,
-) {
-  const model = CausalLM.load(dir);
-  const tokenizer = loadTokenizer(dir);
-  const answers: string[][] = questions.map(() => []);
-  const temperatureOf = (q: MtBenchQuestion) => MT_BENCH_TEMPERATURE[q.category] ?? 0.7;
-  for (const turn of [0, 1]) {
-    const byTemperature = new Map<number, number[]>();
-    questions.forEach((q, i) => {
-      if (turn < q.turns.length)
-        byTemperature.set(temperatureOf(q), [...(byTemperature.get(temperatureOf(q)) ?? []), i]);
-    });
-    for (const [temperature, indices] of byTemperature) {
-      const conversations = indices.map((i) => {
-        const q = questions[i]!;
-        const messages: ChatMessage[] = [{ role: "user", content: q.turns[0]! }];
-        if (turn === 1)
-          messages.push(
-            { role: "assistant", content: answers[i]![0]! },
-            { role: "user", content: q.turns[1]! },
-          );
-        return messages;
-      });
-      const texts = await generateAnswers(
-        model,
-        tokenizer,
-        conversations,
-        temperature,
-        options,
-        `turn ${turn + 1} (T=${temperature})`,
-      );
-      indices.forEach((i, k) => {
-        answers[i]!.push(texts[k]!);
-      });
-    }
-  }
-  return answers;
-}
-
 function meanText(m: MeanWithError): string {
   if (m.mean === null) return "n/a";
   return `${m.mean.toFixed(2)} ± ${m.se === null ? "n/a" : m.se.toFixed(2)}  (n = ${m.n})`;
@@ -219,22 +133,51 @@ function printMtBench(summary: MtBenchSummary, heading: string, json: boolean | 
   );
 }
 
+/** A checkpoint answering, with a progress bar on stderr per batch of conversations. */
+function answererFor(dir: string, options: BenchmarkOptions): Answerer {
+  const model = CausalLM.load(dir);
+  const tokenizer = loadTokenizer(dir);
+  return async (conversations, temperature, label) => {
+    const bar = progress(`generating ${label}`, conversations.length);
+    try {
+      return await answerConversations(model, tokenizer, conversations, {
+        temperature,
+        topP: options.topP,
+        maxNewTokens: options.maxNewTokens,
+        seed: options.seed,
+        onProgress: (done) => bar.update(done),
+      });
+    } finally {
+      bar.stop();
+    }
+  };
+}
+
+/** The judgments of one model from a file that may hold several. */
+function oneModel<T extends { model: string }>(
+  rows: T[],
+  options: BenchmarkOptions,
+  file: string,
+): { model: string; rows: T[] } {
+  const models = [...new Set(rows.map((j) => j.model))];
+  const model = options.judgedModel ?? (models.length === 1 ? models[0]! : undefined);
+  if (model === undefined)
+    throw new DnoError(
+      `${file}: judgments of several models (${models.join(", ")}); pick one with --judged-model NAME`,
+    );
+  const mine = rows.filter((j) => j.model === model);
+  if (mine.length === 0) throw new DnoError(`${file}: no judgments of model ${model}`);
+  return { model, rows: mine };
+}
+
 export async function evalMtBench(file: string, options: BenchmarkOptions): Promise<void> {
   const questions = readMtBenchQuestions(file);
   if (options.judgments) {
-    const all = readMtBenchJudgments(options.judgments);
-    const models = [...new Set(all.map((j) => j.model))];
-    const model = options.judgedModel ?? (models.length === 1 ? models[0]! : undefined);
-    if (model === undefined)
-      throw new DnoError(
-        `${options.judgments}: judgments of several models (${models.join(", ")}); pick one with --judged-model NAME`,
-      );
-    const mine = all.filter((j) => j.model === model);
-    if (mine.length === 0) throw new DnoError(`${options.judgments}: no judgments of model ${model}`);
-    const summary = summarizeMtBench(gradesFromJudgments(mine, questions, options.judgments));
+    const { model, rows } = oneModel(readMtBenchJudgments(options.judgments), options, options.judgments);
+    const summary = summarizeMtBench(gradesFromJudgments(rows, questions, options.judgments));
     return printMtBench(
       summary,
-      `MT-Bench: ${model}, ${mine.length} judgments from ${options.judgments}`,
+      `MT-Bench: ${model}, ${rows.length} judgments from ${options.judgments}`,
       options.json,
     );
   }
@@ -247,11 +190,10 @@ export async function evalMtBench(file: string, options: BenchmarkOptions): Prom
   const refs = referencesFor(questions, references, options.references ?? file);
   const { oracle, name: judgeName } = await benchmarkJudge(options);
   const modelName = options.judgedModel ?? nameOf(options.answers ?? options.model!);
-  let summary: MtBenchSummary;
   try {
     const answers = options.answers
       ? answersFor(questions, readModelAnswers(options.answers), options.answers)
-      : await generateMtBenchAnswers(options.model!, questions, options);
+      : await mtBenchAnswers(questions, answererFor(options.model!, options));
     if (options.responsesOut)
       writeFileAtomic(
         options.responsesOut,
@@ -265,27 +207,29 @@ export async function evalMtBench(file: string, options: BenchmarkOptions): Prom
           })),
         ),
       );
-    const turns = questions.reduce((n, q) => n + q.turns.length, 0);
-    const bar = progress("judging", turns);
-    let grades: Awaited<ReturnType<typeof gradeMtBench>>;
+    const bar = progress(
+      "judging",
+      questions.reduce((n, q) => n + q.turns.length, 0),
+    );
+    let run: Awaited<ReturnType<typeof runMtBench>>;
     try {
-      grades = await gradeMtBench(questions, answers, refs, oracle.ask!, prompts, () => bar.increment());
+      run = await runMtBench(questions, answers, refs, oracle.ask!, prompts, () => bar.increment());
     } finally {
       bar.stop();
     }
+    const { grades, summary } = run;
     if (options.judgmentsOut)
       writeFileAtomic(
         options.judgmentsOut,
         toJsonl(grades.map((g) => toFastChatJudgment(g, modelName, judgeName))),
       );
-    summary = summarizeMtBench(grades);
-    const firstFailure = grades.find((g) => g.failed);
     printMtBench(
       summary,
       `MT-Bench: ${modelName}, ${questions.length} questions, judge ${judgeName}`,
       options.json,
     );
     if (!options.json) process.stdout.write(`${usageLine(oracle)}\n`);
+    const firstFailure = grades.find((g) => g.failed);
     if (firstFailure)
       process.stderr.write(
         `dno: warning: ${summary.failed} judgments failed and are not scored (first: question ${firstFailure.questionId} turn ${firstFailure.turn}: ${firstFailure.failed})\n`,
@@ -297,56 +241,16 @@ export async function evalMtBench(file: string, options: BenchmarkOptions): Prom
 
 // ---- Arena-Hard -------------------------------------------------------------------------------------
 
-interface ArenaResult {
-  win_rate: number;
-  ci: [number, number];
-  failed: number;
-  questions: number;
-  battles: number;
-  style_control: StyleControl | null;
-  style_coefficients: number[] | null;
-}
-
-function arenaResult(
-  judged: { scores: (Verdict | null)[]; baseline?: ArenaAnswer; model?: ArenaAnswer }[],
-  options: BenchmarkOptions,
-): ArenaResult {
-  const control = options.styleControl === true ? "style" : options.styleControl;
-  const withStyle = judged.map((j) => ({
-    scores: j.scores,
-    ...(control &&
-      j.baseline &&
-      j.model && { style: styleDifferences(j.baseline.style, j.model.style, control) }),
-  }));
-  const battles = arenaBattles(withStyle, control);
-  const failed = judged.reduce((n, j) => n + j.scores.filter((s) => s === null).length, 0);
-  if (battles.length === 0) throw new DnoError("Arena-Hard: every game failed; no battle to fit");
-  // Player 0 is the baseline (arena-hard's model_a), player 1 the model.
-  const fit = bootstrapWinRate(battles, 2, 1, 0, {
-    rounds: options.rounds,
-    seed: options.seed,
-    ...(control && { styleDims: styleDims(control) }),
-  });
-  return {
-    win_rate: fit.winRate * 100,
-    ci: [fit.ci[0] * 100, fit.ci[1] * 100],
-    failed,
-    questions: judged.length,
-    battles: battles.length,
-    style_control: control ?? null,
-    style_coefficients: control ? fit.style : null,
-  };
-}
-
 function printArena(result: ArenaResult, heading: string, json: boolean | undefined): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return;
   }
   const r = result;
+  const fit = r.style_control ? `Bradley-Terry with ${r.style_control} control` : "Bradley-Terry";
   process.stdout.write(
     `${heading}\n` +
-      `win rate vs baseline   ${r.win_rate.toFixed(1)}%  (95% CI ${r.ci[0].toFixed(1)} to ${r.ci[1].toFixed(1)}, ${options(r)})\n` +
+      `win rate vs baseline   ${r.win_rate.toFixed(1)}%  (95% CI ${r.ci[0].toFixed(1)} to ${r.ci[1].toFixed(1)}, ${fit})\n` +
       `battles                ${r.battles} from ${r.questions} questions (strong verdicts count 3)\n` +
       `failed games           ${r.failed}\n` +
       (r.style_coefficients
@@ -355,42 +259,40 @@ function printArena(result: ArenaResult, heading: string, json: boolean | undefi
   );
 }
 
-const options = (r: ArenaResult): string =>
-  r.style_control ? `Bradley-Terry with ${r.style_control} control` : "Bradley-Terry";
-
-function arenaPrompt(file: string | undefined): JudgePrompt {
-  return file ? arenaPromptFromConfig(readYamlFile(file), file) : defaultArenaPrompt;
+function sideAnswer(answers: Map<string, ArenaAnswer>, id: string, file: string): ArenaAnswer {
+  const a = answers.get(id);
+  if (!a) throw new DnoError(`${file}: no answer to question ${id}`);
+  return a;
 }
+
+const controlOf = (options: BenchmarkOptions): StyleControl | undefined =>
+  options.styleControl === true ? "style" : options.styleControl;
 
 export async function evalArenaHard(file: string, opts: BenchmarkOptions): Promise<void> {
   const questions = readArenaQuestions(file);
+  const fitOptions = { control: controlOf(opts), rounds: opts.rounds, seed: opts.seed };
   if (opts.judgments) {
-    const all = readArenaJudgments(opts.judgments);
-    const models = [...new Set(all.map((j) => j.model))];
-    const model = opts.judgedModel ?? (models.length === 1 ? models[0]! : undefined);
-    if (model === undefined)
-      throw new DnoError(
-        `${opts.judgments}: judgments of several models (${models.join(", ")}); pick one with --judged-model NAME`,
-      );
     const asked = new Set(questions.map((q) => q.id));
-    const mine = all.filter((j) => j.model === model && asked.has(j.questionId));
-    if (mine.length === 0)
-      throw new DnoError(`${opts.judgments}: no judgments of ${model} on the questions of ${file}`);
+    const { model, rows } = oneModel(
+      readArenaJudgments(opts.judgments).filter((j) => asked.has(j.questionId)),
+      opts,
+      opts.judgments,
+    );
     if (opts.styleControl && !(opts.answers && opts.baseline))
       throw new DnoError("dno eval --arena-hard: style control needs --answers and --baseline (their style)");
-    const styleSides = opts.styleControl
-      ? { model: readArenaAnswers(opts.answers!), baseline: readArenaAnswers(opts.baseline!) }
-      : undefined;
-    const judged = mine.map((j) => ({
-      scores: j.scores,
-      ...(styleSides && {
-        model: sideAnswer(styleSides.model, j.questionId, opts.answers!),
-        baseline: sideAnswer(styleSides.baseline, j.questionId, opts.baseline!),
-      }),
-    }));
+    let judged: { scores: (typeof rows)[number]["scores"]; model?: ArenaAnswer; baseline?: ArenaAnswer }[] =
+      rows.map((j) => ({ scores: j.scores }));
+    if (opts.styleControl) {
+      const modelFile = readArenaAnswers(opts.answers!);
+      const baselineFile = readArenaAnswers(opts.baseline!);
+      const m = rows.map((j) => sideAnswer(modelFile, j.questionId, opts.answers!));
+      const b = rows.map((j) => sideAnswer(baselineFile, j.questionId, opts.baseline!));
+      sameLengthUnit(m, b);
+      judged = rows.map((j, i) => ({ scores: j.scores, model: m[i]!, baseline: b[i]! }));
+    }
     return printArena(
-      arenaResult(judged, opts),
-      `Arena-Hard: ${model}, ${mine.length} judgments from ${opts.judgments}`,
+      arenaHardResult(judged, fitOptions),
+      `Arena-Hard: ${model}, ${rows.length} judgments from ${opts.judgments}`,
       opts.json,
     );
   }
@@ -400,28 +302,26 @@ export async function evalArenaHard(file: string, opts: BenchmarkOptions): Promi
     throw new DnoError(
       "dno eval --arena-hard: give the model's answers (--answers FILE) or a checkpoint (--model DIR)",
     );
-  const baseline = readArenaAnswers(opts.baseline);
-  const baselineAnswers = questions.map((q) => sideAnswer(baseline, q.id, opts.baseline!));
-  const prompt = arenaPrompt(opts.judgePrompts);
+  const baselineFile = readArenaAnswers(opts.baseline);
+  const baseline = questions.map((q) => sideAnswer(baselineFile, q.id, opts.baseline!));
+  const prompt: JudgePrompt = opts.judgePrompts
+    ? arenaPromptFromConfig(readYamlFile(opts.judgePrompts), opts.judgePrompts)
+    : defaultArenaPrompt;
   const { oracle, name: judgeName } = await benchmarkJudge(opts);
   const modelName = opts.judgedModel ?? nameOf(opts.answers ?? opts.model!);
   try {
-    let modelAnswers: ArenaAnswer[];
+    let model: ArenaAnswer[];
     if (opts.answers) {
       const answers = readArenaAnswers(opts.answers);
-      modelAnswers = questions.map((q) => sideAnswer(answers, q.id, opts.answers!));
+      model = questions.map((q) => sideAnswer(answers, q.id, opts.answers!));
     } else {
-      const model = CausalLM.load(opts.model!);
-      const tokenizer = loadTokenizer(opts.model!);
-      const texts = await generateAnswers(
-        model,
-        tokenizer,
+      const answer = answererFor(opts.model!, opts);
+      const texts = await answer(
         questions.map((q) => [{ role: "user", content: q.prompt }]),
         opts.temperature,
-        opts,
-        "generating",
+        "answers",
       );
-      modelAnswers = texts.map(answerFromText);
+      model = texts.map(answerFromText);
       if (opts.responsesOut)
         writeFileAtomic(
           opts.responsesOut,
@@ -436,30 +336,11 @@ export async function evalArenaHard(file: string, opts: BenchmarkOptions): Promi
           ),
         );
     }
-    // Mixed units would make the length feature meaningless: characters for both unless both have tokens.
-    const sameUnit = modelAnswers.every(
-      (a, i) => a.style.lengthUnit === baselineAnswers[i]!.style.lengthUnit,
-    );
-    if (!sameUnit) {
-      modelAnswers = modelAnswers.map((a) => ({ ...a, style: { ...answerFromText(a.text).style } }));
-      baselineAnswers.forEach((a, i) => {
-        baselineAnswers[i] = { ...a, style: answerFromText(a.text).style };
-      });
-    }
-    const bar = progress("judging", questions.length * 2);
-    let games: ArenaGame[][];
+    sameLengthUnit(model, baseline);
+    const bar = progress("judging (2 games each)", questions.length);
+    let games: Awaited<ReturnType<typeof judgeArenaHard>>;
     try {
-      games = await Promise.all(
-        questions.map((q, i) =>
-          Promise.all([
-            judgeGame(oracle.ask!, prompt, q.prompt, baselineAnswers[i]!.text, modelAnswers[i]!.text),
-            judgeGame(oracle.ask!, prompt, q.prompt, modelAnswers[i]!.text, baselineAnswers[i]!.text),
-          ]).then((pair) => {
-            bar.increment(2);
-            return pair;
-          }),
-        ),
-      );
+      games = await judgeArenaHard(questions, model, baseline, oracle.ask!, prompt, () => bar.increment());
     } finally {
       bar.stop();
     }
@@ -472,13 +353,13 @@ export async function evalArenaHard(file: string, opts: BenchmarkOptions): Promi
       }));
       writeFileAtomic(opts.judgmentsOut, toJsonl(records));
     }
-    const result = arenaResult(
+    const result = arenaHardResult(
       games.map((pair, i) => ({
         scores: pair.map((g) => g.score),
-        baseline: baselineAnswers[i]!,
-        model: modelAnswers[i]!,
+        baseline: baseline[i]!,
+        model: model[i]!,
       })),
-      opts,
+      fitOptions,
     );
     printArena(
       result,
@@ -494,10 +375,4 @@ export async function evalArenaHard(file: string, opts: BenchmarkOptions): Promi
   } finally {
     oracle.close();
   }
-}
-
-function sideAnswer(answers: Map<string, ArenaAnswer>, id: string, file: string): ArenaAnswer {
-  const a = answers.get(id);
-  if (!a) throw new DnoError(`${file}: no answer to question ${id}`);
-  return a;
 }
