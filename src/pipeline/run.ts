@@ -60,6 +60,7 @@ import {
   sampleResponses,
   savePolicy,
   sequenceLogprobs,
+  startLoraAdapter,
   trainSteps,
 } from "./policy.js";
 import { openTrainOracle } from "./policy-oracles.js";
@@ -578,6 +579,7 @@ async function trainStage(
     );
   }
   const policy = loadPolicy(join(runDir, policyPath(t)));
+  if (config.train.lora) startLoraAdapter(policy, config.train.lora, deriveSeed(config.seed, "lora", t));
   const units = pairs.map((pair, i) => ({ pair, ref: trl[i]! }));
   const { beta, tau, alpha } = config.objective;
   const explores = objective.needs.includes("explore");
@@ -623,7 +625,7 @@ async function trainStage(
     },
     progress: (done, total) => ctx.progress(`${t}/train`, done, total),
   });
-  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir));
+  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir, join(runDir, policyPath(t))));
   writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, log);
   return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
 }
