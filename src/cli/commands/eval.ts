@@ -380,7 +380,7 @@ async function evalHeadToHead(options: EvalOptions): Promise<void> {
           ["n_total", String(metrics.n_total)],
           ["avg_length", `${metrics.avg_length}  (baseline ${metrics.avg_length_baseline})`],
         ],
-      )}\n${glmLine(report.lengthControlled)}\n` +
+      )}\n${glmLine(report.lengthControlled)}\n${lcInputsLine(options)}\n` +
         `oracle: ${usage.calls} calls, ${usage.cacheHits} from the cache, ${usage.failures} failures` +
         `${usage.budgetExhausted ? ", budget exhausted" : ""}\n`,
     );
