@@ -66,6 +66,26 @@ test("verdicts as arena-hard-auto v0.1 reads them, and their battle weights", ()
   );
 });
 
+test("arena-hard-auto judge configs (v0.1 and v2.0 field names) drive a game; a missing verdict is asked for once", async () => {
+  const seen: string[][] = [];
+  const ask = async (system: string, messages: readonly { role: string; content: string }[]) => {
+    seen.push([system, ...messages.map((m) => m.content)]);
+    return { text: messages.length === 1 ? "Thinking about it." : "Then: [[B>A]]" };
+  };
+  const v01 = arenaPromptFromConfig(
+    { system_prompt: "Judge fairly.", prompt_template: ["Q: {question_1}\nA: {answer_1}\nB: {answer_2}"] },
+    "v01.yaml",
+  );
+  const game = await judgeGame(ask, v01, "Why?", "first", "second");
+  assert.equal(game.score, "B>A");
+  assert.equal(seen[0]![1], "Q: Why?\nA: first\nB: second");
+  assert.equal(seen.length, 2, "asked once more after an answer without a label");
+  const v20 = arenaPromptFromConfig({ prompt_template: "{QUESTION}|{ANSWER_A}|{ANSWER_B}" }, "v20.yaml");
+  await judgeGame(ask, v20, "Why?", "a", "b");
+  assert.equal(seen[2]![1], "Why?|a|b");
+  assert.match(seen[2]![0]!, /\[\[A>>B\]\]/, "v2.0 configs keep the system prompt in code: dno's is used");
+});
+
 const repeat = (n: number, battle: Battle): Battle[] => Array.from({ length: n }, () => battle);
 
 test("Bradley-Terry on a hand-computed chain: ratings add along the chain", () => {

@@ -164,17 +164,24 @@ For example: "My final verdict: [[A=B]]".`,
 export const FINISH_VERDICT = "Finish your judgment by writing the final verdict label.";
 
 const judgeConfigSchema = z.looseObject({
-  system_prompt: z.string(),
+  system_prompt: z.string().optional(),
   prompt_template: z.union([z.string(), z.array(z.string()).min(1)]),
 });
 
-/** The prompt of an arena-hard-auto judge config YAML (`system_prompt`, `prompt_template`). */
+/**
+ * The prompt of an arena-hard-auto judge config YAML: `prompt_template` (v0.1 a list, v2.0 a string) and
+ * `system_prompt` (v0.1; v2.0 keeps it in code, so dno's own system prompt is used without one).
+ */
 export function arenaPromptFromConfig(value: unknown, file: string): JudgePrompt {
   const parsed = judgeConfigSchema.safeParse(value);
   if (!parsed.success)
-    throw new DnoError(`${file}: expected arena-hard-auto's system_prompt and prompt_template`);
+    throw new DnoError(`${file}: expected arena-hard-auto's prompt_template (and system_prompt)`);
   const t = parsed.data.prompt_template;
-  return { name: file, system: parsed.data.system_prompt, template: Array.isArray(t) ? t[0]! : t };
+  return {
+    name: file,
+    system: parsed.data.system_prompt ?? defaultArenaPrompt.system,
+    template: Array.isArray(t) ? t[0]! : t,
+  };
 }
 
 /**
@@ -212,7 +219,15 @@ export async function judgeGame(
 ): Promise<ArenaGame> {
   const userPrompt = formatPython(
     prompt.template,
-    { question_1: question, answer_1: answerA, answer_2: answerB },
+    // v0.1 templates name the fields question_1 / answer_1 / answer_2, v2.0 ones QUESTION / ANSWER_A / ANSWER_B.
+    {
+      question_1: question,
+      answer_1: answerA,
+      answer_2: answerB,
+      QUESTION: question,
+      ANSWER_A: answerA,
+      ANSWER_B: answerB,
+    },
     `judge prompt ${prompt.name}`,
   );
   const messages: JudgeMessage[] = [{ role: "user", content: userPrompt }];
