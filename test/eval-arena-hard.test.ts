@@ -12,7 +12,9 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
   arenaBattles,
+  arenaPromptFromConfig,
   battlesOf,
+  judgeGame,
   markdownCounts,
   parseVerdict,
   readArenaQuestions,
