@@ -62,13 +62,13 @@ export const benchmarkConfigSchema = z.strictObject({
 });
 export type BenchmarkConfig = z.infer<typeof benchmarkConfigSchema>;
 
-/** The files a benchmark config names, resolved with `at` (relative to the run config). */
-export function resolveBenchmarkPaths(b: BenchmarkConfig, at: (p: string) => string): void {
-  b.questions = at(b.questions);
-  if (b.baseline) b.baseline = at(b.baseline);
-  if (b.references) b.references = at(b.references);
-  if (b.judge_prompts) b.judge_prompts = at(b.judge_prompts);
-  if (b.oracle) b.oracle = at(b.oracle);
+/** `f` applied to every file a benchmark config names (`field`: its key), as `mapConfigPaths` does. */
+export function mapBenchmarkPaths(b: BenchmarkConfig, f: (path: string, field: string) => string): void {
+  b.questions = f(b.questions, "questions");
+  if (b.baseline) b.baseline = f(b.baseline, "baseline");
+  if (b.references) b.references = f(b.references, "references");
+  if (b.judge_prompts) b.judge_prompts = f(b.judge_prompts, "judge_prompts");
+  if (b.oracle) b.oracle = f(b.oracle, "oracle");
 }
 
 /** One policy's benchmark result: its score with a 95% interval (MT-Bench: mean ± 1.96 SE, 1-10). */
