@@ -84,7 +84,7 @@ test("eval.benchmark mt-bench: every policy graded, files in FastChat's formats,
     .split("\n");
   assert.equal(judgments.length, 16);
   assert.match(judgments[0]!, /"judge":\["eval\.benchmark judge","single-v1"\]/);
-  assert.match(dno(dir, "status", "run").stdout, /done {2}1\/benchmark/);
+  assert.match(dno(dir, "status", "run").stdout, /done\s+1\/benchmark/);
   const report = dno(dir, "report", "run", "--out", "report.html");
   assert.equal(report.status, 0, report.stderr);
   const html = readFileSync(join(dir, "report.html"), "utf8");
