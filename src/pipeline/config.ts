@@ -5,6 +5,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
+import { loraOptionsSchema } from "../model/lora.js";
 import { type OracleConfig, oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
@@ -31,6 +32,20 @@ const optimizerFields = {
   weight_decay: z.number().min(0).default(0),
   grad_clip: z.number().positive().default(1),
 };
+
+/** Where samples come from (src/pipeline/sampler.ts). */
+const samplerSchema = z.discriminatedUnion("kind", [z.strictObject({ kind: z.literal("engine") })]);
+
+/** Who trains pi_{t+1} (src/pipeline/trainer.ts; the command contract is in README "External trainers"). */
+const trainerSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("engine") }),
+  z.strictObject({
+    kind: z.literal("command"),
+    /** A sh command template: {pairs}, {policy}, {out}, {args} are replaced by quoted paths. */
+    command: z.string().min(1),
+    env: z.record(z.string(), z.string()).optional(),
+  }),
+]);
 
 export const runConfigSchema = z.strictObject({
   seed: z.number().int().min(0).max(0xffffffff).default(1),
@@ -135,8 +150,12 @@ export const runConfigSchema = z.strictObject({
       lr: z.number().positive().default(5e-5),
       /** Multiplies the learning rate at every iteration after the first (the paper lowers it). */
       lr_decay: z.number().positive().max(1).default(1),
+      /** Train a LoRA adapter on pi_t each iteration (base frozen); pi_{t+1} is pi_t with it merged. */
+      lora: loraOptionsSchema.optional(),
     })
     .prefault({}),
+  sampler: samplerSchema.default({ kind: "engine" }),
+  trainer: trainerSchema.default({ kind: "engine" }),
   eval: z
     .strictObject({
       samples_per_prompt: z.number().int().positive().default(4),
