@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import OpenAI from "openai";
+import { ContinuousBatcher } from "../src/model/batcher.js";
 import { parseConfig } from "../src/model/config.js";
 import { CausalLM } from "../src/model/model.js";
 import { byteTokenizer, loadTokenizer, saveTokenizer, type Tokenizer } from "../src/model/tokenizer.js";
@@ -251,7 +252,7 @@ test("GET /v1/models lists the model; malformed requests get OpenAI-style 400s, 
   assert.match(((await raw.json()) as { error: { message: string } }).error.message, /not valid JSON/);
 });
 
-test("limits on requests and tokens in flight answer 429", async () => {
+test("limits on requests and tokens in flight answer 429; an abandoned request frees its place", async () => {
   const small = await serve({
     model,
     tokenizer,
@@ -259,26 +260,72 @@ test("limits on requests and tokens in flight answer 429", async () => {
     host: "127.0.0.1",
     port: 0,
     maxConcurrentRequests: 1,
-    maxTokensInFlight: 400,
+    maxTokensInFlight: 100_000,
     defaultMaxTokens: 16,
   });
   try {
     const c = new OpenAI({ baseURL: small.url, apiKey: "unused", maxRetries: 0 });
-    const long = c.completions.create({ model: "tiny", prompt: "long", max_tokens: 200, temperature: 0 });
-    await new Promise((r) => setTimeout(r, 20));
+    const abandon = new AbortController();
+    // 64 samples of up to 1,000 tokens: still decoding when the next request arrives.
+    const long = await c.completions.create(
+      { model: "tiny", prompt: "long", n: 64, max_tokens: 1000, seed: 1, stream: true },
+      { signal: abandon.signal },
+    );
+    const chunks = long[Symbol.asyncIterator]();
+    await chunks.next();
     await assert.rejects(
       c.completions.create({ model: "tiny", prompt: "x", max_tokens: 2 }),
       (e: unknown) =>
         e instanceof OpenAI.RateLimitError && e.status === 429 && /requests in flight/.test(e.message),
     );
-    await long;
+    abandon.abort();
+    let answered = false;
+    for (let i = 0; i < 200 && !answered; i++) {
+      try {
+        await c.completions.create({ model: "tiny", prompt: "x", max_tokens: 2 });
+        answered = true;
+      } catch (e) {
+        assert.ok(e instanceof OpenAI.RateLimitError, String(e));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    assert.ok(answered, "the abandoned request's place was freed");
     await assert.rejects(
-      c.completions.create({ model: "tiny", prompt: "x", max_tokens: 200, n: 3 }),
+      c.completions.create({ model: "tiny", prompt: "x", max_tokens: 1000, n: 128 }),
       (e: unknown) =>
-        e instanceof OpenAI.BadRequestError && /more than the server's limit of 400/.test(e.message),
+        e instanceof OpenAI.BadRequestError && /more than the server's limit of 100000/.test(e.message),
     );
   } finally {
     await small.close();
+  }
+});
+
+test("an aborted request's samples stop decoding at once", async () => {
+  const batcher = new ContinuousBatcher(model, tokenizer);
+  const abort = new AbortController();
+  let steps = 0;
+  const request = {
+    prompts: [tokenizer.encode("long")],
+    n: 4,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    maxNewTokens: 200,
+    eosTokenIds: tokenizer.eosTokenIds,
+    seed: 0,
+    stopStrings: [],
+  };
+  const samples = await batcher.submit(
+    request,
+    () => {
+      if (++steps === 3) abort.abort();
+    },
+    abort.signal,
+  );
+  // Greedy from "long" runs to the 200-token limit (the continuous batching test checks it).
+  for (const s of samples) {
+    assert.equal(s.finishReason, "stop");
+    assert.ok(s.tokens.length <= 4, `${s.tokens.length} tokens`);
   }
 });
 
@@ -296,25 +343,37 @@ test("dno serve: SIGTERM finishes the request in flight, then exits 0", async ()
     child.once("exit", (code) => reject(new Error(`dno serve exited ${code}: ${err}`)));
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const c = new OpenAI({ baseURL: url, apiKey: "unused", maxRetries: 0 });
-  const stream = await c.completions.create({
-    model: dir.split("/").pop()!,
+  const name = dir.split("/").pop()!;
+  const client = () => new OpenAI({ baseURL: url, apiKey: "unused", maxRetries: 0 });
+  // 8 samples of up to 1,000 tokens: in flight when the signal arrives, and for a while after.
+  const stream = await client().completions.create({
+    model: name,
     prompt: "long",
-    max_tokens: 200,
-    temperature: 0,
+    n: 8,
+    max_tokens: 1000,
+    seed: 2,
     stream: true,
   });
-  let text = "";
+  const texts = Array.from({ length: 8 }, () => "");
   let signalled = false;
   for await (const chunk of stream) {
-    text += chunk.choices[0]?.text ?? "";
+    for (const choice of chunk.choices) texts[choice.index] += choice.text;
     if (!signalled) {
       signalled = true;
       child.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 50));
+      await assert.rejects(
+        client().completions.create({ model: name, prompt: "x" }),
+        "no new request once draining",
+      );
     }
   }
-  const [greedy] = await offline([tokenizer.encode("long")], { n: 1, seed: 0, max: 200, temperature: 0 });
-  assert.equal(text, greedy!.text, "the request in flight was answered in full");
+  const want = await offline([tokenizer.encode("long")], { n: 8, seed: 2, max: 1000 });
+  assert.deepEqual(
+    texts,
+    want.map((w) => w.text),
+    "the request in flight was answered in full",
+  );
   assert.equal(await exited, 0);
   assert.match(err, /SIGTERM: finishing the requests in flight/);
 });
