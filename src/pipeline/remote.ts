@@ -145,9 +145,9 @@ async function sampleRemote(
   return Promise.all(
     prompts.map(async (prompt, p) => {
       const ids = encodePromptText(policy, prompt);
-      const seed = deriveSeed(options.seed, "remote", p);
+      const seed = deriveSeed(options.seed, "remote", (options.firstPromptIndex ?? 0) + p);
       const outcome = await runner.call((timeoutMs) => attempt(ids, seed, timeoutMs));
-      progress?.(++done, prompts.length);
+      progress?.(++done * K, prompts.length * K);
       return outcome.ok ? outcome.value : Array.from({ length: K }, () => null);
     }),
   );
