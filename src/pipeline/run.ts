@@ -42,7 +42,7 @@ import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
 import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
-import { readJsonl, toJsonl } from "../util/jsonl.js";
+import { readInputRecords, readJsonl, toJsonl } from "../util/jsonl.js";
 import { offlineFirstRound, type RunConfig } from "./config.js";
 import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
@@ -538,7 +538,8 @@ function candidateIds(policy: PolicyText, row: SampleRow): (id: string, text: st
 
 /** The offline preference file's pairs, marked as replayed from iteration 0 (never built by the run). */
 function readOfflinePairs(file: string, t: number, policy: PolicyText): PairRow[] {
-  return readJsonl(file, offlinePreferenceSchema).map((r, i) => ({
+  const records = readInputRecords(file, offlinePreferenceSchema, "preference pairs", (r) => r.id);
+  return records.map(({ value: r }, i) => ({
     promptId: `offline-${r.id ?? i + 1}`,
     chosen: "offline-chosen",
     rejected: "offline-rejected",
