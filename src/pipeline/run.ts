@@ -665,18 +665,23 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
 async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSession): Promise<EvalResult> {
   const { config, runDir } = ctx;
   const e = config.eval;
+  const M = e.samples_per_prompt;
+  const kept = (key: string) => `${iterDir(t)}/${key}.partial`;
   const sample: SampleFn = (rows, key) =>
-    session.sample(
-      rows.map((r) => r.prompt),
-      {
-        samplesPerPrompt: e.samples_per_prompt,
-        temperature: e.temperature,
-        topP: e.top_p,
-        topK: 0,
-        maxNewTokens: config.sampling.max_new_tokens,
-        seed: deriveSeed(config.seed, key, t),
-      },
-      (done, total) => ctx.progress(`${t}/eval ${key}`, done, total),
+    keptBatches(runDir, kept(key), rows.length, PROMPTS_PER_BATCH, (start, end) =>
+      session.sample(
+        rows.slice(start, end).map((r) => r.prompt),
+        {
+          samplesPerPrompt: M,
+          temperature: e.temperature,
+          topP: e.top_p,
+          topK: 0,
+          maxNewTokens: config.sampling.max_new_tokens,
+          seed: deriveSeed(config.seed, key, t),
+          firstPromptIndex: start,
+        },
+        (done) => ctx.progress(`${t}/eval ${key}`, start * M + done, rows.length * M),
+      ),
     );
   const ours = await sample(ctx.evalRows, "eval");
   const read = (k: number) => readEvalRows(runDir, k);
@@ -690,6 +695,7 @@ async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSe
   });
   let validationWinRate: number | null = null;
   if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
+  for (const key of ["eval", "validation"]) rmSync(join(runDir, kept(key)), { recursive: true, force: true });
   const { metrics, avg_length, ...winRates } = judged;
   return { t, ...winRates, validation_winrate_vs_initial: validationWinRate, avg_length, metrics };
 }
