@@ -185,7 +185,7 @@ async function served(dir: string, batch: number[][]): Promise<number> {
 }
 
 async function serveVsOffline(dir: string, tokenizer: Tokenizer): Promise<number> {
-  const config = parseConfig({ vocab_size: 256, max_position_embeddings: 256, ...CONFIGS.M }, "config M");
+  const config = parseConfig({ max_position_embeddings: 256, ...CONFIGS.M }, "config M");
   const model = CausalLM.init(config, 1);
   const modelDir = join(dir, "served");
   model.save(modelDir);
