@@ -32,7 +32,7 @@ export interface Pair {
   rejected: string;
   chosenSource: Source;
   rejectedSource: Source;
-  rule: "score" | "win-rate" | "spin";
+  rule: "score" | "win-rate" | "spin" | "mcts";
   /** Score (or win-rate) difference of chosen over rejected; null when a side was not judged. */
   margin: number | null;
   /** Algorithm 1's soft label sigma(r^(y_w) - r^(y_l)) when both win rates are known, else null. */
@@ -41,6 +41,8 @@ export interface Pair {
   iteration: number;
   /** Set on a replayed copy: the iteration the pair was first built in. */
   replayedFrom?: number;
+  /** Reward-augmented pairs (reward-augmented.ts): the quality goal the prompt is conditioned on. */
+  goal?: number;
 }
 
 export interface MarginRuleOptions {

@@ -4,10 +4,10 @@
  */
 import { join, resolve } from "node:path";
 import type { RunConfigInput } from "../pipeline/config.js";
-import { type ProgressFn, policyPath } from "../pipeline/run.js";
+import { type ProgressFn, policyPath, type RunResult } from "../pipeline/run.js";
 import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
-import { type DemoSummary, runDemo } from "./demo.js";
+import { type DemoSummary, type DemoTask, runDemo } from "./demo.js";
 
 export interface Variant {
   name: string;
@@ -41,6 +41,20 @@ export const VARIANTS: Variant[] = [
     overrides: { objective: { name: "sppo", beta: 0.1 } },
   },
   {
+    name: "reward-augmented",
+    description: "reward-augmented DPO: goal-conditioned pairs, generation asks for goal 1.0",
+    // The demo's own pair settings, so that the row differs from dpo-iterative only by the relabelling.
+    overrides: {
+      pairs: { ...base, pairs_per_prompt: 3, reward_augmented: {} },
+      objective: { name: "dpo", beta: 0.1 },
+    },
+  },
+  {
+    name: "spo",
+    description: "iterative DPO + SPO's preference-degree loss (weight 0.1, letters removed)",
+    overrides: { objective: { name: "dpo", beta: 0.1, spo: { unit: "letters" } } },
+  },
+  {
     name: "dpo-offline",
     description: "offline DPO: the first iteration's pairs, every iteration",
     overrides: { pairs: { ...base, offline: true }, objective: { name: "dpo", beta: 0.1 } },
@@ -57,27 +71,44 @@ export interface CompareRow {
   seconds: number;
 }
 
-export async function runCompare(
+export type CompareUi = { progress?: ProgressFn; events?: StageEvents; announce?: (v: Variant) => void };
+
+/**
+ * Runs each variant as a demo run in OUT/<variant>. The first variant trains pi_1 by SFT; the others
+ * start from its checkpoint, so all share pi_1.
+ */
+export async function runVariants(
   out: string,
-  names: readonly string[],
-  ui: { progress?: ProgressFn; events?: StageEvents; announce?: (v: Variant) => void } = {},
-  /** Settings laid under every variant's own (a smaller demo, for tests). */
-  common: Partial<RunConfigInput> = {},
-): Promise<{ rows: CompareRow[]; markdown: string }> {
-  const chosen = VARIANTS.filter((v) => names.includes(v.name));
-  const rows: CompareRow[] = [];
-  // The first variant trains pi_1 by SFT; the others start from its checkpoint, so all share pi_1.
+  variants: readonly Variant[],
+  task: DemoTask,
+  ui: CompareUi,
+  common: Partial<RunConfigInput>,
+): Promise<{ variant: Variant; summary: DemoSummary; result: RunResult }[]> {
+  const runs: { variant: Variant; summary: DemoSummary; result: RunResult }[] = [];
   let sharedStart: string | undefined;
-  for (const v of chosen) {
+  for (const v of variants) {
     ui.announce?.(v);
     const dir = join(out, v.name);
     const overrides: Partial<RunConfigInput> = sharedStart
       ? { ...common, ...v.overrides, model: { path: sharedStart }, sft: undefined }
       : { ...common, ...v.overrides };
-    const { summary } = await runDemo({ out: dir, overrides, ...ui });
+    const { summary, result } = await runDemo({ out: dir, overrides, task, ...ui });
     sharedStart ??= resolve(dir, policyPath(1));
-    rows.push(row(v, summary));
+    runs.push({ variant: v, summary, result });
   }
+  return runs;
+}
+
+export async function runCompare(
+  out: string,
+  names: readonly string[],
+  ui: CompareUi = {},
+  /** Settings laid under every variant's own (a smaller demo, for tests). */
+  common: Partial<RunConfigInput> = {},
+): Promise<{ rows: CompareRow[]; markdown: string }> {
+  const chosen = VARIANTS.filter((v) => names.includes(v.name));
+  const runs = await runVariants(out, chosen, "reverse", ui, common);
+  const rows = runs.map((r) => row(r.variant, r.summary));
   const markdown = toMarkdown(rows);
   writeFileAtomic(join(out, "compare.md"), markdown);
   writeFileAtomic(join(out, "compare.json"), `${JSON.stringify(rows, null, 2)}\n`);

@@ -13,14 +13,38 @@ import { type ProgressFn, type RunResult, runPipeline } from "../pipeline/run.js
 import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { toJsonl } from "../util/jsonl.js";
+import { chainPrompt, chainTeacher, DEFAULT_CHAIN, randomChains } from "./chain.js";
 import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "./task.js";
 
 /** Prompt counts of the demo's splits; every word appears in exactly one split. */
 export const DEMO_SPLITS = { sft: 16000, dno: 3000, validation: 100, eval: 200 } as const;
 
+/** The built-in tasks: word reversal (src/demo/task.ts) and arithmetic chains (src/demo/chain.ts). */
+export const DEMO_TASKS = ["reverse", "chain"] as const;
+export type DemoTask = (typeof DEMO_TASKS)[number];
+
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+
+/** A task's prompts with the teacher's gold answers, `count` of them, the same for the same seed. */
+function taskRows(task: DemoTask, seed: number, count: number): { prompt: string; gold: string }[] {
+  if (task === "chain") {
+    return randomChains(seed, count, DEFAULT_CHAIN).map((c) => ({
+      prompt: chainPrompt(c),
+      gold: chainTeacher(c, seed, DEFAULT_CHAIN),
+    }));
+  }
+  return randomWords(seed, count, DEFAULT_TASK).map((w) => ({
+    prompt: promptOf(w),
+    gold: teacherAnswer(w, seed, DEFAULT_TASK),
+  }));
+}
+
 /** The demo's run config (before defaults), with `overrides` merged in for `dno compare`'s variants. */
-export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigInput {
-  const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+export function demoConfig(
+  overrides: Partial<RunConfigInput> = {},
+  task: DemoTask = "reverse",
+): RunConfigInput {
+  if (task === "chain") return chainConfig(overrides);
   return {
     seed: 1,
     model: {
@@ -61,18 +85,37 @@ export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigIn
   };
 }
 
+/**
+ * The chain task's run: the same loop and sizes as the reversal demo, on the reasoning task. The
+ * model is a little larger (arithmetic over positions is harder than reversal) and sees more SFT.
+ */
+function chainConfig(overrides: Partial<RunConfigInput>): RunConfigInput {
+  return {
+    ...demoConfig(),
+    model: {
+      from_scratch: {
+        hidden_size: 64,
+        intermediate_size: 176,
+        num_hidden_layers: 3,
+        num_attention_heads: 4,
+        max_position_embeddings: 48,
+      },
+    },
+    oracle: { kind: "programmatic", module: here("./chain-oracle.js") },
+    task_metrics: here("./chain-metrics.js"),
+    sampling: { samples_per_prompt: 5, temperature: 1, top_p: 1, max_new_tokens: 24 },
+    ...overrides,
+  };
+}
+
 /** Writes the demo's prompt files (teacher gold answers included) and dno.yaml into `dir`. */
-export function writeDemoInputs(dir: string, config: RunConfigInput): string {
+export function writeDemoInputs(dir: string, config: RunConfigInput, task: DemoTask = "reverse"): string {
   mkdirSync(join(dir, "inputs"), { recursive: true });
   const seed = config.seed ?? 1;
   const { sft, dno, validation, eval: evalCount } = DEMO_SPLITS;
-  const words = randomWords(seed, sft + dno + validation + evalCount, DEFAULT_TASK);
+  const all = taskRows(task, seed, sft + dno + validation + evalCount);
   const rows = (from: number, count: number, name: string) =>
-    words.slice(from, from + count).map((w, i) => ({
-      id: `${name}-${i}`,
-      prompt: promptOf(w),
-      gold: teacherAnswer(w, seed, DEFAULT_TASK),
-    }));
+    all.slice(from, from + count).map((r, i) => ({ id: `${name}-${i}`, ...r }));
   writeFileAtomic(join(dir, "inputs", "sft.jsonl"), toJsonl(rows(0, sft, "sft")));
   writeFileAtomic(join(dir, "inputs", "prompts.jsonl"), toJsonl(rows(sft, dno, "p")));
   writeFileAtomic(join(dir, "inputs", "validation.jsonl"), toJsonl(rows(sft + dno, validation, "val")));
@@ -83,7 +126,7 @@ export function writeDemoInputs(dir: string, config: RunConfigInput): string {
   const file = join(dir, "dno.yaml");
   writeFileAtomic(
     file,
-    `# the built-in demo (dno demo); resume with: dno run --config ${file}\n${toYaml(config)}`,
+    `# the built-in demo (dno demo --task ${task}); resume with: dno run --config ${file}\n${toYaml(config)}`,
   );
   return file;
 }
@@ -147,6 +190,7 @@ function round(x: number | null, digits = 4): number | null {
 
 export interface DemoOptions {
   out: string;
+  task?: DemoTask;
   overrides?: Partial<RunConfigInput>;
   progress?: ProgressFn;
   events?: StageEvents;
@@ -155,7 +199,8 @@ export interface DemoOptions {
 /** Runs (or resumes) the demo with `out` as its run directory; writes summary.json there. */
 export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSummary; result: RunResult }> {
   const file = join(options.out, "dno.yaml");
-  if (!existsSync(file)) writeDemoInputs(options.out, demoConfig(options.overrides));
+  const task = options.task ?? "reverse";
+  if (!existsSync(file)) writeDemoInputs(options.out, demoConfig(options.overrides, task), task);
   const config = loadRunConfig(file);
   const result = await runPipeline({
     config,

@@ -27,6 +27,8 @@ export interface Policy {
 export interface TextExample {
   prompt: string;
   response: string;
+  /** A partial response (a reasoning step the model goes on from): no EOS after it. */
+  continues?: boolean;
 }
 
 export function loadPolicy(dir: string): Policy {
@@ -66,12 +68,13 @@ export function policyWeightsSha256(policy: Policy): string {
   return policy.model.weightsSha256();
 }
 
-/** Token ids of a (prompt, response) example; the response ends with EOS. */
+/** Token ids of a (prompt, response) example; the response ends with EOS unless it continues. */
 function encode(policy: Policy, e: TextExample): { prompt: number[]; response: number[] } {
   const { tokenizer } = policy;
+  const response = tokenizer.encode(e.response, { addSpecialTokens: false });
   return {
     prompt: encodePrompt(tokenizer, e.prompt),
-    response: [...tokenizer.encode(e.response, { addSpecialTokens: false }), tokenizer.eosTokenIds[0]!],
+    response: e.continues ? response : [...response, tokenizer.eosTokenIds[0]!],
   };
 }
 
@@ -120,6 +123,27 @@ export async function sampleResponses(
   options: SampleOptions,
   progress?: (done: number, total: number) => void,
 ): Promise<SampledText[][]> {
+  const results = await sampleSteps(policy, prompts, options, progress);
+  return results.map((samples) =>
+    samples.map((s) => ({ text: s.text, logprob: s.logprob, finished: s.finishReason === "eos" })),
+  );
+}
+
+export interface SampledStep {
+  text: string;
+  logprob: number;
+  tokens: number;
+  /** eos: the response ended; stop: a stop string was reached (the text ends before it); length: cut. */
+  finishReason: "eos" | "stop" | "length";
+}
+
+/** As sampleResponses, and a sample also ends at any of `stopStrings` (a reasoning step's delimiter). */
+export async function sampleSteps(
+  policy: Policy,
+  prompts: readonly string[],
+  options: SampleOptions & { stopStrings?: string[] },
+  progress?: (done: number, total: number) => void,
+): Promise<SampledStep[][]> {
   const { tokenizer } = policy;
   const results = await generate(
     policy.model,
@@ -133,6 +157,7 @@ export async function sampleResponses(
       eosTokenIds: tokenizer.eosTokenIds,
       seed: options.seed,
       tokenizer,
+      ...(options.stopStrings && { stopStrings: options.stopStrings }),
       ...(progress && { onProgress: progress }),
     },
   );
@@ -140,7 +165,8 @@ export async function sampleResponses(
     samples.map((s) => ({
       text: s.text ?? tokenizer.decode(s.tokens),
       logprob: s.logprob,
-      finished: s.finishReason === "eos",
+      tokens: s.tokens.length,
+      finishReason: s.finishReason,
     })),
   );
 }

@@ -36,16 +36,20 @@ export const pairRowSchema = z.strictObject({
   rejected: z.string(),
   chosenSource: z.enum(["teacher", "student"]),
   rejectedSource: z.enum(["teacher", "student"]),
-  rule: z.enum(["score", "win-rate", "spin"]),
+  rule: z.enum(["score", "win-rate", "spin", "mcts"]),
   margin: nullableNumber,
   target: nullableNumber,
   iteration: z.number().int(),
   replayedFrom: z.number().int().optional(),
+  goal: z.number().optional(),
   prompt: z.string(),
   chosenText: z.string(),
   rejectedText: z.string(),
   chosenWinRate: nullableNumber,
   rejectedWinRate: nullableNumber,
+  /** Step-level pairs (search): the response is a step the model goes on from, not a whole answer. */
+  chosenContinues: z.boolean().optional(),
+  rejectedContinues: z.boolean().optional(),
 });
 export type PairRow = z.infer<typeof pairRowSchema>;
 

@@ -26,6 +26,7 @@ import { getObjective, sequenceLossFn } from "../core/objectives.js";
 import {
   type Candidate,
   type Pair,
+  type PairComposition,
   pairComposition,
   scorePairs,
   spinPairs,
@@ -43,6 +44,7 @@ import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
 import type { RunConfig } from "./config.js";
 import { checkDisjoint, type PromptRow, promptRowSchema, readPrompts } from "./data.js";
+import { generationPrompt, goalPairs, pairPrompt } from "./goals.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
 import {
   type BatchLoss,
@@ -52,8 +54,10 @@ import {
   policyWeightsSha256,
   responseTokenCount,
   sampleResponses,
+  sampleSteps,
   savePolicy,
   sequenceLogprobs,
+  type TextExample,
   trainSteps,
 } from "./policy.js";
 import {
@@ -68,6 +72,8 @@ import {
   sampleRowSchema,
   trlRowSchema,
 } from "./records.js";
+import { searchStage } from "./search.js";
+import { degreeTask } from "./spo.js";
 import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
 import { RunState } from "./state.js";
 import { loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
@@ -90,6 +96,8 @@ export interface RunResult {
   best: number;
   finalWeightsSha256: string;
   oracleJudgments: number;
+  /** What building each iteration's training data cost: policy tokens sampled, oracle calls. */
+  spent: { t: number; tokens: number; judgments: number }[];
 }
 
 export const policyPath = (t: number): string => `checkpoints/pi_${t}`;
@@ -130,14 +138,27 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     evals.push(await stage("eval/0", evalOutputs(0), () => evaluate(ctx, 0)));
     writeMetrics(runDir, evals);
     const pairs: RunResult["pairs"] = [];
+    const spent: RunResult["spent"] = [];
     for (let t = 1; t <= config.iterations; t++) {
       const dataT = config.pairs.offline ? 1 : t;
       const dir = iterDir(t);
-      if (dataT === t) {
-        await stage(`${t}/sample`, [`${dir}/samples.jsonl`], () => sampleStage(ctx, t, partitions[t - 1]!));
-        await stage(`${t}/annotate`, [`${dir}/annotations.jsonl`], () => annotateStage(ctx, t));
+      let composition: PairComposition;
+      if (config.search) {
+        const r = await stage(`${t}/search`, [`${dir}/pairs.jsonl`, `${dir}/search.jsonl`], () =>
+          searchStage(ctx, t, join(runDir, policyPath(t)), partitions[t - 1]!, dir),
+        );
+        spent.push({ t, tokens: r.tokens, judgments: r.judgments });
+        composition = pairComposition(readJsonl(join(runDir, dir, "pairs.jsonl"), pairRowSchema));
+      } else {
+        if (dataT === t) {
+          const s = await stage(`${t}/sample`, [`${dir}/samples.jsonl`], () =>
+            sampleStage(ctx, t, partitions[t - 1]!),
+          );
+          const a = await stage(`${t}/annotate`, [`${dir}/annotations.jsonl`], () => annotateStage(ctx, t));
+          spent.push({ t, tokens: s.tokens, judgments: a.calls });
+        }
+        composition = await stage(`${t}/pairs`, [`${dir}/pairs.jsonl`], () => pairStage(ctx, t, dataT));
       }
-      const composition = await stage(`${t}/pairs`, [`${dir}/pairs.jsonl`], () => pairStage(ctx, t, dataT));
       pairs.push({ t, composition });
       await stage(`${t}/reference`, [`${dir}/pairs.trl.jsonl`], () => referenceStage(ctx, t));
       await stage(`${t}/train`, [policyPath(t + 1), `${dir}/train-log.jsonl`], () => trainStage(ctx, t));
@@ -156,6 +177,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       best,
       finalWeightsSha256: last.weightsSha256,
       oracleJudgments: oracle.paidJudgments(),
+      spent,
     };
   } finally {
     oracle?.close();
@@ -280,13 +302,13 @@ async function sampleStage(
   ctx: IterationContext,
   t: number,
   partition: PromptRow[],
-): Promise<{ prompts: number; samples: number }> {
+): Promise<{ prompts: number; samples: number; tokens: number }> {
   const { config } = ctx;
   const policy = loadPolicy(join(ctx.runDir, policyPath(t)));
   const s = config.sampling;
-  const samples = await sampleResponses(
+  const samples = await sampleSteps(
     policy,
-    partition.map((r) => r.prompt),
+    partition.map((r) => generationPrompt(config, t)(r.prompt)),
     {
       samplesPerPrompt: s.samples_per_prompt,
       temperature: s.temperature,
@@ -297,9 +319,17 @@ async function sampleStage(
     },
     (done, total) => ctx.progress(`${t}/sample`, done, total),
   );
-  const rows: SampleRow[] = partition.map((r, i) => ({ ...r, samples: samples[i]! }));
+  const rows: SampleRow[] = partition.map((r, i) => ({
+    ...r,
+    samples: samples[i]!.map((x) => ({
+      text: x.text,
+      logprob: x.logprob,
+      finished: x.finishReason === "eos",
+    })),
+  }));
   writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
-  return { prompts: rows.length, samples: rows.length * s.samples_per_prompt };
+  const tokens = samples.reduce((sum, xs) => sum + xs.reduce((a, x) => a + x.tokens, 0), 0);
+  return { prompts: rows.length, samples: rows.length * s.samples_per_prompt, tokens };
 }
 
 /** Judges every prompt's candidate set {y^1..y^K, y_gold}; r^ counts only pi_t's samples as opponents. */
@@ -381,7 +411,7 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
         p.rule === "spin"
           ? spinPairs(a.id, a.candidates, config.seed, t, p.pairs_per_prompt)
           : (p.rule === "score" ? scorePairs : winRatePairs)(a.id, a.candidates, options, config.seed, t);
-      fresh.push(...build);
+      fresh.push(...goalPairs(config, build, a.candidates));
     }
     const earlier: PairRow[][] = [];
     for (let k = t - 1; k >= 1 && earlier.length < p.replay.length; k--) earlier.push(readPairs(k));
@@ -392,7 +422,7 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       const c = (id: string) => a.candidates.find((x) => x.id === id)!;
       return {
         ...pair,
-        prompt: a.prompt,
+        prompt: pairPrompt(config, a.prompt, pair.goal),
         chosenText: c(pair.chosen).text,
         rejectedText: c(pair.rejected).text,
         chosenWinRate: c(pair.chosen).winRate,
@@ -409,15 +439,23 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
   return pairComposition(rows.filter((r) => r.replayedFrom === undefined || dataT !== t));
 }
 
+const chosenExample = (r: PairRow): TextExample => ({
+  prompt: r.prompt,
+  response: r.chosenText,
+  ...(r.chosenContinues && { continues: true }),
+});
+const rejectedExample = (r: PairRow): TextExample => ({
+  prompt: r.prompt,
+  response: r.rejectedText,
+  ...(r.rejectedContinues && { continues: true }),
+});
+
 /** Reference log-probs, once per iteration: pi_t (or the fixed pi_1 for DPO/IPO), and pi_1 as INPO's anchor. */
 async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs: number }> {
   const { config, runDir } = ctx;
   const objective = getObjective(config.objective.name);
   const rows = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
-  const items = [
-    ...rows.map((r) => ({ prompt: r.prompt, response: r.chosenText })),
-    ...rows.map((r) => ({ prompt: r.prompt, response: r.rejectedText })),
-  ];
+  const items = [...rows.map(chosenExample), ...rows.map(rejectedExample)];
   const refT = objective.reference === "fixed" ? 1 : t;
   const logprobsUnder = async (k: number, label: string) => {
     const policy = loadPolicy(join(runDir, policyPath(k)));
@@ -454,7 +492,8 @@ async function trainStage(
     );
   }
   const policy = loadPolicy(join(runDir, policyPath(t)));
-  const units = pairs.map((pair, i) => ({ pair, ref: trl[i]! }));
+  const degrees = degreeTask(config, t);
+  const units = pairs.map((pair, i) => ({ pair, ref: trl[i]!, degree: degrees?.unitOf(pair, i) }));
   const { beta, tau } = config.objective;
   const log = trainSteps(policy, units, {
     ...config.train,
@@ -462,8 +501,9 @@ async function trainStage(
     seed: deriveSeed(config.seed, "train", t),
     // The layout sequenceLossFn expects: every chosen response, then every rejected one.
     examplesOf: (batch) => [
-      ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.chosenText })),
-      ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.rejectedText })),
+      ...batch.map((u) => chosenExample(u.pair)),
+      ...batch.map((u) => rejectedExample(u.pair)),
+      ...(degrees ? degrees.examples(batch.map((u) => u.degree!)) : []),
     ],
     lossOf: (batch) => {
       const f64 = (f: (u: (typeof units)[number]) => number) => Float64Array.from(batch, f);
@@ -485,9 +525,16 @@ async function trainStage(
         },
         { beta, ...(tau !== undefined && { tau }) },
       );
+      const n = batch.length;
+      const total = degrees
+        ? degrees.loss(
+            lossFn,
+            2 * n,
+            batch.map((u) => u.degree!),
+          )
+        : lossFn;
       return (lp) => {
-        const n = batch.length;
-        const { loss, grad } = lossFn(lp);
+        const { loss, grad } = total(lp);
         let margin = 0;
         for (let i = 0; i < n; i++)
           margin += beta * (lp[i]! - refChosen[i]! - (lp[n + i]! - refRejected[i]!));
@@ -509,10 +556,11 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
   const { config, runDir, oracle } = ctx;
   const policy = loadPolicy(join(runDir, policyPath(t + 1)));
   const e = config.eval;
+  const promptOf = generationPrompt(config, t + 1);
   const sample: SampleFn = (rows, key) =>
     sampleResponses(
       policy,
-      rows.map((r) => r.prompt),
+      rows.map((r) => promptOf(r.prompt)),
       {
         samplesPerPrompt: e.samples_per_prompt,
         temperature: e.temperature,
@@ -575,7 +623,11 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
           gold: r.gold,
           samples: ours[i]!.map((s) => s.text),
         })),
-        (items) => sequenceLogprobs(policy, items),
+        (items) =>
+          sequenceLogprobs(
+            policy,
+            items.map((x) => ({ ...x, prompt: promptOf(x.prompt) })),
+          ),
       )
     : {};
   const n = ctx.evalRows.length * e.samples_per_prompt;
