@@ -31,7 +31,10 @@ function setup(rows: { prompt: string; gold: string }[], config: string): string
 }
 
 const chainRows = () =>
-  randomChains(3, 62, DEFAULT_CHAIN).map((c) => ({ prompt: chainPrompt(c), gold: chainTeacher(c, 3, DEFAULT_CHAIN) }));
+  randomChains(3, 62, DEFAULT_CHAIN).map((c) => ({
+    prompt: chainPrompt(c),
+    gold: chainTeacher(c, 3, DEFAULT_CHAIN),
+  }));
 
 const SEARCH = `seed: 4
 run_dir: run
@@ -143,11 +146,19 @@ sft: { data: sft.jsonl, lr: 0.01, batch_size: 8, epochs: 1 }
     assert.equal(p.prompt, `<goal ${goal.toFixed(1)}> ${/rev [a-z]+=$/.exec(p.prompt as string)![0]}`);
   }
   // both copies of a relabelled pair: the same two responses, swapped, each under its own goal
-  const swapped = pairs.filter((p) => pairs.some((q) => q.chosenText === p.rejectedText && q.rejectedText === p.chosenText));
+  const swapped = pairs.filter((p) =>
+    pairs.some((q) => q.chosenText === p.rejectedText && q.rejectedText === p.chosenText),
+  );
   assert.ok(swapped.length > 0);
 
-  const bad = setup(rows, config.replace("reward_augmented: {}", 'reward_augmented: { template: "goal first" }'));
+  const bad = setup(
+    rows,
+    config.replace("reward_augmented: {}", 'reward_augmented: { template: "goal first" }'),
+  );
   const r = dno(bad, "run", "--config", "dno.yaml");
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /dno\.yaml: pairs\.reward_augmented\.template: the template must contain \{goal\} and \{prompt\}/);
+  assert.match(
+    r.stderr,
+    /dno\.yaml: pairs\.reward_augmented\.template: the template must contain \{goal\} and \{prompt\}/,
+  );
 });
