@@ -5,8 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { chainPrompt, chainTeacher, DEFAULT_CHAIN, randomChains } from "../src/demo/chain.js";
+import { chainPrompt, chainTeacher, DEFAULT_CHAIN, isCorrect, randomChains } from "../src/demo/chain.js";
 import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "../src/demo/task.js";
+import { loadPolicy, sequenceLogprobs } from "../src/pipeline/policy.js";
 import { toJsonl } from "../src/util/jsonl.js";
 
 const BIN = fileURLToPath(new URL("../../bin/dno.js", import.meta.url));
@@ -41,7 +42,7 @@ run_dir: run
 oracle: { kind: programmatic, module: ${JSON.stringify(module("chain-oracle.js"))} }
 task_metrics: ${JSON.stringify(module("chain-metrics.js"))}
 sampling: { max_new_tokens: 24 }
-search: { children: 3, simulations: 2, first_step_factor: 2, max_step_tokens: 8 }
+search: { children: 3, simulations: 2, first_step_factor: 2, max_step_tokens: 8, self_eval: { weight: 0.5 } }
 sft: { data: sft.jsonl, lr: 0.01, batch_size: 8, epochs: 30 }
 objective: { name: dno-prct, beta: 0.3 }
 `;
@@ -82,9 +83,27 @@ test("an MCTS run trains on step-level pairs that share their prefix", () => {
     }
     assert.ok((p.margin as number) > 0);
   }
+  // A committed final step's value: the outcome (+1 / -1) plus 0.5 P(y) / (P(y) + P(n)) under pi_1.
   const traces = readRows(join(dir, "run/iterations/1/search.jsonl"));
-  assert.equal(traces.length, 16);
-  assert.ok(traces.every((t) => (t.nodes as number) > 1 && Math.abs(t.value as number) <= 1));
+  const prompts = new Map(readRows(join(dir, "prompts.jsonl")).map((r) => [r.id, r.prompt as string]));
+  const policy = loadPolicy(join(dir, "run/checkpoints/pi_1"));
+  assert.equal(traces.length, 8, "16 prompts in 2 partitions");
+  for (const t of traces) {
+    assert.ok((t.nodes as number) > 1);
+    const prompt = prompts.get(t.id as string)!;
+    const response = t.response as string;
+    const question = `${prompt}${response}\nright?`;
+    const [y, n] = sequenceLogprobs(policy, [
+      { prompt: question, response: "y" },
+      { prompt: question, response: "n" },
+    ]);
+    const selfEval = 1 / (1 + Math.exp(n! - y!));
+    const outcome = response.endsWith(";") ? 0 : isCorrect(prompt, response) ? 1 : -1;
+    assert.ok(
+      Math.abs((t.value as number) - (outcome + 0.5 * selfEval)) < 1e-9,
+      `${t.value} for ${response}`,
+    );
+  }
 });
 
 /** Starts `dno run` and SIGKILLs it once `stage` has finished and `delayMs` more have passed. */

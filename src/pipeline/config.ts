@@ -142,6 +142,23 @@ export const runConfigSchema = z
         temperature: z.number().gt(0).default(1),
         /** An oracle score at least this is a correct outcome (+1), below it a wrong one (-1). */
         correct_score: z.number().default(1),
+        /**
+         * The paper's self-evaluation: the policy's P(yes) / (P(yes) + P(no)) after `template` (holding
+         * {prompt} and {steps}), times `weight`, is added to every step's value. Off by default: a model
+         * must have learnt to judge steps for it to mean anything.
+         */
+        self_eval: z
+          .strictObject({
+            weight: z.number().positive(),
+            template: z.string().default("{prompt}{steps}\nright?"),
+            yes: z.string().min(1).default("y"),
+            no: z.string().min(1).default("n"),
+          })
+          .refine((e) => e.template.includes("{prompt}") && e.template.includes("{steps}"), {
+            message: "the template must contain {prompt} and {steps}",
+            path: ["template"],
+          })
+          .optional(),
       })
       .optional(),
     objective: z

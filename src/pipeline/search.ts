@@ -4,7 +4,7 @@
  * step-level pairs: at each node of the committed path, its highest- over its lowest-Q child, both
  * continuing the node's prefix. Steps end at `search.delimiter`; a step that ends the response (EOS) is
  * terminal and judged by the oracle's pointwise score (correct when >= `correct_score`: value +1, else
- * -1). All trees of the partition are searched in lockstep, so each round of expansions is one batch
+ * -1), plus, with `self_eval`, the policy's own weighted judgment of every step. All trees of the partition are searched in lockstep, so each round of expansions is one batch
  * of samples; the round number seeds it: Rng.derive(seed, "search", t, round).
  */
 import { join } from "node:path";
@@ -16,12 +16,13 @@ import {
   searchTrees,
   stepPairs,
 } from "../core/mcts.js";
+import { sigmoid } from "../core/prob.js";
 import { deriveSeed } from "../core/rng.js";
 import { DnoError } from "../util/errors.js";
 import type { RunConfig } from "./config.js";
 import type { PromptRow } from "./data.js";
 import type { RunOracle } from "./oracle.js";
-import { loadPolicy, sampleSteps } from "./policy.js";
+import { loadPolicy, type Policy, sampleSteps, sequenceLogprobs } from "./policy.js";
 import type { PairRow } from "./records.js";
 import { writeJsonlAt } from "./stages.js";
 
@@ -105,6 +106,12 @@ export async function searchStage(
           terminal: x.finishReason !== "stop",
         });
       }
+      if (s.self_eval) {
+        const conf = selfEvaluation(policy, s.self_eval, question, prefixes[i]!, children);
+        children.forEach((c, j) => {
+          c.value += s.self_eval!.weight * conf[j]!;
+        });
+      }
       const finals = children.filter((c) => c.terminal);
       if (finals.length > 0) {
         judgments++;
@@ -115,7 +122,7 @@ export async function searchStage(
         // A failed judgment is no label: the step keeps value 0.
         finals.forEach((c, j) => {
           const score = scores[j];
-          if (score !== null && score !== undefined) c.value = score >= s.correct_score ? 1 : -1;
+          if (score !== null && score !== undefined) c.value += score >= s.correct_score ? 1 : -1;
         });
       }
       out.push(children);
@@ -178,6 +185,25 @@ function pairRow(
     ...(chosen.text.endsWith(delimiter) && { chosenContinues: true }),
     ...(rejected.text.endsWith(delimiter) && { rejectedContinues: true }),
   };
+}
+
+/** P(yes) / (P(yes) + P(no)) = sigmoid(log pi(yes) - log pi(no)) after the self-evaluation prompt, per step. */
+export function selfEvaluation(
+  policy: Policy,
+  e: NonNullable<SearchConfig["self_eval"]>,
+  question: string,
+  prefix: string,
+  steps: readonly { text: string }[],
+): number[] {
+  const items = steps.flatMap((step) => {
+    const prompt = e.template.replaceAll("{prompt}", question).replaceAll("{steps}", prefix + step.text);
+    return [
+      { prompt, response: e.yes },
+      { prompt, response: e.no },
+    ];
+  });
+  const lp = sequenceLogprobs(policy, items);
+  return steps.map((_, j) => sigmoid(lp[2 * j]! - lp[2 * j + 1]!));
 }
 
 function countNodes(node: StepNode): number {
