@@ -44,7 +44,7 @@ test("a minimal config gets the paper's defaults and absolute paths", () => {
 
 test("bad configs give one error naming the field path", () => {
   rejects(`${GOOD}\nobjective: { name: ppo }`, /objective\.name/);
-  rejects(`${GOOD}\nobjective: { name: inpo, beta: 0.1 }`, /objective\.tau: inpo needs tau/);
+  rejects(`${GOOD}\nobjective: { name: inpo, beta: 0.1 }`, /objective\.tau: inpo and nash-md need tau/);
   rejects(`${GOOD}\nsampling: { temperature: -1 }`, /sampling\.temperature/);
   rejects(`${GOOD}\npairs: { replay: [0.3, 2] }`, /pairs\.replay\[1\]/);
   rejects(`${GOOD}\ntrain: { lr: 0.1, momentum: 0.9 }`, /train: .*momentum/);
@@ -67,10 +67,13 @@ test("the neighbours' sections: defaults, and combinations that cannot work are 
   assert.deepEqual(c.pairs.reward_augmented, { template: "<goal {goal}> {prompt}" });
   assert.deepEqual(c.objective.spo, { weight: 0.1, degrees: 3, unit: "rake", samples_per_response: 1 });
   assert.equal(loadRunConfig(write(`${GOOD}search: {}\n`)).search?.children, 3);
-  rejects(`${GOOD}pairs: { rule: spin, reward_augmented: {} }\n`, /pairs\.reward_augmented: .*spin/);
+  rejects(
+    `${GOOD}pairs: { rule: spin, reward_augmented: {} }\n`,
+    /pairs\.reward_augmented: .*score or win-rate/,
+  );
   rejects(
     `${GOOD}objective: { spo: { degrees: 2, samples_per_response: 3 } }\n`,
     /objective\.spo\.samples_per_response/,
   );
-  rejects(`${GOOD}search: {}\npairs: { offline: true }\n`, /search: search builds its own step-level pairs/);
+  rejects(`${GOOD}search: {}\npairs: { offline: true }\n`, /search: MCTS builds its own step-level pairs/);
 });

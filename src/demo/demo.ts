@@ -14,30 +14,33 @@ import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { toJsonl } from "../util/jsonl.js";
 import { chainPrompt, chainTeacher, DEFAULT_CHAIN, randomChains } from "./chain.js";
+import { offlinePreferences } from "./offline.js";
+import { DEMO_JUDGE_TEMPLATE, judgeExamples, negativeExamples } from "./self-data.js";
 import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "./task.js";
 
 /** Prompt counts of the demo's splits; every word appears in exactly one split. */
 export const DEMO_SPLITS = { sft: 16000, dno: 3000, validation: 100, eval: 200 } as const;
+/** Words of the SFT split that also get an offline preference pair (inputs/preferences.jsonl). */
+const OFFLINE_PREFERENCES = 1000;
+/** SFT files of the self-rewarding rows (written only for a config that names them). */
+export const SELF_JUDGE_SFT = "inputs/sft-judge.jsonl";
+export const NEGATIVES_SFT = "inputs/sft-negatives.jsonl";
+
+/** The absolute path of a module of the demo (its oracles and metrics), for configs. */
+export const demoModule = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
+
+export const DEMO_SFT = {
+  data: "inputs/sft.jsonl",
+  lr: 3e-3,
+  batch_size: 32,
+  epochs: 10,
+  warmup_steps: 50,
+  weight_decay: 0,
+};
 
 /** The built-in tasks: word reversal (src/demo/task.ts) and arithmetic chains (src/demo/chain.ts). */
 export const DEMO_TASKS = ["reverse", "chain"] as const;
 export type DemoTask = (typeof DEMO_TASKS)[number];
-
-const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
-
-/** A task's prompts with the teacher's gold answers, `count` of them, the same for the same seed. */
-function taskRows(task: DemoTask, seed: number, count: number): { prompt: string; gold: string }[] {
-  if (task === "chain") {
-    return randomChains(seed, count, DEFAULT_CHAIN).map((c) => ({
-      prompt: chainPrompt(c),
-      gold: chainTeacher(c, seed, DEFAULT_CHAIN),
-    }));
-  }
-  return randomWords(seed, count, DEFAULT_TASK).map((w) => ({
-    prompt: promptOf(w),
-    gold: teacherAnswer(w, seed, DEFAULT_TASK),
-  }));
-}
 
 /** The demo's run config (before defaults), with `overrides` merged in for `dno compare`'s variants. */
 export function demoConfig(
@@ -45,6 +48,7 @@ export function demoConfig(
   task: DemoTask = "reverse",
 ): RunConfigInput {
   if (task === "chain") return chainConfig(overrides);
+  const here = demoModule;
   return {
     seed: 1,
     model: {
@@ -57,14 +61,7 @@ export function demoConfig(
       },
     },
     run_dir: ".",
-    sft: {
-      data: "inputs/sft.jsonl",
-      lr: 3e-3,
-      batch_size: 32,
-      epochs: 10,
-      warmup_steps: 50,
-      weight_decay: 0,
-    },
+    sft: DEMO_SFT,
     data: {
       prompts: "inputs/prompts.jsonl",
       eval: "inputs/eval.jsonl",
@@ -80,14 +77,15 @@ export function demoConfig(
     objective: { name: "dno-prct", beta: 0.3 },
     // The paper lowers the learning rate in later iterations.
     train: { lr: 1.5e-4, batch_size: 16, epochs: 2, warmup_steps: 5, lr_decay: 0.7 },
-    eval: { samples_per_prompt: 4, temperature: 1, top_p: 1 },
+    // mixture: also evaluate Algorithm 1's output, the uniform mixture of pi_1..pi_T.
+    eval: { samples_per_prompt: 4, temperature: 1, top_p: 1, mixture: true },
     ...overrides,
   };
 }
 
 /**
- * The chain task's run: the same loop and sizes as the reversal demo, on the reasoning task. The
- * model is a little larger (arithmetic over positions is harder than reversal) and sees more SFT.
+ * The chain task's run: the reversal demo's loop and sizes on the reasoning task. The model has a
+ * third layer (arithmetic over positions is harder than reversal).
  */
 function chainConfig(overrides: Partial<RunConfigInput>): RunConfigInput {
   return {
@@ -101,9 +99,10 @@ function chainConfig(overrides: Partial<RunConfigInput>): RunConfigInput {
         max_position_embeddings: 48,
       },
     },
-    oracle: { kind: "programmatic", module: here("./chain-oracle.js") },
-    task_metrics: here("./chain-metrics.js"),
+    oracle: { kind: "programmatic", module: demoModule("./chain-oracle.js") },
+    task_metrics: demoModule("./chain-metrics.js"),
     sampling: { samples_per_prompt: 5, temperature: 1, top_p: 1, max_new_tokens: 24 },
+    eval: { samples_per_prompt: 4, temperature: 1, top_p: 1 },
     ...overrides,
   };
 }
@@ -113,10 +112,19 @@ export function writeDemoInputs(dir: string, config: RunConfigInput, task: DemoT
   mkdirSync(join(dir, "inputs"), { recursive: true });
   const seed = config.seed ?? 1;
   const { sft, dno, validation, eval: evalCount } = DEMO_SPLITS;
-  const all = taskRows(task, seed, sft + dno + validation + evalCount);
+  const total = sft + dno + validation + evalCount;
+  const words = task === "reverse" ? randomWords(seed, total, DEFAULT_TASK) : [];
+  const all =
+    task === "chain"
+      ? randomChains(seed, total, DEFAULT_CHAIN).map((c) => ({
+          prompt: chainPrompt(c),
+          gold: chainTeacher(c, seed, DEFAULT_CHAIN),
+        }))
+      : words.map((w) => ({ prompt: promptOf(w), gold: teacherAnswer(w, seed, DEFAULT_TASK) }));
   const rows = (from: number, count: number, name: string) =>
     all.slice(from, from + count).map((r, i) => ({ id: `${name}-${i}`, ...r }));
-  writeFileAtomic(join(dir, "inputs", "sft.jsonl"), toJsonl(rows(0, sft, "sft")));
+  const sftRows = rows(0, sft, "sft");
+  writeFileAtomic(join(dir, "inputs", "sft.jsonl"), toJsonl(sftRows));
   writeFileAtomic(join(dir, "inputs", "prompts.jsonl"), toJsonl(rows(sft, dno, "p")));
   writeFileAtomic(join(dir, "inputs", "validation.jsonl"), toJsonl(rows(sft + dno, validation, "val")));
   writeFileAtomic(
@@ -124,10 +132,31 @@ export function writeDemoInputs(dir: string, config: RunConfigInput, task: DemoT
     toJsonl(rows(sft + dno + validation, evalCount, "eval")),
   );
   const file = join(dir, "dno.yaml");
+  const header = `# the built-in demo (dno demo --task ${task}); resume with: dno run --config ${file}`;
+  if (task === "chain") {
+    writeFileAtomic(file, `${header}\n${toYaml(config)}`);
+    return file;
+  }
+  // Offline preference data (DICE's first round and replay) on SFT-split words, disjoint from the rest.
   writeFileAtomic(
-    file,
-    `# the built-in demo (dno demo --task ${task}); resume with: dno run --config ${file}\n${toYaml(config)}`,
+    join(dir, "inputs", "preferences.jsonl"),
+    toJsonl(offlinePreferences(words.slice(0, OFFLINE_PREFERENCES), seed, DEFAULT_TASK)),
   );
+  // The self-rewarding rows' seed data: the SFT answers plus judging, or worse-answer, examples.
+  if (config.sft?.data === SELF_JUDGE_SFT) {
+    const judging = judgeExamples(
+      words.slice(OFFLINE_PREFERENCES, 3 * OFFLINE_PREFERENCES),
+      seed,
+      DEFAULT_TASK,
+    );
+    writeFileAtomic(join(dir, SELF_JUDGE_SFT), toJsonl([...sftRows, ...judging]));
+    writeFileAtomic(join(dir, "inputs", "judge.jinja"), DEMO_JUDGE_TEMPLATE);
+  }
+  if (config.sft?.data === NEGATIVES_SFT) {
+    const negatives = negativeExamples(words.slice(3 * OFFLINE_PREFERENCES, 4 * OFFLINE_PREFERENCES));
+    writeFileAtomic(join(dir, NEGATIVES_SFT), toJsonl([...sftRows, ...negatives]));
+  }
+  writeFileAtomic(file, `${header}\n${toYaml(config)}`);
   return file;
 }
 
@@ -145,6 +174,15 @@ export interface DemoSummary {
     pairs: { teacher_over_student: number; student_over_teacher: number; student_over_student: number };
     seconds: number;
   }[];
+  /** The uniform mixture of the iterates pi_1..pi_T (null when not evaluated). */
+  mixture: {
+    iterates: number;
+    winrate_vs_last: number | null;
+    winrate_vs_sft: number | null;
+    winrate_vs_teacher: number | null;
+    exploitability: number | null;
+    accuracy: number | null;
+  } | null;
   final_weights_sha256: string;
 }
 
@@ -176,6 +214,14 @@ export function demoSummary(result: RunResult): DemoSummary {
         seconds: round(seconds, 1),
       };
     }),
+    mixture: result.mixture && {
+      iterates: result.mixture.iterates,
+      winrate_vs_last: round(result.mixture.winrate_vs_prev),
+      winrate_vs_sft: round(result.mixture.winrate_vs_initial),
+      winrate_vs_teacher: round(result.mixture.winrate_vs_teacher),
+      exploitability: round(result.mixture.metrics.exploitability ?? null),
+      accuracy: round(result.mixture.metrics.accuracy ?? null),
+    },
     final_weights_sha256: result.finalWeightsSha256,
   };
 }

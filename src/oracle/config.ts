@@ -6,6 +6,7 @@ import { describeZodError } from "../util/zod.js";
 import type { Link } from "./adapters.js";
 import { readApiKey } from "./api-key.js";
 import { canonicalJson, sha256Hex } from "./cache.js";
+import { ensembleOracle } from "./ensemble.js";
 import { llmJudgeOracle } from "./llm-judge.js";
 import { loadProgrammaticModule, programmaticOracle } from "./programmatic.js";
 import type { ReliabilityOptions } from "./reliability.js";
@@ -75,13 +76,38 @@ export const programmaticConfigSchema = z.strictObject({
   link: linkSchema,
 });
 
-export const oracleConfigSchema = z.discriminatedUnion("kind", [
+/** An oracle that judges on its own (not an ensemble): what an ensemble is made of. */
+export const memberConfigSchema = z.discriminatedUnion("kind", [
   llmJudgeConfigSchema,
   rewardModelConfigSchema,
   programmaticConfigSchema,
 ]);
 
+export const ensembleConfigSchema = z
+  .strictObject({
+    kind: z.literal("ensemble"),
+    members: z.array(memberConfigSchema).min(1),
+    /** mean; min (worst case); uncertainty (mean - lambda * variance across members). */
+    aggregate: z.enum(["mean", "min", "uncertainty"]).default("mean"),
+    lambda: z.number().min(0).default(1),
+    /** Members that must answer a judgment for it to count; default: all. */
+    minMembers: z.number().int().positive().optional(),
+    link: linkSchema,
+  })
+  .refine((c) => (c.minMembers ?? 1) <= c.members.length, {
+    message: "minMembers cannot exceed the number of members",
+    path: ["minMembers"],
+  });
+
+export const oracleConfigSchema = z.discriminatedUnion("kind", [
+  llmJudgeConfigSchema,
+  rewardModelConfigSchema,
+  programmaticConfigSchema,
+  ensembleConfigSchema,
+]);
+
 export type OracleConfig = z.infer<typeof oracleConfigSchema>;
+export type MemberConfig = z.infer<typeof memberConfigSchema>;
 export type OracleConfigInput = z.input<typeof oracleConfigSchema>;
 
 /** Validates a config object; errors name the field path, prefixed with `where` (a file, a section). */
@@ -96,7 +122,7 @@ export function readOracleConfigFile(file: string): Record<string, unknown> {
   const value = readYamlFile(file);
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new DnoError(
-      `${file}: expected a mapping of the oracle's settings (kind: llm-judge | reward-model | programmatic)`,
+      `${file}: expected a mapping of the oracle's settings (kind: llm-judge | reward-model | programmatic | ensemble)`,
     );
   }
   return value as Record<string, unknown>;
@@ -137,6 +163,15 @@ export async function createOracle(config: OracleConfig, options: CreateOracleOp
   const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const link: Link = config.link;
   switch (config.kind) {
+    case "ensemble": {
+      const members = await Promise.all(config.members.map((m) => createOracle(m, options)));
+      return ensembleOracle(members, {
+        aggregate: config.aggregate,
+        lambda: config.lambda,
+        ...(config.minMembers !== undefined && { minMembers: config.minMembers }),
+        link,
+      });
+    }
     case "programmatic":
       return programmaticOracle(await loadProgrammaticModule(at(config.module), config.export), link);
     case "reward-model": {

@@ -5,10 +5,11 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
-import { oracleConfigSchema } from "../oracle/index.js";
+import { type OracleConfig, oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
+import { OFFLINE_FIRST_KINDS, trainOracleConfigSchema } from "./policy-oracles.js";
 
 /** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
 const fromScratchSchema = z.strictObject({
@@ -31,193 +32,229 @@ const optimizerFields = {
   grad_clip: z.number().positive().default(1),
 };
 
-export const runConfigSchema = z
-  .strictObject({
-    seed: z.number().int().min(0).max(0xffffffff).default(1),
-    /** The run directory (state, samples, pairs, checkpoints, report), relative to the config file. */
-    run_dir: z.string().min(1).default("run"),
-    threads: z.number().int().positive().optional(),
-    model: z
-      .strictObject({
-        /** A Hugging Face checkpoint directory (config.json, model.safetensors, tokenizer.json). */
-        path: z.string().min(1).optional(),
-        from_scratch: fromScratchSchema.optional(),
-      })
-      .refine((m) => (m.path === undefined) !== (m.from_scratch === undefined), {
-        message: "give exactly one of model.path and model.from_scratch",
-      }),
-    /** Supervised fine-tuning on gold answers before the first iteration (pi_ref = the SFT model). */
-    sft: z
-      .strictObject({
-        data: z.string().min(1),
-        ...optimizerFields,
-      })
-      .optional(),
-    data: z.strictObject({
-      /** JSONL of {id, prompt, gold?}; split into `iterations` non-overlapping partitions. */
-      prompts: z.string().min(1),
-      /** Held-out JSONL of {id, prompt, gold?}: evaluation after every iteration. */
-      eval: z.string().min(1),
-      /** Held-out JSONL used only to choose the best iterate. */
-      validation: z.string().min(1).optional(),
-      prompts_per_iteration: z.number().int().positive().optional(),
+export const runConfigSchema = z.strictObject({
+  seed: z.number().int().min(0).max(0xffffffff).default(1),
+  /** The run directory (state, samples, pairs, checkpoints, report), relative to the config file. */
+  run_dir: z.string().min(1).default("run"),
+  threads: z.number().int().positive().optional(),
+  model: z
+    .strictObject({
+      /** A Hugging Face checkpoint directory (config.json, model.safetensors, tokenizer.json). */
+      path: z.string().min(1).optional(),
+      from_scratch: fromScratchSchema.optional(),
+    })
+    .refine((m) => (m.path === undefined) !== (m.from_scratch === undefined), {
+      message: "give exactly one of model.path and model.from_scratch",
     }),
-    oracle: oracleConfigSchema,
-    /** A module exporting `metrics(items, logprobs)`: task-specific numbers for each evaluation. */
-    task_metrics: z.string().min(1).optional(),
-    iterations: z.number().int().positive().default(3),
-    sampling: z
-      .strictObject({
-        samples_per_prompt: z.number().int().positive().default(5),
-        temperature: z.number().min(0).default(0.7),
-        top_p: z.number().gt(0).max(1).default(0.95),
-        top_k: z.number().int().min(0).default(0),
-        max_new_tokens: z.number().int().positive().default(64),
-        include_gold: z.boolean().default(true),
-      })
-      .prefault({}),
-    pairs: z
-      .strictObject({
-        /** score: the paper's 6-point rule; win-rate: large margins on r^; spin: gold over own sample. */
-        rule: z.enum(["score", "win-rate", "spin"]).default("win-rate"),
-        min_positive: z.number().optional(),
-        margin: z.number().min(0).optional(),
-        student_margin: z.number().min(0).optional(),
-        pairs_per_prompt: z.number().int().positive().default(1),
-        positive_sources: z
-          .array(z.enum(["teacher", "student"]))
-          .min(1)
-          .default(["teacher", "student"]),
-        replay: z.array(z.number().min(0).max(1)).default([0.3, 0.15]),
-        /**
-         * Reward-augmented DPO (arXiv 2410.08067): each pair becomes two goal-conditioned pairs, and the
-         * policy generates and is evaluated conditioned on `highest_goal` (src/pipeline/goals.ts).
-         */
-        reward_augmented: z
-          .strictObject({
-            /** Holds {goal} and {prompt}. */
-            template: z.string().min(1).default("<goal {goal}> {prompt}"),
-            /** Digits of a goal; default 0 for the score rule, 1 for win rates. */
-            decimals: z.number().int().min(0).max(6).optional(),
-            /** The goal asked for at generation; default 6 (the rubric's top) or 1 (win rates). */
-            highest_goal: z.number().optional(),
-          })
-          .optional(),
-        /** Train every iteration on the first iteration's pairs (offline DPO). */
-        offline: z.boolean().default(false),
-        defects: z
-          .strictObject({
-            n: z.number().int().positive().default(3),
-            max_repeat_fraction: z.number().min(0).max(1).default(0.4),
-          })
-          .prefault({}),
-      })
-      .refine((p) => p.reward_augmented === undefined || p.rule !== "spin", {
-        message: "reward_augmented relabels judged pairs; the spin rule has no quality values",
-        path: ["reward_augmented"],
-      })
-      .refine((p) => p.reward_augmented === undefined || checkedTemplate(p.reward_augmented.template), {
-        message: "the template must contain {goal} and {prompt}",
-        path: ["reward_augmented", "template"],
-      })
-      .prefault({}),
-    /**
-     * MCTS-DPO (arXiv 2405.00451): a tree search over reasoning steps replaces sampling, judging and
-     * the pair rule; the run trains on step-level pairs (src/pipeline/search.ts).
-     */
-    search: z
-      .strictObject({
-        kind: z.literal("mcts").default("mcts"),
-        /** Steps the policy proposes at each expansion (distinct ones are kept). */
-        children: z.number().int().min(2).default(3),
-        /** Search iterations per committed step; the first step gets first_step_factor times more. */
-        simulations: z.number().int().positive().default(4),
-        first_step_factor: z.number().int().positive().default(4),
-        c_puct: z.number().min(0).default(1),
-        length_penalty: z.number().min(0).default(1.25),
-        gamma: z.number().min(0).max(1).default(1),
-        depth_limit: z.number().int().positive().default(8),
-        delimiter: z.string().min(1).default(";"),
-        max_step_tokens: z.number().int().positive().default(16),
-        temperature: z.number().gt(0).default(1),
-        /** An oracle score at least this is a correct outcome (+1), below it a wrong one (-1). */
-        correct_score: z.number().default(1),
-        /**
-         * The paper's self-evaluation: the policy's P(yes) / (P(yes) + P(no)) after `template` (holding
-         * {prompt} and {steps}), times `weight`, is added to every step's value. Off by default: a model
-         * must have learnt to judge steps for it to mean anything.
-         */
-        self_eval: z
-          .strictObject({
-            weight: z.number().positive(),
-            template: z.string().default("{prompt}{steps}\nright?"),
-            yes: z.string().min(1).default("y"),
-            no: z.string().min(1).default("n"),
-          })
-          .refine((e) => e.template.includes("{prompt}") && e.template.includes("{steps}"), {
-            message: "the template must contain {prompt} and {steps}",
-            path: ["template"],
-          })
-          .optional(),
-      })
-      .optional(),
-    objective: z
-      .strictObject({
-        name: z.enum(OBJECTIVE_NAMES as [string, ...string[]]).default("dno-prct"),
-        beta: z.number().positive().default(0.1),
-        tau: z.number().min(0).optional(),
-        /** SPO's self-supervised preference-degree loss, added with `weight` (src/core/spo.ts). */
-        spo: z
-          .strictObject({
-            weight: z.number().positive().default(0.1),
-            degrees: z.number().int().min(2).max(5).default(3),
-            unit: z.enum(["rake", "letters"]).default("rake"),
-            samples_per_response: z.number().int().positive().default(1),
-          })
-          .refine((o) => o.samples_per_response <= o.degrees, {
-            message: "samples_per_response must not exceed degrees",
-            path: ["samples_per_response"],
-          })
-          .optional(),
-      })
-      .refine((o) => o.name !== "inpo" || (o.tau !== undefined && o.tau <= o.beta), {
-        message: "inpo needs tau, with 0 <= tau <= beta",
-        path: ["tau"],
-      })
-      .prefault({}),
-    train: z
-      .strictObject({
-        ...optimizerFields,
-        lr: z.number().positive().default(5e-5),
-        /** Multiplies the learning rate at every iteration after the first (the paper lowers it). */
-        lr_decay: z.number().positive().max(1).default(1),
-      })
-      .prefault({}),
-    eval: z
-      .strictObject({
-        samples_per_prompt: z.number().int().positive().default(4),
-        temperature: z.number().min(0).default(1),
-        top_p: z.number().gt(0).max(1).default(1),
-      })
-      .prefault({}),
-  })
-  .refine((c) => c.search === undefined || (!c.pairs.offline && c.pairs.reward_augmented === undefined), {
-    message:
-      "search builds its own step-level pairs: it cannot be combined with pairs.offline or pairs.reward_augmented",
-    path: ["search"],
-  });
+  /** Supervised fine-tuning on gold answers before the first iteration (pi_ref = the SFT model). */
+  sft: z
+    .strictObject({
+      data: z.string().min(1),
+      ...optimizerFields,
+    })
+    .optional(),
+  data: z.strictObject({
+    /** JSONL of {id, prompt, gold?}; split into `iterations` non-overlapping partitions. */
+    prompts: z.string().min(1),
+    /** Held-out JSONL of {id, prompt, gold?}: evaluation after every iteration. */
+    eval: z.string().min(1),
+    /** Held-out JSONL used only to choose the best iterate. */
+    validation: z.string().min(1).optional(),
+    prompts_per_iteration: z.number().int().positive().optional(),
+  }),
+  /** The judge: evaluation, and the training labels unless `train_oracle` is given. */
+  oracle: oracleConfigSchema,
+  /** What labels the training candidates instead of `oracle` (e.g. DICE's implicit-reward). */
+  train_oracle: trainOracleConfigSchema.optional(),
+  /** A module exporting `metrics(items, logprobs)`: task-specific numbers for each evaluation. */
+  task_metrics: z.string().min(1).optional(),
+  iterations: z.number().int().positive().default(3),
+  sampling: z
+    .strictObject({
+      samples_per_prompt: z.number().int().positive().default(5),
+      temperature: z.number().min(0).default(0.7),
+      top_p: z.number().gt(0).max(1).default(0.95),
+      top_k: z.number().int().min(0).default(0),
+      max_new_tokens: z.number().int().positive().default(64),
+      include_gold: z.boolean().default(true),
+    })
+    .prefault({}),
+  pairs: z
+    .strictObject({
+      /** score: the paper's 6-point rule; win-rate: large margins on r^; spin: gold over own sample. */
+      rule: z.enum(["score", "win-rate", "spin", "prompted"]).default("win-rate"),
+      /** prompted: the worse-answer prefix of each iteration (the last one repeats), widest gap first. */
+      negative_prefixes: z.array(z.string().min(1)).min(1).optional(),
+      min_positive: z.number().optional(),
+      margin: z.number().min(0).optional(),
+      student_margin: z.number().min(0).optional(),
+      pairs_per_prompt: z.number().int().positive().default(1),
+      positive_sources: z
+        .array(z.enum(["teacher", "student"]))
+        .min(1)
+        .default(["teacher", "student"]),
+      replay: z.array(z.number().min(0).max(1)).default([0.3, 0.15]),
+      /** Train every iteration on the first iteration's pairs (offline DPO). */
+      offline: z.boolean().default(false),
+      /**
+       * An offline preference file (JSONL {id?, prompt, chosen, rejected}) replayed into every
+       * iteration as `fraction` of its pairs (DICE's experience replay); with a policy-built
+       * train_oracle, iteration 1 trains on this file alone (DICE's first DPO round).
+       */
+      offline_data: z
+        .strictObject({ file: z.string().min(1), fraction: z.number().min(0).lt(1).default(0.5) })
+        .optional(),
+      /**
+       * Reward-augmented DPO (arXiv 2410.08067): each pair becomes two goal-conditioned pairs, and the
+       * policy generates and is evaluated conditioned on `highest_goal` (src/pipeline/goals.ts).
+       */
+      reward_augmented: z
+        .strictObject({
+          /** Holds {goal} and {prompt}. */
+          template: z.string().min(1).default("<goal {goal}> {prompt}"),
+          /** Digits of a goal; default 0 for the score rule, 1 for win rates. */
+          decimals: z.number().int().min(0).max(6).optional(),
+          /** The goal asked for at generation; default 6 (the rubric's top) or 1 (win rates). */
+          highest_goal: z.number().optional(),
+        })
+        .optional(),
+      defects: z
+        .strictObject({
+          n: z.number().int().positive().default(3),
+          max_repeat_fraction: z.number().min(0).max(1).default(0.4),
+        })
+        .prefault({}),
+    })
+    .refine((p) => p.reward_augmented === undefined || p.rule === "score" || p.rule === "win-rate", {
+      message: "reward_augmented relabels judged pairs: it needs pairs.rule score or win-rate",
+      path: ["reward_augmented"],
+    })
+    .refine((p) => p.reward_augmented === undefined || checkedTemplate(p.reward_augmented.template), {
+      message: "the template must contain {goal} and {prompt}",
+      path: ["reward_augmented", "template"],
+    })
+    .prefault({}),
+  /**
+   * MCTS-DPO (arXiv 2405.00451): a tree search over reasoning steps replaces sampling, judging and
+   * the pair rule; the run trains on step-level pairs (src/pipeline/search.ts).
+   */
+  search: z
+    .strictObject({
+      kind: z.literal("mcts").default("mcts"),
+      /** Steps the policy proposes at each expansion (distinct ones are kept). */
+      children: z.number().int().min(2).default(3),
+      /** Search iterations per committed step; the first step gets first_step_factor times more. */
+      simulations: z.number().int().positive().default(4),
+      first_step_factor: z.number().int().positive().default(4),
+      c_puct: z.number().min(0).default(1),
+      length_penalty: z.number().min(0).default(1.25),
+      gamma: z.number().min(0).max(1).default(1),
+      depth_limit: z.number().int().positive().default(8),
+      delimiter: z.string().min(1).default(";"),
+      max_step_tokens: z.number().int().positive().default(16),
+      temperature: z.number().gt(0).default(1),
+      /** An oracle score at least this is a correct outcome (+1), below it a wrong one (-1). */
+      correct_score: z.number().default(1),
+      /**
+       * The paper's self-evaluation: the policy's P(yes) / (P(yes) + P(no)) after `template` (holding
+       * {prompt} and {steps}), times `weight`, is added to every step's value. Off by default: a model
+       * must have learnt to judge steps for it to mean anything.
+       */
+      self_eval: z
+        .strictObject({
+          weight: z.number().positive(),
+          template: z.string().default("{prompt}{steps}\nright?"),
+          yes: z.string().min(1).default("y"),
+          no: z.string().min(1).default("n"),
+        })
+        .refine((e) => e.template.includes("{prompt}") && e.template.includes("{steps}"), {
+          message: "the template must contain {prompt} and {steps}",
+          path: ["template"],
+        })
+        .optional(),
+    })
+    .optional(),
+  objective: z
+    .strictObject({
+      name: z.enum(OBJECTIVE_NAMES as [string, ...string[]]).default("dno-prct"),
+      beta: z.number().positive().default(0.1),
+      tau: z.number().min(0).optional(),
+      /** selm: weight of the optimism term. */
+      alpha: z.number().min(0).optional(),
+      /** SPO's self-supervised preference-degree loss, added with `weight` (src/core/spo.ts). */
+      spo: z
+        .strictObject({
+          weight: z.number().positive().default(0.1),
+          degrees: z.number().int().min(2).max(5).default(3),
+          unit: z.enum(["rake", "letters"]).default("rake"),
+          samples_per_response: z.number().int().positive().default(1),
+        })
+        .refine((o) => o.samples_per_response <= o.degrees, {
+          message: "samples_per_response must not exceed degrees",
+          path: ["samples_per_response"],
+        })
+        .optional(),
+    })
+    .refine((o) => !["inpo", "nash-md"].includes(o.name) || (o.tau !== undefined && o.tau <= o.beta), {
+      message: "inpo and nash-md need tau, with 0 <= tau <= beta",
+      path: ["tau"],
+    })
+    .refine((o) => o.name !== "selm" || o.alpha !== undefined, {
+      message: "selm needs alpha (the optimism weight, >= 0)",
+      path: ["alpha"],
+    })
+    .prefault({}),
+  train: z
+    .strictObject({
+      ...optimizerFields,
+      lr: z.number().positive().default(5e-5),
+      /** Multiplies the learning rate at every iteration after the first (the paper lowers it). */
+      lr_decay: z.number().positive().max(1).default(1),
+    })
+    .prefault({}),
+  eval: z
+    .strictObject({
+      samples_per_prompt: z.number().int().positive().default(4),
+      temperature: z.number().min(0).default(1),
+      top_p: z.number().gt(0).max(1).default(1),
+      /** Also evaluate Algorithm 1's output, the uniform mixture of the iterates pi_1..pi_T. */
+      mixture: z.boolean().default(false),
+    })
+    .prefault({}),
+});
 
 function checkedTemplate(template: string): boolean {
   return template.includes("{goal}") && template.includes("{prompt}");
 }
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
+
+/** Iteration 1 of a run whose labels come from the policy trains on the offline preference file. */
+export function offlineFirstRound(config: RunConfig): boolean {
+  return config.train_oracle !== undefined && OFFLINE_FIRST_KINDS.includes(config.train_oracle.kind);
+}
 export type RunConfigInput = z.input<typeof runConfigSchema>;
 
 /** Validates a config object; `where` (a file name) prefixes the message. */
 export function parseRunConfig(value: unknown, where: string): RunConfig {
   const parsed = runConfigSchema.safeParse(value);
   if (!parsed.success) throw new DnoError(`${where}: ${describeZodError(parsed.error)}`);
+  if (parsed.data.pairs.rule === "prompted" && !parsed.data.pairs.negative_prefixes) {
+    throw new DnoError(
+      `${where}: pairs.rule prompted needs pairs.negative_prefixes (one per iteration, widest gap first)`,
+    );
+  }
+  const p = parsed.data.pairs;
+  if (parsed.data.search && (p.offline || p.reward_augmented || p.offline_data || parsed.data.train_oracle)) {
+    throw new DnoError(
+      `${where}: search: MCTS builds its own step-level pairs, judged by the oracle; it cannot be combined with pairs.offline, pairs.offline_data, pairs.reward_augmented or train_oracle`,
+    );
+  }
+  if (offlineFirstRound(parsed.data) && !parsed.data.pairs.offline_data) {
+    throw new DnoError(
+      `${where}: train_oracle.kind ${parsed.data.train_oracle!.kind} needs pairs.offline_data (iteration 1 trains on that file: there is no trained iterate to ask yet)`,
+    );
+  }
   return resolvePaths(parsed.data, dirname(resolve(where)));
 }
 
@@ -235,13 +272,26 @@ function resolvePaths(config: RunConfig, baseDir: string): RunConfig {
   out.data.prompts = at(out.data.prompts);
   out.data.eval = at(out.data.eval);
   if (out.data.validation) out.data.validation = at(out.data.validation);
-  if (out.oracle.kind === "programmatic") out.oracle.module = at(out.oracle.module);
+  resolveOraclePaths(out.oracle, at);
+  const train = out.train_oracle;
+  if (train?.kind === "self") {
+    if (train.template) train.template = at(train.template);
+  } else if (train !== undefined && train.kind !== "implicit-reward") resolveOraclePaths(train, at);
+  if (out.pairs.offline_data) out.pairs.offline_data.file = at(out.pairs.offline_data.file);
   if (out.task_metrics) out.task_metrics = at(out.task_metrics);
-  if ("cache" in out.oracle && out.oracle.cache) out.oracle.cache = at(out.oracle.cache);
-  if (out.oracle.kind === "llm-judge") {
-    const t = out.oracle.templates;
+  return out;
+}
+
+function resolveOraclePaths(oracle: OracleConfig, at: (p: string) => string): void {
+  if (oracle.kind === "ensemble") {
+    for (const m of oracle.members) resolveOraclePaths(m, at);
+    return;
+  }
+  if (oracle.kind === "programmatic") oracle.module = at(oracle.module);
+  if ("cache" in oracle && oracle.cache) oracle.cache = at(oracle.cache);
+  if (oracle.kind === "llm-judge") {
+    const t = oracle.templates;
     if (t.pointwise) t.pointwise = at(t.pointwise);
     if (t.pairwise) t.pairwise = at(t.pairwise);
   }
-  return out;
 }

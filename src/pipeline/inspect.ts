@@ -7,8 +7,8 @@ import { JudgmentCache } from "../oracle/cache.js";
 import type { ReportData, ReportIteration } from "../report/html.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
-import type { RunConfig } from "./config.js";
-import type { EvalResult, TrainLogRow } from "./records.js";
+import { offlineFirstRound, type RunConfig } from "./config.js";
+import type { EvalResult, MixtureEvalResult, TrainLogRow } from "./records.js";
 import { RunState, type StageRecord } from "./state.js";
 
 export interface RunSnapshot {
@@ -35,7 +35,7 @@ export function readRun(runDir: string): RunSnapshot {
 export function stagePlan(config: RunConfig): string[] {
   const plan = ["prepare", ...(config.model.from_scratch ? ["init"] : []), "sft", "eval/0"];
   for (let t = 1; t <= config.iterations; t++) {
-    const fresh = !config.pairs.offline || t === 1;
+    const fresh = (!config.pairs.offline || t === 1) && !(offlineFirstRound(config) && t === 1);
     plan.push(
       ...(fresh ? [`${t}/sample`, `${t}/annotate`] : []),
       `${t}/pairs`,
@@ -44,7 +44,7 @@ export function stagePlan(config: RunConfig): string[] {
       `${t}/eval`,
     );
   }
-  plan.push("select");
+  plan.push("select", ...(config.eval.mixture ? ["mixture"] : []));
   return plan;
 }
 
@@ -113,6 +113,7 @@ export function reportData(run: RunSnapshot): ReportData {
       "stages finished": `${run.stages.length} of ${run.plan.length}`,
     },
     iterations,
+    mixture: (byName.get("mixture")?.result as MixtureEvalResult | undefined) ?? null,
     training,
     best: (byName.get("select")?.result as number | undefined) ?? iterations.length,
     finalWeightsSha256: last?.weightsSha256 ?? "(not finished)",

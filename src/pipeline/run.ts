@@ -22,6 +22,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { isDefective } from "../core/defects.js";
+import { exploreSample } from "../core/explore.js";
 import { getObjective, sequenceLossFn } from "../core/objectives.js";
 import {
   type Candidate,
@@ -32,6 +33,7 @@ import {
   spinPairs,
   winRatePairs,
 } from "../core/pairs.js";
+import { negativeId, negativePrefix, promptedPairs } from "../core/prompted-pairs.js";
 import { withReplay } from "../core/replay.js";
 import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
@@ -42,17 +44,20 @@ import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
-import type { RunConfig } from "./config.js";
+import { offlineFirstRound, type RunConfig } from "./config.js";
 import { checkDisjoint, type PromptRow, promptRowSchema, readPrompts } from "./data.js";
 import { generationPrompt, goalPairs, pairPrompt } from "./goals.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
+import { iterDir, MIXTURE_DIR, mixtureIterates, policyPath } from "./paths.js";
 import {
   type BatchLoss,
   initPolicy,
   loadPolicy,
+  mixtureLogprobs,
   type Policy,
   policyWeightsSha256,
   responseTokenCount,
+  sampleMixture,
   sampleResponses,
   sampleSteps,
   savePolicy,
@@ -60,12 +65,15 @@ import {
   type TextExample,
   trainSteps,
 } from "./policy.js";
+import { openTrainOracle } from "./policy-oracles.js";
 import {
   type AnnotationRow,
   annotationRowSchema,
   type EvalResult,
   type EvalRow,
   evalRowSchema,
+  type MixtureEvalResult,
+  offlinePreferenceSchema,
   type PairRow,
   pairRowSchema,
   type SampleRow,
@@ -76,7 +84,7 @@ import { searchStage } from "./search.js";
 import { degreeTask } from "./spo.js";
 import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
 import { RunState } from "./state.js";
-import { loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
+import { type LogprobsFn, loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
 
 /** Progress of a long stage: `done` of `total` units (prompts, comparisons, steps). */
 export type ProgressFn = (stage: string, done: number, total: number) => void;
@@ -94,14 +102,15 @@ export interface RunResult {
   stageSeconds: Record<string, number>;
   /** The iterate chosen on validation (the last one without a validation set), 1-based: pi_best. */
   best: number;
+  /** The mixture of pi_1..pi_T on the held-out prompts (config eval.mixture), else null. */
+  mixture: MixtureEvalResult | null;
   finalWeightsSha256: string;
   oracleJudgments: number;
   /** What building each iteration's training data cost: policy tokens sampled, oracle calls. */
   spent: { t: number; tokens: number; judgments: number }[];
 }
 
-export const policyPath = (t: number): string => `checkpoints/pi_${t}`;
-const iterDir = (t: number): string => `iterations/${t}`;
+export { policyPath };
 
 /** Runs (or resumes) the whole pipeline in the config's run directory. */
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
@@ -150,7 +159,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
         spent.push({ t, tokens: r.tokens, judgments: r.judgments });
         composition = pairComposition(readJsonl(join(runDir, dir, "pairs.jsonl"), pairRowSchema));
       } else {
-        if (dataT === t) {
+        if (dataT === t && !(offlineFirstRound(config) && t === 1)) {
           const s = await stage(`${t}/sample`, [`${dir}/samples.jsonl`], () =>
             sampleStage(ctx, t, partitions[t - 1]!),
           );
@@ -166,6 +175,9 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       writeMetrics(runDir, evals);
     }
     const best = await stage("select", [], () => selectBest(evals));
+    const mixture = config.eval.mixture
+      ? await stage("mixture", [`${MIXTURE_DIR}/eval.jsonl`], () => evaluateMixture(ctx))
+      : null;
     const stageSeconds: Record<string, number> = {};
     for (const r of state.all()) stageSeconds[r.name] = r.seconds;
     const last = state.get<{ weightsSha256: string }>(`${config.iterations}/train`)!.result;
@@ -175,6 +187,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       pairs,
       stageSeconds,
       best,
+      mixture,
       finalWeightsSha256: last.weightsSha256,
       oracleJudgments: oracle.paidJudgments(),
       spent,
@@ -306,35 +319,65 @@ async function sampleStage(
   const { config } = ctx;
   const policy = loadPolicy(join(ctx.runDir, policyPath(t)));
   const s = config.sampling;
-  const samples = await sampleSteps(
-    policy,
+  let tokens = 0;
+  const sample = async (prompts: string[], key: string) => {
+    const steps = await sampleSteps(
+      policy,
+      prompts,
+      {
+        samplesPerPrompt: s.samples_per_prompt,
+        temperature: s.temperature,
+        topP: s.top_p,
+        topK: s.top_k,
+        maxNewTokens: s.max_new_tokens,
+        seed: deriveSeed(config.seed, key, t),
+      },
+      (done, total) => ctx.progress(`${t}/${key}`, done, total),
+    );
+    return steps.map((xs) =>
+      xs.map((x) => {
+        tokens += x.tokens;
+        return { text: x.text, logprob: x.logprob, finished: x.finishReason === "eos" };
+      }),
+    );
+  };
+  const samples = await sample(
     partition.map((r) => generationPrompt(config, t)(r.prompt)),
-    {
-      samplesPerPrompt: s.samples_per_prompt,
-      temperature: s.temperature,
-      topP: s.top_p,
-      topK: s.top_k,
-      maxNewTokens: s.max_new_tokens,
-      seed: deriveSeed(config.seed, "sample", t),
-    },
-    (done, total) => ctx.progress(`${t}/sample`, done, total),
+    "sample",
   );
+  const prefixes = config.pairs.rule === "prompted" ? config.pairs.negative_prefixes! : undefined;
+  const negatives =
+    prefixes &&
+    (await sample(
+      partition.map((r) => negativePrefix(prefixes, t) + r.prompt),
+      "sample-negative",
+    ));
   const rows: SampleRow[] = partition.map((r, i) => ({
     ...r,
-    samples: samples[i]!.map((x) => ({
-      text: x.text,
-      logprob: x.logprob,
-      finished: x.finishReason === "eos",
-    })),
+    samples: samples[i]!,
+    ...(negatives && { negatives: negatives[i]! }),
   }));
   writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
-  const tokens = samples.reduce((sum, xs) => sum + xs.reduce((a, x) => a + x.tokens, 0), 0);
   return { prompts: rows.length, samples: rows.length * s.samples_per_prompt, tokens };
 }
 
 /** Judges every prompt's candidate set {y^1..y^K, y_gold}; r^ counts only pi_t's samples as opponents. */
 async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls: number; failed: number }> {
-  const { config, oracle } = ctx;
+  const { config } = ctx;
+  const trainOracle = config.train_oracle && (await openTrainOracle(config.train_oracle, ctx.runDir, t));
+  try {
+    return await annotateWith(ctx, t, trainOracle ?? ctx.oracle);
+  } finally {
+    trainOracle?.close();
+  }
+}
+
+async function annotateWith(
+  ctx: IterationContext,
+  t: number,
+  oracle: RunOracle,
+): Promise<{ calls: number; failed: number }> {
+  const { config } = ctx;
   const rows = readJsonl(join(ctx.runDir, iterDir(t), "samples.jsonl"), sampleRowSchema);
   const callsBefore = oracle.calls();
   const defects = { n: config.pairs.defects.n, maxRepeatFraction: config.pairs.defects.max_repeat_fraction };
@@ -344,6 +387,7 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
     const row = rows[i]!;
     const texts = row.samples.map((s) => s.text);
     const sources: Candidate["source"][] = texts.map(() => "student");
+    const negatives = row.negatives?.map((s) => s.text) ?? [];
     if (config.sampling.include_gold && row.gold !== undefined) {
       texts.push(row.gold);
       sources.push("teacher");
@@ -351,7 +395,7 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
     const students = sources.flatMap((s, j) => (s === "student" ? [j] : []));
     let scores: (number | null)[] = texts.map(() => null);
     let winRates: (number | null)[] = texts.map(() => null);
-    if (config.pairs.rule !== "spin") {
+    if (config.pairs.rule !== "spin" && config.pairs.rule !== "prompted") {
       let matrix: (number | null)[][];
       if (config.pairs.rule === "score" || oracle.mode === "pointwise") {
         scores = await oracle.score(row.prompt, texts);
@@ -380,6 +424,17 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
         defect: sources[j] === "student" && isDefective(text, defects),
       })),
     });
+    // Only-prompting: the answers under the worse-answer prefix are candidates too, never judged.
+    out[out.length - 1]!.candidates.push(
+      ...negatives.map((text, j) => ({
+        id: negativeId(j),
+        source: "student" as const,
+        text,
+        score: null,
+        winRate: null,
+        defect: isDefective(text, defects),
+      })),
+    );
     ctx.progress(`${t}/annotate`, i + 1, rows.length);
   }
   writeJsonlAt(ctx.runDir, `${iterDir(t)}/annotations.jsonl`, out);
@@ -390,7 +445,11 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
   const { config, runDir } = ctx;
   const readPairs = (k: number) => readJsonl(join(runDir, iterDir(k), "pairs.jsonl"), pairRowSchema);
   let rows: PairRow[];
-  if (dataT !== t) {
+  const offlineFile = config.pairs.offline_data?.file;
+  if (offlineFirstRound(config) && t === 1) {
+    // DICE's first round: DPO on the offline preference data alone.
+    rows = readOfflinePairs(offlineFile!, t);
+  } else if (dataT !== t) {
     // Offline: every iteration trains on the first iteration's pairs again.
     rows = readPairs(dataT).map((p) => ({ ...p, iteration: t, replayedFrom: dataT }));
   } else {
@@ -410,17 +469,29 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       const build =
         p.rule === "spin"
           ? spinPairs(a.id, a.candidates, config.seed, t, p.pairs_per_prompt)
-          : (p.rule === "score" ? scorePairs : winRatePairs)(a.id, a.candidates, options, config.seed, t);
+          : p.rule === "prompted"
+            ? promptedPairs(a.id, a.candidates, t, p.pairs_per_prompt)
+            : (p.rule === "score" ? scorePairs : winRatePairs)(a.id, a.candidates, options, config.seed, t);
       fresh.push(...goalPairs(config, build, a.candidates));
     }
     const earlier: PairRow[][] = [];
     for (let k = t - 1; k >= 1 && earlier.length < p.replay.length; k--) earlier.push(readPairs(k));
-    const all = withReplay(fresh, earlier, p.replay, config.seed, t);
+    const all: (Pair | PairRow)[] = withReplay(fresh, earlier, p.replay, config.seed, t);
+    if (p.offline_data) {
+      // DICE's experience replay: offline pairs make up `fraction` of the iteration's pairs.
+      const { fraction } = p.offline_data;
+      const count = Math.round((fraction / (1 - fraction)) * fresh.length);
+      const pool = readOfflinePairs(p.offline_data.file, t);
+      all.push(...Rng.derive(config.seed, "offline-replay", t).shuffle(pool).slice(0, count));
+    }
+    const explores = getObjective(config.objective.name).needs.includes("explore");
     rows = all.map((pair) => {
       if (pair.replayedFrom !== undefined) return pair as PairRow;
       const a = texts.get(pair.promptId)!;
       const c = (id: string) => a.candidates.find((x) => x.id === id)!;
+      const exploreText = explores ? exploreSample(a.id, a.candidates, config.seed, t) : undefined;
       return {
+        ...(exploreText !== undefined && { exploreText }),
         ...pair,
         prompt: pairPrompt(config, a.prompt, pair.goal),
         chosenText: c(pair.chosen).text,
@@ -436,7 +507,29 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
     );
   }
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.jsonl`, rows);
-  return pairComposition(rows.filter((r) => r.replayedFrom === undefined || dataT !== t));
+  const offlineOnly = offlineFirstRound(config) && t === 1;
+  return pairComposition(rows.filter((r) => r.replayedFrom === undefined || dataT !== t || offlineOnly));
+}
+
+/** The offline preference file's pairs, marked as replayed from iteration 0 (never built by the run). */
+function readOfflinePairs(file: string, t: number): PairRow[] {
+  return readJsonl(file, offlinePreferenceSchema).map((r, i) => ({
+    promptId: `offline-${r.id ?? i + 1}`,
+    chosen: "offline-chosen",
+    rejected: "offline-rejected",
+    chosenSource: "teacher",
+    rejectedSource: "teacher",
+    rule: "offline",
+    margin: null,
+    target: null,
+    iteration: t,
+    replayedFrom: 0,
+    prompt: r.prompt,
+    chosenText: r.chosen,
+    rejectedText: r.rejected,
+    chosenWinRate: null,
+    rejectedWinRate: null,
+  }));
 }
 
 const chosenExample = (r: PairRow): TextExample => ({
@@ -455,7 +548,12 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
   const { config, runDir } = ctx;
   const objective = getObjective(config.objective.name);
   const rows = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
-  const items = [...rows.map(chosenExample), ...rows.map(rejectedExample)];
+  const explores = objective.needs.includes("explore");
+  const items = [
+    ...rows.map(chosenExample),
+    ...rows.map(rejectedExample),
+    ...(explores ? rows.map((r) => ({ prompt: r.prompt, response: exploreTextOf(r, t) })) : []),
+  ];
   const refT = objective.reference === "fixed" ? 1 : t;
   const logprobsUnder = async (k: number, label: string) => {
     const policy = loadPolicy(join(runDir, policyPath(k)));
@@ -473,9 +571,20 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
     ref_chosen_logps: ref[i]!,
     ref_rejected_logps: ref[n + i]!,
     ...(anchor && { anchor_chosen_logps: anchor[i]!, anchor_rejected_logps: anchor[n + i]! }),
+    ...(explores && { ref_explore_logps: ref[2 * n + i]! }),
   }));
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.trl.jsonl`, trl);
   return { pairs: n };
+}
+
+/** SELM's y_e of a pair; a pair without one (no student sample for its prompt) cannot train SELM. */
+function exploreTextOf(row: PairRow, t: number): string {
+  if (row.exploreText === undefined) {
+    throw new DnoError(
+      `iteration ${t}: pair ${row.promptId} has no sample of pi_t for SELM's optimism term; sample with samples_per_prompt >= 1`,
+    );
+  }
+  return row.exploreText;
 }
 
 async function trainStage(
@@ -494,7 +603,8 @@ async function trainStage(
   const policy = loadPolicy(join(runDir, policyPath(t)));
   const degrees = degreeTask(config, t);
   const units = pairs.map((pair, i) => ({ pair, ref: trl[i]!, degree: degrees?.unitOf(pair, i) }));
-  const { beta, tau } = config.objective;
+  const { beta, tau, alpha } = config.objective;
+  const explores = objective.needs.includes("explore");
   const log = trainSteps(policy, units, {
     ...config.train,
     lr: config.train.lr * config.train.lr_decay ** (t - 1),
@@ -503,6 +613,7 @@ async function trainStage(
     examplesOf: (batch) => [
       ...batch.map((u) => chosenExample(u.pair)),
       ...batch.map((u) => rejectedExample(u.pair)),
+      ...(explores ? batch.map((u) => ({ prompt: u.pair.prompt, response: exploreTextOf(u.pair, t) })) : []),
       ...(degrees ? degrees.examples(batch.map((u) => u.degree!)) : []),
     ],
     lossOf: (batch) => {
@@ -522,14 +633,16 @@ async function trainStage(
             anchorChosen: f64((u) => u.ref.anchor_chosen_logps!),
             anchorRejected: f64((u) => u.ref.anchor_rejected_logps!),
           }),
+          ...(explores && { refExplore: f64((u) => u.ref.ref_explore_logps!) }),
         },
-        { beta, ...(tau !== undefined && { tau }) },
+        { beta, ...(tau !== undefined && { tau }), ...(alpha !== undefined && { alpha }) },
       );
       const n = batch.length;
+      // SPO's label sequences come after the objective's own (2n, or 3n with an explore sample).
       const total = degrees
         ? degrees.loss(
             lossFn,
-            2 * n,
+            (explores ? 3 : 2) * n,
             batch.map((u) => u.degree!),
           )
         : lossFn;
@@ -553,7 +666,7 @@ async function trainStage(
  * against the same-index sample of pi_t and of pi_1, and against the teacher's gold answer.
  */
 async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
-  const { config, runDir, oracle } = ctx;
+  const { config, runDir } = ctx;
   const policy = loadPolicy(join(runDir, policyPath(t + 1)));
   const e = config.eval;
   const promptOf = generationPrompt(config, t + 1);
@@ -572,16 +685,89 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
       (done, total) => ctx.progress(`${t}/eval ${key}`, done, total),
     );
   const ours = await sample(ctx.evalRows, "eval");
-  const read = (k: number) => readJsonl(join(runDir, iterDir(k), "eval.jsonl"), evalRowSchema);
-  const prev = t > 0 ? read(t - 1) : undefined;
-  const initial = t > 0 ? read(0) : undefined;
+  const read = (k: number) => readEvalRows(runDir, k);
+  const judged = await judgeEvaluation(ctx, {
+    label: `${t}/eval`,
+    out: `${iterDir(t)}/eval.jsonl`,
+    ours: ours.map((xs) => xs.map((s) => s.text)),
+    prev: t > 0 ? read(t - 1) : undefined,
+    initial: t > 0 ? read(0) : undefined,
+    logprobs: (items) =>
+      sequenceLogprobs(
+        policy,
+        items.map((x) => ({ ...x, prompt: promptOf(x.prompt) })),
+      ),
+  });
+  let validationWinRate: number | null = null;
+  if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
+  const { metrics, avg_length, ...winRates } = judged;
+  return { t, ...winRates, validation_winrate_vs_initial: validationWinRate, avg_length, metrics };
+}
+
+const readEvalRows = (runDir: string, t: number) =>
+  readJsonl(join(runDir, iterDir(t), "eval.jsonl"), evalRowSchema);
+
+/**
+ * Algorithm 1's own output, the uniform mixture of pi_1..pi_T, on the held-out prompts: each sample
+ * from a uniformly drawn iterate, judged against the last iterate's same-index sample (vs_prev), pi_1's
+ * and the teacher's; task metrics with the mixture's exact log-probs.
+ */
+async function evaluateMixture(ctx: IterationContext): Promise<MixtureEvalResult> {
+  const { config, runDir } = ctx;
+  const dirs = mixtureIterates(runDir);
+  const e = config.eval;
+  const ours = await sampleMixture(
+    dirs,
+    ctx.evalRows.map((r) => r.prompt),
+    {
+      samplesPerPrompt: e.samples_per_prompt,
+      temperature: e.temperature,
+      topP: e.top_p,
+      topK: 0,
+      maxNewTokens: config.sampling.max_new_tokens,
+      seed: deriveSeed(config.seed, "eval-mixture"),
+    },
+    (done, total) => ctx.progress("mixture/eval", done, total),
+  );
+  const judged = await judgeEvaluation(ctx, {
+    label: "mixture/eval",
+    out: `${MIXTURE_DIR}/eval.jsonl`,
+    ours: ours.map((xs) => xs.map((s) => s.text)),
+    prev: readEvalRows(runDir, config.iterations),
+    initial: readEvalRows(runDir, 0),
+    logprobs: (items) => mixtureLogprobs(dirs, items),
+  });
+  return { iterates: dirs.length, ...judged };
+}
+
+interface JudgeEvaluationInput {
+  label: string;
+  /** Where the judged rows go, relative to the run directory. */
+  out: string;
+  /** ours[i][j]: sample j for eval prompt i. */
+  ours: string[][];
+  prev: EvalRow[] | undefined;
+  initial: EvalRow[] | undefined;
+  logprobs: LogprobsFn;
+}
+
+type JudgedEvaluation = Omit<EvalResult, "t" | "validation_winrate_vs_initial">;
+
+/** Judges evaluation samples against earlier ones and the teacher; writes the rows; task metrics. */
+async function judgeEvaluation(
+  ctx: IterationContext,
+  input: JudgeEvaluationInput,
+): Promise<JudgedEvaluation> {
+  const { config, runDir, oracle } = ctx;
+  const e = config.eval;
+  const { ours, prev, initial } = input;
   const vs = { prev: [] as number[], initial: [] as number[], teacher: [] as number[] };
   const againstTeacher: HeadToHead[] = [];
   const rows: EvalRow[] = [];
   let lengthSum = 0;
   for (let i = 0; i < ctx.evalRows.length; i++) {
     const r = ctx.evalRows[i]!;
-    const texts = ours[i]!.map((s) => s.text);
+    const texts = ours[i]!;
     const row: EvalRow = {
       id: r.id,
       prompt: r.prompt,
@@ -611,28 +797,17 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
       }
     }
     rows.push(row);
-    ctx.progress(`${t}/eval judge`, i + 1, ctx.evalRows.length);
+    ctx.progress(`${input.label} judge`, i + 1, ctx.evalRows.length);
   }
-  writeJsonlAt(runDir, `${iterDir(t)}/eval.jsonl`, rows);
-  let validationWinRate: number | null = null;
-  if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
+  writeJsonlAt(runDir, input.out, rows);
   const metrics = ctx.taskMetrics
     ? await ctx.taskMetrics(
-        ctx.evalRows.map((r, i) => ({
-          prompt: r.prompt,
-          gold: r.gold,
-          samples: ours[i]!.map((s) => s.text),
-        })),
-        (items) =>
-          sequenceLogprobs(
-            policy,
-            items.map((x) => ({ ...x, prompt: promptOf(x.prompt) })),
-          ),
+        ctx.evalRows.map((r, i) => ({ prompt: r.prompt, gold: r.gold, samples: ours[i]! })),
+        input.logprobs,
       )
     : {};
   const n = ctx.evalRows.length * e.samples_per_prompt;
   return {
-    t,
     winrate_vs_prev: meanOrNull(vs.prev),
     winrate_vs_initial: meanOrNull(vs.initial),
     winrate_vs_teacher: meanOrNull(vs.teacher),
@@ -642,7 +817,6 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
       vs_initial: seOrNull(vs.initial),
       vs_teacher: seOrNull(vs.teacher),
     },
-    validation_winrate_vs_initial: validationWinRate,
     avg_length: lengthSum / n,
     metrics,
   };

@@ -29,6 +29,8 @@ export interface ReportData {
   /** Key facts of the config, shown as a table (objective, beta, iterations, ...). */
   settings: Record<string, string | number>;
   iterations: ReportIteration[];
+  /** Algorithm 1's output, the uniform mixture of pi_1..pi_T; winrate_vs_prev is against the last iterate. */
+  mixture: (Omit<ReportIteration, "t"> & { iterates: number }) | null;
   /** Training steps of every iteration (t = 0 is SFT). */
   training: { t: number; step: number; loss: number; margin: number | null }[];
   best: number;
@@ -174,6 +176,11 @@ export async function renderReport(data: ReportData): Promise<string> {
   ];
   const header = columns.map(([name]) => name);
   const rows = its.map((it) => columns.map(([, cell]) => cell(it)));
+  if (data.mixture) {
+    const m = data.mixture;
+    const label = `mixture of pi_1..pi_${m.iterates} (vs prev: vs the last iterate)`;
+    rows.push(columns.map(([, cell], i) => (i === 0 ? label : cell({ ...m, t: -1 }))));
+  }
   const table = (head: string[], body: string[][]) =>
     `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join("")}</tr></thead><tbody>${body
       .map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join("")}</tr>`)
