@@ -5,6 +5,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
+import { loraOptionsSchema } from "../model/lora.js";
 import { type OracleConfig, oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
@@ -210,6 +211,8 @@ export const runConfigSchema = z.strictObject({
       lr: z.number().positive().default(5e-5),
       /** Multiplies the learning rate at every iteration after the first (the paper lowers it). */
       lr_decay: z.number().positive().max(1).default(1),
+      /** Train a LoRA adapter on pi_t each iteration (base frozen); pi_{t+1} is pi_t with it merged. */
+      lora: loraOptionsSchema.optional(),
     })
     .prefault({}),
   eval: z

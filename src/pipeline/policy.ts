@@ -2,10 +2,12 @@
  * The pipeline's view of a policy: a CausalLM and its tokenizer, spoken to in text. Everything the
  * pipeline asks of src/model and src/train goes through here (load, save, sample, score, train).
  */
+import { relative } from "node:path";
 import { logSumExp } from "../core/prob.js";
 import { Rng } from "../core/rng.js";
 import { parseConfig } from "../model/config.js";
 import { generate } from "../model/generate.js";
+import { LoraAdapter, type LoraOptions, toLoraConfig } from "../model/lora.js";
 import { generateMixture } from "../model/mixture.js";
 import { CausalLM } from "../model/model.js";
 import {
@@ -61,8 +63,27 @@ export function initPolicy(arch: NonNullable<RunConfig["model"]["from_scratch"]>
   return { model, tokenizer };
 }
 
-export function savePolicy(policy: Policy, dir: string): void {
-  policy.model.save(dir);
+/** From now on training updates a fresh LoRA adapter (PEFT's init, from `seed`) alone; the base is frozen. */
+export function startLoraAdapter(policy: Policy, options: LoraOptions, seed: number): void {
+  const { model } = policy;
+  model.attachAdapter(LoraAdapter.init(model.config, toLoraConfig(options), seed), { train: true });
+}
+
+/**
+ * Writes the policy to `dir` with its tokenizer: a full checkpoint, or, while it trains an adapter, an
+ * adapter checkpoint over `baseDir` (the adapter in PEFT's format, base_model_name_or_path = baseDir
+ * relative to dir), after which the adapter is merged, so that the policy in memory is what `dir` loads as.
+ */
+export function savePolicy(policy: Policy, dir: string, baseDir?: string): void {
+  const { model } = policy;
+  if (model.adapter) {
+    if (baseDir === undefined)
+      throw new Error("savePolicy: a policy with an adapter needs its base directory");
+    model.adapter.save(dir, relative(dir, baseDir));
+    model.mergeAdapter();
+  } else {
+    model.save(dir);
+  }
   saveTokenizer(policy.tokenizer, dir);
 }
 

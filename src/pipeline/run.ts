@@ -62,6 +62,7 @@ import {
   sampleSteps,
   savePolicy,
   sequenceLogprobs,
+  startLoraAdapter,
   type TextExample,
   trainSteps,
 } from "./policy.js";
@@ -601,6 +602,7 @@ async function trainStage(
     );
   }
   const policy = loadPolicy(join(runDir, policyPath(t)));
+  if (config.train.lora) startLoraAdapter(policy, config.train.lora, deriveSeed(config.seed, "lora", t));
   const degrees = degreeTask(config, t);
   const units = pairs.map((pair, i) => ({ pair, ref: trl[i]!, degree: degrees?.unitOf(pair, i) }));
   const { beta, tau, alpha } = config.objective;
@@ -656,7 +658,7 @@ async function trainStage(
     },
     progress: (done, total) => ctx.progress(`${t}/train`, done, total),
   });
-  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir));
+  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir, join(runDir, policyPath(t))));
   writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, log);
   return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
 }
