@@ -202,6 +202,8 @@ export interface SearchOptions {
   /** Search iterations before each committed step (the first step gets `firstStepFactor` times more). */
   simulations: number;
   firstStepFactor: number;
+  /** Called before each round of expansions: trees finished, of all. */
+  onRound?: (finished: number, total: number) => void;
 }
 
 export interface ExpandRequest {
@@ -248,6 +250,7 @@ export async function searchTrees(
       if (node !== null) requests.push({ tree: i, node });
     });
     if (requests.length === 0) break;
+    options.onRound?.(states.filter((s) => s.done).length, states.length);
     const proposals = await expand(requests);
     requests.forEach((r, j) => {
       const tree = trees[r.tree]!;

@@ -127,12 +127,12 @@ export async function searchStage(
       }
       out.push(children);
     }
-    ctx.progress(`${t}/search round`, round, round);
     return out;
   };
   const paths = await searchTrees(trees, expand, {
     simulations: s.simulations,
     firstStepFactor: s.first_step_factor,
+    onRound: (finished, total) => ctx.progress(`${t}/search`, finished, total),
   });
 
   const pairs: PairRow[] = [];
