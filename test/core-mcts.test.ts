@@ -14,6 +14,7 @@ const step = (text: string, p: number, value: number, terminal = false, tokens =
   text,
   logprob: Math.log(p),
   tokens,
+  ids: [],
   value,
   terminal,
 });

@@ -10,6 +10,7 @@ import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "../src/demo/
 import { loadPolicy, sequenceLogprobs } from "../src/pipeline/policy.js";
 import { toJsonl } from "../src/util/jsonl.js";
 
+const EOS = 257; // the byte-level tokenizer's <eos>
 const BIN = fileURLToPath(new URL("../../bin/dno.js", import.meta.url));
 const module = (f: string) => fileURLToPath(new URL(`../src/demo/${f}`, import.meta.url));
 
@@ -76,10 +77,13 @@ test("an MCTS run trains on step-level pairs that share their prefix", () => {
     assert.equal(p.rule, "mcts");
     assert.match(p.prompt as string, /^chain \d([+-]\d)+=([^;]*;)*$/);
     assert.notEqual(p.chosenText, p.rejectedText);
-    // a step that goes on ends with the delimiter and is trained without EOS
     for (const side of ["chosen", "rejected"]) {
       const text = p[`${side}Text`] as string;
-      assert.equal(p[`${side}Continues`] === true, text.endsWith(";"), text);
+      const ids = p[`${side}Ids`] as number[];
+      // the ids as sampled: the step's bytes, and EOS only after a step that ended the response
+      const bytes = ids.at(-1) === EOS ? ids.slice(0, -1) : ids;
+      assert.equal(Buffer.from(bytes).toString("utf8"), text);
+      if (text.endsWith(";")) assert.notEqual(ids.at(-1), EOS);
     }
     assert.ok((p.margin as number) > 0);
   }

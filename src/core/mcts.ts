@@ -20,6 +20,8 @@ export interface StepProposal {
   /** log pi(step | prefix) and its length in tokens (for the prior p). */
   logprob: number;
   tokens: number;
+  /** The step's token ids as sampled (a final step's closing EOS included): what a pair trains on. */
+  ids: readonly number[];
   /** v: the step's value (outcome check at a terminal step, plus weighted self-evaluation). */
   value: number;
   terminal: boolean;
@@ -59,6 +61,7 @@ export class StepTree {
       text: "",
       logprob: 0,
       tokens: 0,
+      ids: [],
       value: 0,
       terminal: false,
       children: null,

@@ -2,14 +2,17 @@
  * The pipeline's view of a policy: a CausalLM and its tokenizer, spoken to in text. Everything the
  * pipeline asks of src/model and src/train goes through here (load, save, sample, score, train).
  */
-import { relative } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, relative } from "node:path";
 import { logSumExp } from "../core/prob.js";
 import { Rng } from "../core/rng.js";
-import { parseConfig } from "../model/config.js";
+import { parseConfig, readConfig } from "../model/config.js";
 import { generate } from "../model/generate.js";
+import { exportGguf, ggufSource } from "../model/gguf.js";
 import { LoraAdapter, type LoraOptions, toLoraConfig } from "../model/lora.js";
 import { generateMixture } from "../model/mixture.js";
 import { CausalLM } from "../model/model.js";
+import { SafetensorsReader, writeSafetensors } from "../model/safetensors.js";
 import {
   byteTokenizer,
   encodePrompt,
@@ -17,9 +20,11 @@ import {
   saveTokenizer,
   type Tokenizer,
 } from "../model/tokenizer.js";
-import { AdamW } from "../train/adamw.js";
+import { AdamW, NonFiniteError } from "../train/adamw.js";
 import { learningRate } from "../train/schedule.js";
 import { trainStep } from "../train/step.js";
+import { DnoError } from "../util/errors.js";
+import { parseJsonText } from "../util/files.js";
 import type { RunConfig } from "./config.js";
 import type { TrainLogRow } from "./records.js";
 
@@ -31,12 +36,28 @@ export interface Policy {
 export interface TextExample {
   prompt: string;
   response: string;
-  /** A partial response (a reasoning step the model goes on from): no EOS after it. */
-  continues?: boolean;
 }
+
+/** A (prompt, response) example in token ids: what the model scores and trains on. */
+export interface TokenExample {
+  prompt: number[];
+  response: number[];
+}
+
+/** What turns text into ids and back: a policy's tokenizer, without its weights. */
+export type PolicyText = Pick<Policy, "tokenizer">;
 
 export function loadPolicy(dir: string): Policy {
   return { model: CausalLM.load(dir), tokenizer: loadTokenizer(dir) };
+}
+
+export function loadPolicyText(dir: string): PolicyText {
+  return { tokenizer: loadTokenizer(dir) };
+}
+
+/** Writes the policy as an F32 GGUF (llama.cpp's `llama` architecture) with its tokenizer. */
+export function exportPolicyGguf(policy: Policy, path: string): void {
+  exportGguf(path, ggufSource(policy.model.config, policy.model.params), policy.tokenizer, { dtype: "f32" });
 }
 
 /** A fresh Llama-family model over the built-in byte-level tokenizer. */
@@ -61,6 +82,27 @@ export function initPolicy(arch: NonNullable<RunConfig["model"]["from_scratch"]>
   };
   const model = CausalLM.init(parseConfig(config, "model.from_scratch"), seed);
   return { model, tokenizer };
+}
+
+/** What the context check needs of the starting policy, without loading its weights. */
+export interface PolicyShape {
+  /** max_position_embeddings */
+  context: number;
+  promptTokens(prompt: string): number;
+  /** Tokens of a response as trained on: its own and the closing EOS. */
+  responseTokens(response: string): number;
+}
+
+export function policyShape(model: RunConfig["model"]): PolicyShape {
+  const tokenizer = model.path ? loadTokenizer(model.path) : byteTokenizer();
+  const context = model.path
+    ? readConfig(model.path).maxPositionEmbeddings
+    : model.from_scratch!.max_position_embeddings;
+  return {
+    context,
+    promptTokens: (prompt) => encodePrompt(tokenizer, prompt).length,
+    responseTokens: (response) => tokenizer.encode(response, { addSpecialTokens: false }).length + 1,
+  };
 }
 
 /** From now on training updates a fresh LoRA adapter (PEFT's init, from `seed`) alone; the base is frozen. */
@@ -91,14 +133,27 @@ export function policyWeightsSha256(policy: Policy): string {
   return policy.model.weightsSha256();
 }
 
-/** Token ids of a (prompt, response) example; the response ends with EOS unless it continues. */
-function encode(policy: Policy, e: TextExample): { prompt: number[]; response: number[] } {
-  const { tokenizer } = policy;
-  const response = tokenizer.encode(e.response, { addSpecialTokens: false });
-  return {
-    prompt: encodePrompt(tokenizer, e.prompt),
-    response: e.continues ? response : [...response, tokenizer.eosTokenIds[0]!],
-  };
+/** Token ids of a (prompt, response) example; the response ends with EOS. */
+export function encodeExample(policy: Policy, e: TextExample): TokenExample {
+  return { prompt: encodePromptText(policy, e.prompt), response: encodeResponse(policy, e.response) };
+}
+
+/** A user prompt's ids, as dno samples it (`encodePrompt`: the chat template when there is one). */
+export function encodePromptText(policy: PolicyText, text: string): number[] {
+  return encodePrompt(policy.tokenizer, text);
+}
+
+/** A complete response's ids: its text's tokens, then EOS. */
+export function encodeResponse(policy: PolicyText, text: string): number[] {
+  return responseIds(policy, policy.tokenizer.encode(text, { addSpecialTokens: false }), true);
+}
+
+/**
+ * The ids a response is scored and trained on: its tokens, closed by EOS when it ended with one (a
+ * response cut at the token limit is scored as cut). With several EOS ids, the first stands for any.
+ */
+export function responseIds(policy: PolicyText, tokens: readonly number[], finished: boolean): number[] {
+  return finished ? [...tokens, policy.tokenizer.eosTokenIds[0]!] : [...tokens];
 }
 
 /** Tokens the model predicts for a response: its own tokens and the closing EOS. */
@@ -116,8 +171,22 @@ export function sequenceLogprobs(
 ): Float64Array {
   const out = new Float64Array(items.length);
   for (let i = 0; i < items.length; i += LOGPROB_CHUNK) {
-    const chunk = items.slice(i, i + LOGPROB_CHUNK).map((e) => encode(policy, e));
+    const chunk = items.slice(i, i + LOGPROB_CHUNK).map((e) => encodeExample(policy, e));
     out.set(policy.model.sequenceLogprobs(chunk), i);
+    progress?.(Math.min(i + LOGPROB_CHUNK, items.length), items.length);
+  }
+  return out;
+}
+
+/** log pi(response | prompt) for examples already in token ids, in chunks. */
+export function tokenSequenceLogprobs(
+  policy: Policy,
+  items: readonly TokenExample[],
+  progress?: (done: number, total: number) => void,
+): Float64Array {
+  const out = new Float64Array(items.length);
+  for (let i = 0; i < items.length; i += LOGPROB_CHUNK) {
+    out.set(policy.model.sequenceLogprobs(items.slice(i, i + LOGPROB_CHUNK)), i);
     progress?.(Math.min(i + LOGPROB_CHUNK, items.length), items.length);
   }
   return out;
@@ -130,11 +199,16 @@ export interface SampleOptions {
   topK: number;
   maxNewTokens: number;
   seed: number;
+  /** The index of prompts[0] when a prompt set is sampled in parts (seeds follow the whole set). */
+  firstPromptIndex?: number;
 }
 
 export interface SampledText {
   text: string;
-  logprob: number;
+  /** The response's token ids as sampled (the closing EOS is not one of them). */
+  tokens: number[];
+  /** log pi(tokens | prompt) at temperature 1; null where a remote server did not report it. */
+  logprob: number | null;
   /** Ended with EOS (false: cut at maxNewTokens). */
   finished: boolean;
 }
@@ -148,14 +222,20 @@ export async function sampleResponses(
 ): Promise<SampledText[][]> {
   const results = await sampleSteps(policy, prompts, options, progress);
   return results.map((samples) =>
-    samples.map((s) => ({ text: s.text, logprob: s.logprob, finished: s.finishReason === "eos" })),
+    samples.map((s) => ({
+      text: s.text,
+      tokens: s.tokens,
+      logprob: s.logprob,
+      finished: s.finishReason === "eos",
+    })),
   );
 }
 
 export interface SampledStep {
   text: string;
+  /** The token ids as sampled: up to and including a stop string's token; never the closing EOS. */
+  tokens: number[];
   logprob: number;
-  tokens: number;
   /** eos: the response ended; stop: a stop string was reached (the text ends before it); length: cut. */
   finishReason: "eos" | "stop" | "length";
 }
@@ -179,6 +259,7 @@ export async function sampleSteps(
       maxNewTokens: options.maxNewTokens,
       eosTokenIds: tokenizer.eosTokenIds,
       seed: options.seed,
+      firstPromptIndex: options.firstPromptIndex ?? 0,
       tokenizer,
       ...(options.stopStrings && { stopStrings: options.stopStrings }),
       ...(progress && { onProgress: progress }),
@@ -187,8 +268,8 @@ export async function sampleSteps(
   return results.map((samples) =>
     samples.map((s) => ({
       text: s.text ?? tokenizer.decode(s.tokens),
+      tokens: s.tokens,
       logprob: s.logprob,
-      tokens: s.tokens.length,
       finishReason: s.finishReason,
     })),
   );
@@ -201,6 +282,16 @@ export type BatchLoss = (seqLogprobs: Float64Array) => {
   margin: number | null;
 };
 
+/**
+ * Where weights, optimizer state, step and the log so far are saved (atomically, every `everySeconds`;
+ * 0: after every step) and resumed from: a kill loses at most that much training. The caller removes
+ * `file` once the trained checkpoint is written.
+ */
+export interface TrainResume {
+  file: string;
+  everySeconds: number;
+}
+
 export interface TrainOptions<U> {
   lr: number;
   batch_size: number;
@@ -209,8 +300,11 @@ export interface TrainOptions<U> {
   weight_decay: number;
   grad_clip: number;
   seed: number;
+  /** Names the training in errors (a stage name). */
+  stage?: string;
+  resume?: TrainResume;
   /** The examples of a batch of units, in the layout the loss expects. */
-  examplesOf: (batch: readonly U[]) => TextExample[];
+  examplesOf: (batch: readonly U[]) => TokenExample[];
   lossOf: (batch: readonly U[]) => BatchLoss;
   progress?: (done: number, total: number) => void;
 }
@@ -218,6 +312,9 @@ export interface TrainOptions<U> {
 /**
  * AdamW over shuffled batches of units (an SFT example, or a preference pair), `epochs` passes
  * (a fractional last pass takes the first part of its shuffle). Linear warmup, then linear decay to 0.
+ * The data order depends only on (seed, epoch), so a resumed run takes the same batches as an
+ * uninterrupted one and ends with the same weights. A NaN or infinite loss or gradient stops training
+ * (a DnoError naming the step) before that step changes anything.
  */
 export function trainSteps<U>(policy: Policy, units: readonly U[], options: TrainOptions<U>): TrainLogRow[] {
   const perEpoch = Math.ceil(units.length / options.batch_size);
@@ -226,13 +323,20 @@ export function trainSteps<U>(policy: Policy, units: readonly U[], options: Trai
     weightDecay: options.weight_decay,
     maxGradNorm: options.grad_clip,
   });
-  const log: TrainLogRow[] = [];
+  const key = trainingKey(units.length, total, options);
+  const { resume } = options;
+  const resumed = resume ? loadTrainProgress(resume.file, key, optimizer) : undefined;
+  const log: TrainLogRow[] = resumed?.log ?? [];
+  let lastSave = performance.now();
+  let savedStep = log.length;
   let order: U[] = [];
-  for (let step = 0; step < total; step++) {
+  for (let step = log.length; step < total; step++) {
     const k = step % perEpoch;
-    if (k === 0) order = Rng.derive(options.seed, "epoch", step / perEpoch).shuffle([...units]);
+    if (k === 0 || step === log.length) {
+      order = Rng.derive(options.seed, "epoch", Math.floor(step / perEpoch)).shuffle([...units]);
+    }
     const batch = order.slice(k * options.batch_size, (k + 1) * options.batch_size);
-    const examples = options.examplesOf(batch).map((e) => encode(policy, e));
+    const examples = options.examplesOf(batch);
     const lossFn = options.lossOf(batch);
     let margin: number | null = null;
     const lr = learningRate(step, {
@@ -241,25 +345,100 @@ export function trainSteps<U>(policy: Policy, units: readonly U[], options: Trai
       totalSteps: total,
       decay: "linear",
     });
-    const { loss } = trainStep(
-      policy.model,
-      optimizer,
-      [
-        {
-          examples,
-          loss: (lp) => {
-            const r = lossFn(lp);
-            margin = r.margin;
-            return { loss: r.loss, grad: r.grad };
+    let loss: number;
+    try {
+      ({ loss } = trainStep(
+        policy.model,
+        optimizer,
+        [
+          {
+            examples,
+            loss: (lp) => {
+              const r = lossFn(lp);
+              margin = r.margin;
+              return { loss: r.loss, grad: r.grad };
+            },
           },
-        },
-      ],
-      lr,
-    );
+        ],
+        lr,
+      ));
+    } catch (e) {
+      if (!(e instanceof NonFiniteError)) throw e;
+      const kept =
+        resume && savedStep > 0
+          ? `the last good state (after step ${savedStep}) is kept in ${resume.file}`
+          : "the stage's input checkpoint is kept";
+      throw new DnoError(
+        `${options.stage ?? "training"}: training stopped at step ${step + 1} of ${total}: ${e.message}; ` +
+          `no update was applied, ${kept} (lower the learning rate, or check the data)`,
+      );
+    }
     log.push({ step: step + 1, lr, loss, margin });
     options.progress?.(step + 1, total);
+    if (resume && performance.now() - lastSave >= resume.everySeconds * 1000 && step + 1 < total) {
+      saveTrainProgress(resume.file, key, optimizer, log);
+      lastSave = performance.now();
+      savedStep = log.length;
+    }
   }
   return log;
+}
+
+/** What must match for saved progress to be resumed: the same units, schedule and seed. */
+function trainingKey<U>(units: number, total: number, o: TrainOptions<U>): string {
+  const { lr, batch_size, epochs, warmup_steps, weight_decay, grad_clip, seed, stage } = o;
+  return JSON.stringify({
+    stage,
+    units,
+    total,
+    lr,
+    batch_size,
+    epochs,
+    warmup_steps,
+    weight_decay,
+    grad_clip,
+    seed,
+  });
+}
+
+/** What trains (every weight, or a LoRA adapter alone) and its AdamW moments, with the log so far. */
+function saveTrainProgress(file: string, key: string, optimizer: AdamW, log: TrainLogRow[]): void {
+  const flat = (name: string, data: Float32Array) => ({ name, shape: [data.length], data });
+  mkdirSync(dirname(file), { recursive: true });
+  writeSafetensors(
+    file,
+    [
+      flat("params", optimizer.model.trainable.params),
+      flat("adamw.m", optimizer.m),
+      flat("adamw.v", optimizer.v),
+    ],
+    "F32",
+    { dno: "train-progress", key, adamw_step: String(optimizer.step), log: JSON.stringify(log) },
+  );
+}
+
+/** Restores saved progress into the model and optimizer; returns the log of the steps it covers. */
+function loadTrainProgress(file: string, key: string, optimizer: AdamW): { log: TrainLogRow[] } | undefined {
+  if (!existsSync(file)) return undefined;
+  const r = new SafetensorsReader(file);
+  try {
+    if (r.metadata.dno !== "train-progress" || r.metadata.key !== key) {
+      throw new DnoError(
+        `${file}: saved training progress of other training (settings differ); remove it to train from the start`,
+      );
+    }
+    r.read("params", optimizer.model.trainable.params);
+    r.read("adamw.m", optimizer.m);
+    r.read("adamw.v", optimizer.v);
+    optimizer.step = Number(r.metadata.adamw_step);
+    const log = parseJsonText(r.metadata.log ?? "", file) as TrainLogRow[];
+    if (!Array.isArray(log) || !Number.isInteger(optimizer.step)) {
+      throw new DnoError(`${file}: saved training progress is damaged (metadata)`);
+    }
+    return { log };
+  } finally {
+    r.close();
+  }
 }
 
 /**
@@ -292,6 +471,7 @@ export async function sampleMixture(
   return results.map((samples) =>
     samples.map((s) => ({
       text: s.text ?? tokenizer.decode(s.tokens),
+      tokens: s.tokens,
       logprob: s.logprob,
       finished: s.finishReason === "eos",
       iterate: s.member,

@@ -9,21 +9,22 @@
  *     t/sample                   iterations/t/samples.jsonl: K samples of pi_t per prompt
  *     t/annotate                 iterations/t/annotations.jsonl: oracle judgments, r^, defects
  *     t/pairs                    iterations/t/pairs.jsonl: large-margin pairs + replay
- *     t/reference                iterations/t/pairs.trl.jsonl: prompt/chosen/rejected + reference log-probs
- *     t/train                    checkpoints/pi_{t+1}, iterations/t/train-log.jsonl
+ *     t/reference                iterations/t/pairs.trl.jsonl: text, token ids, reference log-probs
+ *     t/train                    checkpoints/pi_{t+1}, iterations/t/train-args.json, train-log.jsonl
  *     t/eval                     iterations/t/eval.jsonl: pi_{t+1} vs pi_t, pi_1 and the teacher
  *   select                       the best iterate on validation prompts
  *
+ * Sampling goes through the configured `Sampler` (sampler.ts), training through the `Trainer`
+ * (trainer.ts); both default to the native engine.
  * metrics.jsonl and the report are derived from the stages' results and rewritten as they finish.
  * Every random choice draws from Rng.derive(seed, stage, t), so a resumed run ends with the same
  * weights as an uninterrupted one.
  */
-import { mkdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { stringify as toYaml } from "yaml";
 import { isDefective } from "../core/defects.js";
 import { exploreSample } from "../core/explore.js";
-import { getObjective, sequenceLossFn } from "../core/objectives.js";
+import { getObjective } from "../core/objectives.js";
 import {
   type Candidate,
   type Pair,
@@ -39,31 +40,35 @@ import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
 import { type HeadToHead, lengthControlledWinRate } from "../eval/length-controlled.js";
 import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
-import { canonicalJson } from "../oracle/cache.js";
 import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
-import { readJsonl } from "../util/jsonl.js";
+import { readJsonl, toJsonl } from "../util/jsonl.js";
 import { offlineFirstRound, type RunConfig } from "./config.js";
-import { checkDisjoint, type PromptRow, promptRowSchema, readPrompts } from "./data.js";
+import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
 import { generationPrompt, goalPairs, pairPrompt } from "./goals.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
 import { iterDir, MIXTURE_DIR, mixtureIterates, policyPath } from "./paths.js";
 import {
   type BatchLoss,
+  encodeExample,
+  encodePromptText,
+  encodeResponse,
   initPolicy,
   loadPolicy,
+  loadPolicyText,
   mixtureLogprobs,
   type Policy,
+  type PolicyText,
+  policyShape,
   policyWeightsSha256,
+  responseIds,
   responseTokenCount,
+  type SampledText,
   sampleMixture,
-  sampleResponses,
-  sampleSteps,
   savePolicy,
   sequenceLogprobs,
-  startLoraAdapter,
-  type TextExample,
+  tokenSequenceLogprobs,
   trainSteps,
 } from "./policy.js";
 import { openTrainOracle } from "./policy-oracles.js";
@@ -79,13 +84,14 @@ import {
   pairRowSchema,
   type SampleRow,
   sampleRowSchema,
-  trlRowSchema,
+  type TrlRow,
 } from "./records.js";
+import { openRunDir } from "./run-dir.js";
+import { createSampler, type Sampler, type SamplerSession } from "./sampler.js";
 import { searchStage } from "./search.js";
-import { degreeTask } from "./spo.js";
-import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
-import { RunState } from "./state.js";
+import { keptBatches, runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
 import { type LogprobsFn, loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
+import { createTrainer, type Trainer, trainArgsOf } from "./trainer.js";
 
 /** Progress of a long stage: `done` of `total` units (prompts, comparisons, steps). */
 export type ProgressFn = (stage: string, done: number, total: number) => void;
@@ -113,16 +119,21 @@ export interface RunResult {
 
 export { policyPath };
 
+/** Prompts sampled between two saves of a sampling stage's progress. */
+const PROMPTS_PER_BATCH = 32;
+/** Sequences scored between two saves of a reference stage's progress (a multiple of policy.ts's chunk). */
+const LOGPROBS_PER_BATCH = 256;
+/** Training progress toward a checkpoint, kept beside it until the checkpoint is written. */
+const resumeFileOf = (checkpoint: string): string => `${checkpoint}.progress.safetensors`;
+
 /** Runs (or resumes) the whole pipeline in the config's run directory. */
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
   const { config } = options;
   const runDir = config.run_dir;
   const progress = options.progress ?? (() => {});
-  mkdirSync(runDir, { recursive: true });
-  const state = RunState.open(runDir);
+  const state = openRunDir(config, () => readRunInputs(config, policyShape(config.model)));
   let oracle: RunOracle | undefined;
   try {
-    checkSameConfig(state, config, runDir);
     const stage = <T>(name: string, outputs: readonly string[], work: () => Promise<T> | T) =>
       runStage(state, name, outputs, work, options.events);
 
@@ -138,7 +149,17 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     const partitions = JSON.parse(
       readFileSync(join(runDir, "data/partitions.json"), "utf8"),
     ) as PromptRow[][];
-    const ctx: IterationContext = { config, runDir, progress, oracle, taskMetrics, evalRows, validationRows };
+    const ctx: IterationContext = {
+      config,
+      runDir,
+      progress,
+      oracle,
+      taskMetrics,
+      evalRows,
+      validationRows,
+      sampler: createSampler(config.sampler, { runDir, seed: config.seed, env: process.env }),
+      trainer: createTrainer(config.trainer),
+    };
 
     const evals: EvalResult[] = [];
     const evalOutputs = (t: number) => [
@@ -154,6 +175,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       const dir = iterDir(t);
       let composition: PairComposition;
       if (config.search) {
+        // MCTS-DPO: a tree search over steps yields step-level pairs directly (src/pipeline/search.ts).
         const r = await stage(`${t}/search`, [`${dir}/pairs.jsonl`, `${dir}/search.jsonl`], () =>
           searchStage(ctx, t, join(runDir, policyPath(t)), partitions[t - 1]!, dir),
         );
@@ -171,7 +193,8 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       }
       pairs.push({ t, composition });
       await stage(`${t}/reference`, [`${dir}/pairs.trl.jsonl`], () => referenceStage(ctx, t));
-      await stage(`${t}/train`, [policyPath(t + 1), `${dir}/train-log.jsonl`], () => trainStage(ctx, t));
+      const trainOutputs = [policyPath(t + 1), `${dir}/train-args.json`, `${dir}/train-log.jsonl`];
+      await stage(`${t}/train`, trainOutputs, () => trainStage(ctx, t));
       evals.push(await stage(`${t}/eval`, evalOutputs(t), () => evaluate(ctx, t)));
       writeMetrics(runDir, evals);
     }
@@ -207,66 +230,30 @@ interface IterationContext {
   taskMetrics: TaskMetricsFn | undefined;
   evalRows: PromptRow[];
   validationRows: PromptRow[];
-}
-
-/** A run directory belongs to one config: resuming with another would mix two experiments. */
-function checkSameConfig(state: RunState, config: RunConfig, runDir: string): void {
-  const text = canonicalJson(config);
-  const stored = state.getMeta("config");
-  if (stored === undefined) {
-    // The snapshot first: once the state names a config, the snapshot is never written again.
-    writeFileAtomic(join(runDir, "config.yaml"), snapshotYaml(config));
-    state.setMeta("config", text);
-    return;
-  }
-  if (stored !== text) {
-    const before = JSON.parse(stored) as Record<string, unknown>;
-    const changed = Object.keys({ ...before, ...config }).filter(
-      (k) => canonicalJson(before[k]) !== canonicalJson((config as Record<string, unknown>)[k]),
-    );
-    throw new DnoError(
-      `${runDir}: this run directory was started with a different config (changed: ${changed.join(", ")}); ` +
-        "use a new run directory, or the original config to resume",
-    );
-  }
-}
-
-/** The config as run, every default filled in. Oracle configs name the key's variable, never the key. */
-function snapshotYaml(config: RunConfig): string {
-  return `# dno run config snapshot (all defaults filled in; API keys are never stored, only their variable names)\n${toYaml(config)}`;
+  sampler: Sampler;
+  trainer: Trainer;
 }
 
 async function prepare(
   config: RunConfig,
   runDir: string,
 ): Promise<{ partitionSizes: number[]; validation: boolean }> {
-  const prompts = readPrompts(config.data.prompts);
-  const evalRows = readPrompts(config.data.eval);
-  checkDisjoint(prompts, config.data.prompts, evalRows, config.data.eval);
-  const validation = config.data.validation ? readPrompts(config.data.validation) : undefined;
-  if (validation) {
-    checkDisjoint(prompts, config.data.prompts, validation, config.data.validation!);
-    checkDisjoint(evalRows, config.data.eval, validation, config.data.validation!);
-  }
-  const T = config.pairs.offline ? 1 : config.iterations;
+  const inputs = readRunInputs(config, policyShape(config.model));
+  const { prompts, validation } = inputs;
+  const T = partitionCount(config);
   const per = config.data.prompts_per_iteration ?? Math.floor(prompts.length / T);
-  if (per < 1 || per * T > prompts.length) {
-    throw new DnoError(
-      `${config.data.prompts}: ${prompts.length} prompts cannot fill ${T} partitions of ${per} (data.prompts_per_iteration)`,
-    );
-  }
   const shuffled = Rng.derive(config.seed, "partition").shuffle([...prompts]);
   const partitions = Array.from({ length: T }, (_, i) => shuffled.slice(i * per, (i + 1) * per));
   await writeDirAt(runDir, "data", (dir) => {
     writeFileAtomic(join(dir, "partitions.json"), JSON.stringify(partitions));
-    writeJsonlAt(dir, "eval.jsonl", evalRows);
+    writeJsonlAt(dir, "eval.jsonl", inputs.eval);
     if (validation) writeJsonlAt(dir, "validation.jsonl", validation);
-    if (config.sft) writeJsonlAt(dir, "sft.jsonl", readPrompts(config.sft.data));
+    if (inputs.sft) writeJsonlAt(dir, "sft.jsonl", inputs.sft);
   });
   return { partitionSizes: partitions.map((p) => p.length), validation: validation !== undefined };
 }
 
-type SampleFn = (rows: PromptRow[], key: string) => Promise<{ text: string }[][]>;
+type SampleFn = (rows: PromptRow[], key: string) => Promise<(SampledText | null)[][]>;
 
 type StageFn = <T>(name: string, outputs: readonly string[], work: () => Promise<T> | T) => Promise<T>;
 
@@ -300,7 +287,12 @@ async function preparePolicy(
         ...trainSteps(policy, examples, {
           ...config.sft,
           seed: deriveSeed(config.seed, "sft"),
-          examplesOf: (batch) => [...batch],
+          stage: "sft",
+          resume: {
+            file: join(runDir, resumeFileOf(policyPath(1))),
+            everySeconds: config.sft.checkpoint_seconds,
+          },
+          examplesOf: (batch) => batch.map((e) => encodeExample(policy, e)),
           lossOf: (batch) => sftLoss(policy, batch),
           progress: (done, total) => progress("sft", done, total),
         }),
@@ -308,6 +300,7 @@ async function preparePolicy(
     }
     await writeDirAt(runDir, policyPath(1), (dir) => savePolicy(policy, dir));
     writeJsonlAt(runDir, "iterations/sft-log.jsonl", log);
+    rmSync(join(runDir, resumeFileOf(policyPath(1))), { force: true });
     return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
   });
 }
@@ -316,50 +309,66 @@ async function sampleStage(
   ctx: IterationContext,
   t: number,
   partition: PromptRow[],
-): Promise<{ prompts: number; samples: number; tokens: number }> {
+): Promise<{ prompts: number; samples: number; failed: number; tokens: number }> {
   const { config } = ctx;
-  const policy = loadPolicy(join(ctx.runDir, policyPath(t)));
   const s = config.sampling;
-  let tokens = 0;
-  const sample = async (prompts: string[], key: string) => {
-    const steps = await sampleSteps(
-      policy,
-      prompts,
-      {
-        samplesPerPrompt: s.samples_per_prompt,
-        temperature: s.temperature,
-        topP: s.top_p,
-        topK: s.top_k,
-        maxNewTokens: s.max_new_tokens,
-        seed: deriveSeed(config.seed, key, t),
-      },
-      (done, total) => ctx.progress(`${t}/${key}`, done, total),
+  const K = s.samples_per_prompt;
+  const kept = (key: string) => `${iterDir(t)}/${key}.partial`;
+  return withSession(ctx, t, `${t}/sample`, async (session) => {
+    const sample = (prompts: string[], key: string) =>
+      keptBatches(ctx.runDir, kept(key), prompts.length, PROMPTS_PER_BATCH, (start, end) =>
+        session.sample(
+          prompts.slice(start, end),
+          {
+            samplesPerPrompt: K,
+            temperature: s.temperature,
+            topP: s.top_p,
+            topK: s.top_k,
+            maxNewTokens: s.max_new_tokens,
+            seed: deriveSeed(config.seed, key, t),
+            firstPromptIndex: start,
+          },
+          (done) => ctx.progress(`${t}/${key}`, start * K + done, prompts.length * K),
+        ),
+      );
+    const samples = await sample(
+      partition.map((r) => generationPrompt(config, t)(r.prompt)),
+      "sample",
     );
-    return steps.map((xs) =>
-      xs.map((x) => {
-        tokens += x.tokens;
-        return { text: x.text, logprob: x.logprob, finished: x.finishReason === "eos" };
-      }),
-    );
-  };
-  const samples = await sample(
-    partition.map((r) => generationPrompt(config, t)(r.prompt)),
-    "sample",
-  );
-  const prefixes = config.pairs.rule === "prompted" ? config.pairs.negative_prefixes! : undefined;
-  const negatives =
-    prefixes &&
-    (await sample(
-      partition.map((r) => negativePrefix(prefixes, t) + r.prompt),
-      "sample-negative",
-    ));
-  const rows: SampleRow[] = partition.map((r, i) => ({
-    ...r,
-    samples: samples[i]!,
-    ...(negatives && { negatives: negatives[i]! }),
-  }));
-  writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
-  return { prompts: rows.length, samples: rows.length * s.samples_per_prompt, tokens };
+    const prefixes = config.pairs.rule === "prompted" ? config.pairs.negative_prefixes! : undefined;
+    const negatives =
+      prefixes &&
+      (await sample(
+        partition.map((r) => negativePrefix(prefixes, t) + r.prompt),
+        "sample-negative",
+      ));
+    const rows: SampleRow[] = partition.map((r, i) => ({
+      ...r,
+      samples: samples[i]!,
+      ...(negatives && { negatives: negatives[i]! }),
+    }));
+    writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
+    for (const key of ["sample", "sample-negative"])
+      rmSync(join(ctx.runDir, kept(key)), { recursive: true, force: true });
+    const failed = rows.reduce((n, r) => n + r.samples.filter((x) => x === null).length, 0);
+    const tokens = rows.reduce((n, r) => n + r.samples.reduce((m, x) => m + (x?.tokens.length ?? 0), 0), 0);
+    return { prompts: rows.length, samples: rows.length * s.samples_per_prompt - failed, failed, tokens };
+  });
+}
+
+/** Serves pi_k through the run's sampler for the length of one stage. */
+async function withSession<T>(
+  ctx: IterationContext,
+  k: number,
+  stage: string,
+  work: (session: SamplerSession) => Promise<T>,
+): Promise<T> {
+  const session = await ctx.sampler.open(join(ctx.runDir, policyPath(k)), stage);
+  try {
+    return await work(session);
+  } finally {
+    await session.close();
+  }
 }
 
 /** Judges every prompt's candidate set {y^1..y^K, y_gold}; r^ counts only pi_t's samples as opponents. */
@@ -386,10 +395,19 @@ async function annotateWith(
   let failed = 0;
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
-    const texts = row.samples.map((s) => s.text);
-    const sources: Candidate["source"][] = texts.map(() => "student");
-    const negatives = row.negatives?.map((s) => s.text) ?? [];
+    // A failed sample is never a candidate; the others keep their sample index in their id.
+    const ids: string[] = [];
+    const texts: string[] = [];
+    const sources: Candidate["source"][] = [];
+    row.samples.forEach((s, j) => {
+      if (s === null) return;
+      ids.push(`s${j}`);
+      texts.push(s.text);
+      sources.push("student");
+    });
+    const negatives = (row.negatives ?? []).flatMap((s, j) => (s === null ? [] : [{ j, text: s.text }]));
     if (config.sampling.include_gold && row.gold !== undefined) {
+      ids.push("gold");
       texts.push(row.gold);
       sources.push("teacher");
     }
@@ -417,7 +435,7 @@ async function annotateWith(
       id: row.id,
       prompt: row.prompt,
       candidates: texts.map((text, j) => ({
-        id: sources[j] === "teacher" ? "gold" : `s${j}`,
+        id: ids[j]!,
         source: sources[j]!,
         text,
         score: scores[j] ?? null,
@@ -427,7 +445,7 @@ async function annotateWith(
     });
     // Only-prompting: the answers under the worse-answer prefix are candidates too, never judged.
     out[out.length - 1]!.candidates.push(
-      ...negatives.map((text, j) => ({
+      ...negatives.map(({ j, text }) => ({
         id: negativeId(j),
         source: "student" as const,
         text,
@@ -447,9 +465,10 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
   const readPairs = (k: number) => readJsonl(join(runDir, iterDir(k), "pairs.jsonl"), pairRowSchema);
   let rows: PairRow[];
   const offlineFile = config.pairs.offline_data?.file;
+  const policy = loadPolicyText(join(runDir, policyPath(t)));
   if (offlineFirstRound(config) && t === 1) {
     // DICE's first round: DPO on the offline preference data alone.
-    rows = readOfflinePairs(offlineFile!, t);
+    rows = readOfflinePairs(offlineFile!, t, policy);
   } else if (dataT !== t) {
     // Offline: every iteration trains on the first iteration's pairs again.
     rows = readPairs(dataT).map((p) => ({ ...p, iteration: t, replayedFrom: dataT }));
@@ -463,6 +482,9 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       pairsPerPrompt: p.pairs_per_prompt,
       positiveSources: p.positive_sources,
     };
+    const samples = new Map(
+      readJsonl(join(runDir, iterDir(t), "samples.jsonl"), sampleRowSchema).map((r) => [r.id, r]),
+    );
     const texts = new Map<string, AnnotationRow>();
     const fresh: Pair[] = [];
     for (const a of annotations) {
@@ -482,7 +504,7 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       // DICE's experience replay: offline pairs make up `fraction` of the iteration's pairs.
       const { fraction } = p.offline_data;
       const count = Math.round((fraction / (1 - fraction)) * fresh.length);
-      const pool = readOfflinePairs(p.offline_data.file, t);
+      const pool = readOfflinePairs(p.offline_data.file, t, policy);
       all.push(...Rng.derive(config.seed, "offline-replay", t).shuffle(pool).slice(0, count));
     }
     const explores = getObjective(config.objective.name).needs.includes("explore");
@@ -490,15 +512,22 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       if (pair.replayedFrom !== undefined) return pair as PairRow;
       const a = texts.get(pair.promptId)!;
       const c = (id: string) => a.candidates.find((x) => x.id === id)!;
-      const exploreText = explores ? exploreSample(a.id, a.candidates, config.seed, t) : undefined;
+      const explore = explores ? exploreSample(a.id, a.candidates, config.seed, t) : undefined;
+      const ids = candidateIds(policy, samples.get(a.id)!);
       return {
-        ...(exploreText !== undefined && { exploreText }),
+        ...(explore !== undefined && {
+          exploreText: explore.text,
+          exploreIds: ids(explore.id, explore.text),
+        }),
         ...pair,
         prompt: pairPrompt(config, a.prompt, pair.goal),
         chosenText: c(pair.chosen).text,
         rejectedText: c(pair.rejected).text,
         chosenWinRate: c(pair.chosen).winRate,
         rejectedWinRate: c(pair.rejected).winRate,
+        promptIds: encodePromptText(policy, pairPrompt(config, a.prompt, pair.goal)),
+        chosenIds: ids(pair.chosen, c(pair.chosen).text),
+        rejectedIds: ids(pair.rejected, c(pair.rejected).text),
       };
     });
   }
@@ -512,8 +541,24 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
   return pairComposition(rows.filter((r) => r.replayedFrom === undefined || dataT !== t || offlineOnly));
 }
 
+/**
+ * The ids a candidate is scored and trained on: a sample's (or a worse-answer sample's) ids as drawn,
+ * closed by EOS when it ended with one; the gold answer tokenised, plus EOS.
+ */
+function candidateIds(policy: PolicyText, row: SampleRow): (id: string, text: string) => number[] {
+  return (id, text) => {
+    const negative = /^n(\d+)$/.exec(id);
+    const drawn = id.startsWith("s")
+      ? row.samples[Number(id.slice(1))]
+      : negative
+        ? row.negatives?.[Number(negative[1])]
+        : undefined;
+    return drawn ? responseIds(policy, drawn.tokens, drawn.finished) : encodeResponse(policy, text);
+  };
+}
+
 /** The offline preference file's pairs, marked as replayed from iteration 0 (never built by the run). */
-function readOfflinePairs(file: string, t: number): PairRow[] {
+function readOfflinePairs(file: string, t: number, policy: PolicyText): PairRow[] {
   return readJsonl(file, offlinePreferenceSchema).map((r, i) => ({
     promptId: `offline-${r.id ?? i + 1}`,
     chosen: "offline-chosen",
@@ -530,19 +575,11 @@ function readOfflinePairs(file: string, t: number): PairRow[] {
     rejectedText: r.rejected,
     chosenWinRate: null,
     rejectedWinRate: null,
+    promptIds: encodePromptText(policy, r.prompt),
+    chosenIds: encodeResponse(policy, r.chosen),
+    rejectedIds: encodeResponse(policy, r.rejected),
   }));
 }
-
-const chosenExample = (r: PairRow): TextExample => ({
-  prompt: r.prompt,
-  response: r.chosenText,
-  ...(r.chosenContinues && { continues: true }),
-});
-const rejectedExample = (r: PairRow): TextExample => ({
-  prompt: r.prompt,
-  response: r.rejectedText,
-  ...(r.rejectedContinues && { continues: true }),
-});
 
 /** Reference log-probs, once per iteration: pi_t (or the fixed pi_1 for DPO/IPO), and pi_1 as INPO's anchor. */
 async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs: number }> {
@@ -551,116 +588,89 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
   const rows = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
   const explores = objective.needs.includes("explore");
   const items = [
-    ...rows.map(chosenExample),
-    ...rows.map(rejectedExample),
-    ...(explores ? rows.map((r) => ({ prompt: r.prompt, response: exploreTextOf(r, t) })) : []),
+    ...rows.map((r) => ({ prompt: r.promptIds, response: r.chosenIds })),
+    ...rows.map((r) => ({ prompt: r.promptIds, response: r.rejectedIds })),
+    ...(explores ? rows.map((r) => ({ prompt: r.promptIds, response: exploreIdsOf(r, t) })) : []),
   ];
   const refT = objective.reference === "fixed" ? 1 : t;
+  const kept = `${iterDir(t)}/reference.partial`;
   const logprobsUnder = async (k: number, label: string) => {
     const policy = loadPolicy(join(runDir, policyPath(k)));
-    return sequenceLogprobs(policy, items, (done, total) =>
-      ctx.progress(`${t}/reference ${label}`, done, total),
+    const values = await keptBatches(
+      runDir,
+      `${kept}/${label}`,
+      items.length,
+      LOGPROBS_PER_BATCH,
+      async (start, end) =>
+        Array.from(
+          tokenSequenceLogprobs(policy, items.slice(start, end), (done) =>
+            ctx.progress(`${t}/reference ${label}`, start + done, items.length),
+          ),
+        ),
     );
+    return Float64Array.from(values);
   };
   const ref = await logprobsUnder(refT, "pi_ref");
   const anchor = objective.needs.includes("anchor") ? await logprobsUnder(1, "anchor") : undefined;
   const n = rows.length;
-  const trl = rows.map((r, i) => ({
-    prompt: r.prompt,
-    chosen: r.chosenText,
-    rejected: r.rejectedText,
-    ref_chosen_logps: ref[i]!,
-    ref_rejected_logps: ref[n + i]!,
-    ...(anchor && { anchor_chosen_logps: anchor[i]!, anchor_rejected_logps: anchor[n + i]! }),
-    ...(explores && { ref_explore_logps: ref[2 * n + i]! }),
-  }));
+  const trl = rows.map(
+    (r, i): TrlRow => ({
+      prompt: r.prompt,
+      chosen: r.chosenText,
+      rejected: r.rejectedText,
+      prompt_ids: r.promptIds,
+      chosen_ids: r.chosenIds,
+      rejected_ids: r.rejectedIds,
+      ref_chosen_logps: ref[i]!,
+      ref_rejected_logps: ref[n + i]!,
+      ...(anchor && { anchor_chosen_logps: anchor[i]!, anchor_rejected_logps: anchor[n + i]! }),
+      ...(r.target !== null && { target: r.target }),
+      ...(r.chosenWinRate !== null && { chosen_win_rate: r.chosenWinRate }),
+      ...(r.rejectedWinRate !== null && { rejected_win_rate: r.rejectedWinRate }),
+      ...(explores && { explore_ids: exploreIdsOf(r, t), ref_explore_logps: ref[2 * n + i]! }),
+    }),
+  );
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.trl.jsonl`, trl);
+  rmSync(join(runDir, kept), { recursive: true, force: true });
   return { pairs: n };
 }
 
 /** SELM's y_e of a pair; a pair without one (no student sample for its prompt) cannot train SELM. */
-function exploreTextOf(row: PairRow, t: number): string {
-  if (row.exploreText === undefined) {
+function exploreIdsOf(row: PairRow, t: number): number[] {
+  if (row.exploreIds === undefined) {
     throw new DnoError(
       `iteration ${t}: pair ${row.promptId} has no sample of pi_t for SELM's optimism term; sample with samples_per_prompt >= 1`,
     );
   }
-  return row.exploreText;
+  return row.exploreIds;
 }
 
+/** pi_{t+1} from pi_t and the contract files, by the configured trainer. */
 async function trainStage(
   ctx: IterationContext,
   t: number,
 ): Promise<{ weightsSha256: string; steps: number }> {
   const { config, runDir } = ctx;
-  const objective = getObjective(config.objective.name);
-  const pairs = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
-  const trl = readJsonl(join(runDir, iterDir(t), "pairs.trl.jsonl"), trlRowSchema);
-  if (trl.length !== pairs.length) {
-    throw new DnoError(
-      `${join(runDir, iterDir(t), "pairs.trl.jsonl")}: ${trl.length} rows for ${pairs.length} pairs; the run directory is damaged`,
-    );
-  }
-  const policy = loadPolicy(join(runDir, policyPath(t)));
-  if (config.train.lora) startLoraAdapter(policy, config.train.lora, deriveSeed(config.seed, "lora", t));
-  const degrees = degreeTask(config, t);
-  const units = pairs.map((pair, i) => ({ pair, ref: trl[i]!, degree: degrees?.unitOf(pair, i) }));
-  const { beta, tau, alpha } = config.objective;
-  const explores = objective.needs.includes("explore");
-  const log = trainSteps(policy, units, {
-    ...config.train,
-    lr: config.train.lr * config.train.lr_decay ** (t - 1),
-    seed: deriveSeed(config.seed, "train", t),
-    // The layout sequenceLossFn expects: every chosen response, then every rejected one.
-    examplesOf: (batch) => [
-      ...batch.map((u) => chosenExample(u.pair)),
-      ...batch.map((u) => rejectedExample(u.pair)),
-      ...(explores ? batch.map((u) => ({ prompt: u.pair.prompt, response: exploreTextOf(u.pair, t) })) : []),
-      ...(degrees ? degrees.examples(batch.map((u) => u.degree!)) : []),
-    ],
-    lossOf: (batch) => {
-      const f64 = (f: (u: (typeof units)[number]) => number) => Float64Array.from(batch, f);
-      const refChosen = f64((u) => u.ref.ref_chosen_logps);
-      const refRejected = f64((u) => u.ref.ref_rejected_logps);
-      const anchored = batch[0]!.ref.anchor_chosen_logps !== undefined;
-      const lossFn = sequenceLossFn(
-        objective,
-        {
-          refChosen,
-          refRejected,
-          target: f64((u) => u.pair.target ?? 1),
-          winRateChosen: f64((u) => u.pair.chosenWinRate ?? 0.5),
-          winRateRejected: f64((u) => u.pair.rejectedWinRate ?? 0.5),
-          ...(anchored && {
-            anchorChosen: f64((u) => u.ref.anchor_chosen_logps!),
-            anchorRejected: f64((u) => u.ref.anchor_rejected_logps!),
-          }),
-          ...(explores && { refExplore: f64((u) => u.ref.ref_explore_logps!) }),
-        },
-        { beta, ...(tau !== undefined && { tau }), ...(alpha !== undefined && { alpha }) },
-      );
-      const n = batch.length;
-      // SPO's label sequences come after the objective's own (2n, or 3n with an explore sample).
-      const total = degrees
-        ? degrees.loss(
-            lossFn,
-            (explores ? 3 : 2) * n,
-            batch.map((u) => u.degree!),
-          )
-        : lossFn;
-      return (lp) => {
-        const { loss, grad } = total(lp);
-        let margin = 0;
-        for (let i = 0; i < n; i++)
-          margin += beta * (lp[i]! - refChosen[i]! - (lp[n + i]! - refRejected[i]!));
-        return { loss, grad, margin: margin / n };
-      };
-    },
-    progress: (done, total) => ctx.progress(`${t}/train`, done, total),
+  const dir = join(runDir, iterDir(t));
+  writeJsonAt(runDir, `${iterDir(t)}/train-args.json`, trainArgsOf(config, t));
+  const resumeFile = join(runDir, resumeFileOf(policyPath(t + 1)));
+  let result: Awaited<ReturnType<Trainer["train"]>> | undefined;
+  await writeDirAt(runDir, policyPath(t + 1), async (outDir) => {
+    result = await ctx.trainer.train({
+      policyDir: join(runDir, policyPath(t)),
+      pairsFile: join(dir, "pairs.trl.jsonl"),
+      argsFile: join(dir, "train-args.json"),
+      args: trainArgsOf(config, t),
+      outDir,
+      logFile: join(dir, "train-output.log"),
+      stage: `${t}/train`,
+      resume: { file: resumeFile, everySeconds: config.train.checkpoint_seconds },
+      progress: (done, total) => ctx.progress(`${t}/train`, done, total),
+    });
   });
-  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir, join(runDir, policyPath(t))));
-  writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, log);
-  return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
+  writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, result!.log);
+  rmSync(resumeFile, { force: true });
+  return { weightsSha256: result!.weightsSha256, steps: result!.log.length };
 }
 
 /**
@@ -668,13 +678,16 @@ async function trainStage(
  * against the same-index sample of pi_t and of pi_1, and against the teacher's gold answer.
  */
 async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
+  const stage = t === 0 ? "eval/0" : `${t}/eval`;
+  return withSession(ctx, t + 1, stage, (session) => evaluateWith(ctx, t, session));
+}
+
+async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSession): Promise<EvalResult> {
   const { config, runDir } = ctx;
-  const policy = loadPolicy(join(runDir, policyPath(t + 1)));
   const e = config.eval;
   const promptOf = generationPrompt(config, t + 1);
   const sample: SampleFn = (rows, key) =>
-    sampleResponses(
-      policy,
+    session.sample(
       rows.map((r) => promptOf(r.prompt)),
       {
         samplesPerPrompt: e.samples_per_prompt,
@@ -691,12 +704,12 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
   const judged = await judgeEvaluation(ctx, {
     label: `${t}/eval`,
     out: `${iterDir(t)}/eval.jsonl`,
-    ours: ours.map((xs) => xs.map((s) => s.text)),
+    ours: ours.map((xs) => xs.map((s) => s?.text ?? null)),
     prev: t > 0 ? read(t - 1) : undefined,
     initial: t > 0 ? read(0) : undefined,
     logprobs: (items) =>
       sequenceLogprobs(
-        policy,
+        loadPolicy(join(runDir, policyPath(t + 1))),
         items.map((x) => ({ ...x, prompt: promptOf(x.prompt) })),
       ),
   });
@@ -746,8 +759,8 @@ interface JudgeEvaluationInput {
   label: string;
   /** Where the judged rows go, relative to the run directory. */
   out: string;
-  /** ours[i][j]: sample j for eval prompt i. */
-  ours: string[][];
+  /** ours[i][j]: sample j for eval prompt i; null where the sampler failed (not judged). */
+  ours: (string | null)[][];
   prev: EvalRow[] | undefined;
   initial: EvalRow[] | undefined;
   logprobs: LogprobsFn;
@@ -760,13 +773,13 @@ async function judgeEvaluation(
   ctx: IterationContext,
   input: JudgeEvaluationInput,
 ): Promise<JudgedEvaluation> {
-  const { config, runDir, oracle } = ctx;
-  const e = config.eval;
+  const { runDir, oracle } = ctx;
   const { ours, prev, initial } = input;
   const vs = { prev: [] as number[], initial: [] as number[], teacher: [] as number[] };
   const againstTeacher: HeadToHead[] = [];
   const rows: EvalRow[] = [];
   let lengthSum = 0;
+  let produced = 0;
   for (let i = 0; i < ctx.evalRows.length; i++) {
     const r = ctx.evalRows[i]!;
     const texts = ours[i]!;
@@ -779,10 +792,13 @@ async function judgeEvaluation(
       vsTeacher: [],
     };
     for (let j = 0; j < texts.length; j++) {
-      lengthSum += charLength(texts[j]!);
-      const judge = async (other: string | undefined, into: (number | null)[], acc: number[]) => {
-        if (other === undefined) return;
-        const p = await oracle.compare(r.prompt, texts[j]!, other);
+      const text = texts[j]!;
+      if (text === null) continue;
+      produced++;
+      lengthSum += charLength(text);
+      const judge = async (other: string | null | undefined, into: (number | null)[], acc: number[]) => {
+        if (other === undefined || other === null) return;
+        const p = await oracle.compare(r.prompt, text, other);
         into.push(p);
         if (p !== null) acc.push(p);
       };
@@ -793,7 +809,7 @@ async function judgeEvaluation(
         const preference = row.vsTeacher[row.vsTeacher.length - 1] ?? null;
         againstTeacher.push({
           preference,
-          modelLength: charLength(texts[j]!),
+          modelLength: charLength(text),
           baselineLength: charLength(r.gold),
         });
       }
@@ -804,11 +820,14 @@ async function judgeEvaluation(
   writeJsonlAt(runDir, input.out, rows);
   const metrics = ctx.taskMetrics
     ? await ctx.taskMetrics(
-        ctx.evalRows.map((r, i) => ({ prompt: r.prompt, gold: r.gold, samples: ours[i]! })),
+        ctx.evalRows.map((r, i) => ({
+          prompt: r.prompt,
+          gold: r.gold,
+          samples: ours[i]!.filter((x): x is string => x !== null),
+        })),
         input.logprobs,
       )
     : {};
-  const n = ctx.evalRows.length * e.samples_per_prompt;
   return {
     winrate_vs_prev: meanOrNull(vs.prev),
     winrate_vs_initial: meanOrNull(vs.initial),
@@ -819,23 +838,27 @@ async function judgeEvaluation(
       vs_initial: seOrNull(vs.initial),
       vs_teacher: seOrNull(vs.teacher),
     },
-    avg_length: lengthSum / n,
+    avg_length: produced === 0 ? 0 : lengthSum / produced,
     metrics,
   };
 }
 
 /** Win rate against pi_1 on the validation prompts: what chooses the best iterate. */
 async function validate(ctx: IterationContext, t: number, sample: SampleFn): Promise<number | null> {
-  const ours = (await sample(ctx.validationRows, "validation")).map((xs) => xs.map((s) => s.text));
+  const ours = (await sample(ctx.validationRows, "validation")).map((xs) => xs.map((s) => s?.text ?? null));
   writeJsonAt(ctx.runDir, `${iterDir(t)}/validation.json`, ours);
   if (t === 0) return 0.5;
-  const initial = JSON.parse(
-    readFileSync(join(ctx.runDir, iterDir(0), "validation.json"), "utf8"),
-  ) as string[][];
+  const initial = JSON.parse(readFileSync(join(ctx.runDir, iterDir(0), "validation.json"), "utf8")) as (
+    | string
+    | null
+  )[][];
   const wins: number[] = [];
   for (let i = 0; i < ctx.validationRows.length; i++) {
     for (let j = 0; j < ours[i]!.length; j++) {
-      const p = await ctx.oracle.compare(ctx.validationRows[i]!.prompt, ours[i]![j]!, initial[i]![j]!);
+      const mine = ours[i]![j];
+      const theirs = initial[i]![j];
+      if (mine === null || mine === undefined || theirs === null || theirs === undefined) continue;
+      const p = await ctx.oracle.compare(ctx.validationRows[i]!.prompt, mine, theirs);
       if (p !== null) wins.push(p);
     }
   }
@@ -874,6 +897,9 @@ function sftLoss(policy: Policy, batch: readonly { prompt: string; response: str
   };
 }
 
+/** metrics.jsonl, derived from the finished evaluations; left alone when it already says the same. */
 function writeMetrics(runDir: string, evals: readonly EvalResult[]): void {
+  const file = join(runDir, "metrics.jsonl");
+  if (existsSync(file) && readFileSync(file, "utf8") === toJsonl(evals)) return;
   writeJsonlAt(runDir, "metrics.jsonl", evals);
 }

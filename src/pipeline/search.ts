@@ -22,7 +22,14 @@ import { DnoError } from "../util/errors.js";
 import type { RunConfig } from "./config.js";
 import type { PromptRow } from "./data.js";
 import type { RunOracle } from "./oracle.js";
-import { loadPolicy, type Policy, sampleSteps, sequenceLogprobs } from "./policy.js";
+import {
+  encodePromptText,
+  loadPolicy,
+  type Policy,
+  responseIds,
+  sampleSteps,
+  sequenceLogprobs,
+} from "./policy.js";
 import type { PairRow } from "./records.js";
 import { writeJsonlAt } from "./stages.js";
 
@@ -93,7 +100,7 @@ export async function searchStage(
       const seen = new Set<string>();
       const children: StepProposal[] = [];
       for (const x of samples[i]!) {
-        tokens += x.tokens;
+        tokens += x.tokens.length;
         const text = x.finishReason === "stop" ? x.text + s.delimiter : x.text;
         // Identical siblings would split one step's visits; the authors filter near-duplicates too.
         if (seen.has(text)) continue;
@@ -101,7 +108,8 @@ export async function searchStage(
         children.push({
           text,
           logprob: x.logprob,
-          tokens: x.tokens,
+          tokens: x.tokens.length,
+          ids: responseIds(policy, x.tokens, x.finishReason === "eos"),
           value: 0,
           terminal: x.finishReason !== "stop",
         });
@@ -145,7 +153,9 @@ export async function searchStage(
     if (last.value > 0) solved++;
     traces.push({ id: row.id, response: tree.prefix(last), value: last.value, nodes: countNodes(tree.root) });
     for (const p of stepPairs(tree, path.slice(0, -1))) {
-      pairs.push(pairRow(row, p.prefix, p.chosen, p.rejected, t, s.delimiter));
+      pairs.push(
+        pairRow(row, p.prefix, p.chosen, p.rejected, t, encodePromptText(policy, row.prompt + p.prefix)),
+      );
     }
   });
   if (pairs.length === 0) {
@@ -164,7 +174,7 @@ function pairRow(
   chosen: StepNode,
   rejected: StepNode,
   t: number,
-  delimiter: string,
+  promptIds: number[],
 ): PairRow {
   return {
     promptId: row.id,
@@ -182,8 +192,10 @@ function pairRow(
     rejectedText: rejected.text,
     chosenWinRate: null,
     rejectedWinRate: null,
-    ...(chosen.text.endsWith(delimiter) && { chosenContinues: true }),
-    ...(rejected.text.endsWith(delimiter) && { rejectedContinues: true }),
+    // As sampled: a step that goes on has no EOS after it, a final one has.
+    promptIds,
+    chosenIds: [...chosen.ids],
+    rejectedIds: [...rejected.ids],
   };
 }
 
