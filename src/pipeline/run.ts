@@ -43,7 +43,8 @@ import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
 import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
-import { readJsonl, toJsonl } from "../util/jsonl.js";
+import { readInputRecords, readJsonl, toJsonl } from "../util/jsonl.js";
+import { type BenchmarkResult, benchmarkOutputs, benchmarkStage, writeBenchmarks } from "./benchmark.js";
 import { offlineFirstRound, type RunConfig } from "./config.js";
 import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
 import { generationPrompt, goalPairs, pairPrompt } from "./goals.js";
@@ -168,6 +169,22 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     ];
     evals.push(await stage("eval/0", evalOutputs(0), () => evaluate(ctx, 0)));
     writeMetrics(runDir, evals);
+    const benchmarks: BenchmarkResult[] = [];
+    const benchmark = async (t: number) => {
+      if (!config.eval.benchmark) return;
+      const input = {
+        benchmark: config.eval.benchmark,
+        oracle: config.oracle,
+        runDir,
+        seed: config.seed,
+        maxNewTokens: config.sampling.max_new_tokens,
+        topP: config.eval.top_p,
+        progress,
+      };
+      benchmarks.push(await stage(`${t}/benchmark`, benchmarkOutputs(t), () => benchmarkStage(input, t)));
+      writeBenchmarks(runDir, benchmarks);
+    };
+    await benchmark(0);
     const pairs: RunResult["pairs"] = [];
     const spent: RunResult["spent"] = [];
     for (let t = 1; t <= config.iterations; t++) {
@@ -197,6 +214,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       await stage(`${t}/train`, trainOutputs, () => trainStage(ctx, t));
       evals.push(await stage(`${t}/eval`, evalOutputs(t), () => evaluate(ctx, t)));
       writeMetrics(runDir, evals);
+      await benchmark(t);
     }
     const best = await stage("select", [], () => selectBest(evals));
     const mixture = config.eval.mixture
@@ -559,7 +577,8 @@ function candidateIds(policy: PolicyText, row: SampleRow): (id: string, text: st
 
 /** The offline preference file's pairs, marked as replayed from iteration 0 (never built by the run). */
 function readOfflinePairs(file: string, t: number, policy: PolicyText): PairRow[] {
-  return readJsonl(file, offlinePreferenceSchema).map((r, i) => ({
+  const records = readInputRecords(file, offlinePreferenceSchema, "preference pairs", (r) => r.id);
+  return records.map(({ value: r }, i) => ({
     promptId: `offline-${r.id ?? i + 1}`,
     chosen: "offline-chosen",
     rejected: "offline-rejected",
@@ -685,19 +704,24 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
 async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSession): Promise<EvalResult> {
   const { config, runDir } = ctx;
   const e = config.eval;
+  const M = e.samples_per_prompt;
   const promptOf = generationPrompt(config, t + 1);
+  const kept = (key: string) => `${iterDir(t)}/${key}.partial`;
   const sample: SampleFn = (rows, key) =>
-    session.sample(
-      rows.map((r) => promptOf(r.prompt)),
-      {
-        samplesPerPrompt: e.samples_per_prompt,
-        temperature: e.temperature,
-        topP: e.top_p,
-        topK: 0,
-        maxNewTokens: config.sampling.max_new_tokens,
-        seed: deriveSeed(config.seed, key, t),
-      },
-      (done, total) => ctx.progress(`${t}/eval ${key}`, done, total),
+    keptBatches(runDir, kept(key), rows.length, PROMPTS_PER_BATCH, (start, end) =>
+      session.sample(
+        rows.slice(start, end).map((r) => promptOf(r.prompt)),
+        {
+          samplesPerPrompt: M,
+          temperature: e.temperature,
+          topP: e.top_p,
+          topK: 0,
+          maxNewTokens: config.sampling.max_new_tokens,
+          seed: deriveSeed(config.seed, key, t),
+          firstPromptIndex: start,
+        },
+        (done) => ctx.progress(`${t}/eval ${key}`, start * M + done, rows.length * M),
+      ),
     );
   const ours = await sample(ctx.evalRows, "eval");
   const read = (k: number) => readEvalRows(runDir, k);
@@ -715,6 +739,7 @@ async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSe
   });
   let validationWinRate: number | null = null;
   if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
+  for (const key of ["eval", "validation"]) rmSync(join(runDir, kept(key)), { recursive: true, force: true });
   const { metrics, avg_length, ...winRates } = judged;
   return { t, ...winRates, validation_winrate_vs_initial: validationWinRate, avg_length, metrics };
 }
