@@ -82,4 +82,15 @@ test("dno export --adapter merges it; --adapter-only writes the llama.cpp adapte
   assert.equal(g.tensors.size, 2 * 7 * 2);
   assert.equal(g.tensors.get("blk.0.ffn_down.weight.lora_b")!.type, 1, "--dtype f16 by default");
   assert.notEqual(await dno("export", "--model", model, "--adapter-only", "--output", only), 0);
+  // an adapter checkpoint (a run's pi_{t+1}) as the model: its config comes from the base under it
+  const ckpt = join(dir, "pi_2");
+  LoraAdapter.load(adapter, CausalLM.load(model).config).save(ckpt, "../model");
+  saveTokenizer(byteTokenizer(), ckpt);
+  assert.equal(
+    await dno("export", "--model", ckpt, "--adapter", adapter, "--adapter-only", "--output", only),
+    0,
+  );
+  const twice = join(dir, "twice.gguf");
+  assert.equal(await dno("export", "--model", ckpt, "--adapter", adapter, "--output", twice), 0);
+  assert.notDeepEqual(readFileSync(twice), readFileSync(merged));
 });

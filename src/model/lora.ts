@@ -340,6 +340,18 @@ export function isAdapterCheckpoint(dir: string): boolean {
   return !existsSync(join(dir, "config.json")) && existsSync(join(dir, ADAPTER_CONFIG));
 }
 
+/** The full checkpoint under a chain of adapter checkpoints (`dir` itself when it is one): its config.json is theirs. */
+export function fullCheckpointOf(dir: string): string {
+  const seen = new Set<string>();
+  let at = resolve(dir);
+  while (isAdapterCheckpoint(at)) {
+    if (seen.has(at)) throw new DnoError(`${dir}: its chain of adapter bases loops back to ${at}`);
+    seen.add(at);
+    at = adapterBase(at);
+  }
+  return at;
+}
+
 /** The base checkpoint directory of an adapter checkpoint. */
 export function adapterBase(dir: string): string {
   const { baseModel } = readAdapterConfig(dir);
