@@ -52,6 +52,24 @@ test("dno generate --adapter samples the adapted model", async () => {
   const plain = await run(join(dir, "a.jsonl"));
   const adapted = await run(join(dir, "b.jsonl"), "--adapter", adapter);
   assert.notDeepEqual(adapted.tokens, plain.tokens);
+  // the same adapter as an adapter checkpoint over the model (a run's pi_{t+1}) samples the same
+  const ckpt = join(dir, "pi_2");
+  LoraAdapter.load(adapter, CausalLM.load(model).config).save(ckpt, "../model");
+  saveTokenizer(byteTokenizer(), ckpt);
+  const args = [
+    "generate",
+    "--model",
+    ckpt,
+    "--input",
+    join(dir, "p.jsonl"),
+    "--output",
+    join(dir, "c.jsonl"),
+  ];
+  assert.equal(await dno(...args, "--temperature", "0", "--max-new-tokens", "12"), 0);
+  assert.deepEqual(
+    JSON.parse(readFileSync(join(dir, "c.jsonl"), "utf8")).responses[0].tokens,
+    adapted.tokens,
+  );
   const merged = CausalLM.load(model, { adapter });
   merged.mergeAdapter();
   const lp = merged.sequenceLogprobs([

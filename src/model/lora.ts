@@ -14,7 +14,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
-import type { ModelConfig } from "./config.js";
+import { type ModelConfig, readConfig } from "./config.js";
 import { SafetensorsReader, writeSafetensors } from "./safetensors.js";
 
 /** PEFT's target_modules names of the projections LoRA can adapt, in the engine's order. */
@@ -350,6 +350,11 @@ export function fullCheckpointOf(dir: string): string {
     at = adapterBase(at);
   }
   return at;
+}
+
+/** config.json of a checkpoint, or of the full checkpoint under an adapter checkpoint. */
+export function readCheckpointConfig(dir: string): ModelConfig {
+  return readConfig(fullCheckpointOf(dir));
 }
 
 /** The base checkpoint directory of an adapter checkpoint. */

@@ -19,8 +19,8 @@ import {
   readResponses,
 } from "../../eval/responses.js";
 import { charLength } from "../../eval/winrate.js";
-import { readConfig } from "../../model/config.js";
 import type { Sample } from "../../model/generate.js";
+import { readCheckpointConfig } from "../../model/lora.js";
 import { generateMixture } from "../../model/mixture.js";
 import { CausalLM } from "../../model/model.js";
 import { encodePrompt, loadTokenizer } from "../../model/tokenizer.js";
@@ -163,7 +163,7 @@ async function generateResponses(
       temperature: options.temperature,
       topP: options.topP,
       maxNewTokens: options.maxNewTokens,
-      eosTokenIds: [...new Set([...tokenizer.eosTokenIds, ...readConfig(dirs[0]!).eosTokenIds])],
+      eosTokenIds: [...new Set([...tokenizer.eosTokenIds, ...readCheckpointConfig(dirs[0]!).eosTokenIds])],
       seed: options.seed,
       tokenizer,
       onProgress: (done: number) => bar.update(done),

@@ -1,8 +1,8 @@
 import { SingleBar } from "cli-progress";
 import { type Command, InvalidArgumentError } from "commander";
 import { z } from "zod";
-import { readConfig } from "../../model/config.js";
 import type { Sample } from "../../model/generate.js";
+import { readCheckpointConfig } from "../../model/lora.js";
 import { generateMixture } from "../../model/mixture.js";
 import { CausalLM } from "../../model/model.js";
 import { loadTokenizer, type Tokenizer } from "../../model/tokenizer.js";
@@ -76,7 +76,7 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
   const prompts = lines.map((line, i) =>
     promptIds(line, tokenizer, flags.chatTemplate, `${flags.input}:${i + 1}`),
   );
-  const eos = [...new Set([...tokenizer.eosTokenIds, ...readConfig(dirs[0]!).eosTokenIds])];
+  const eos = [...new Set([...tokenizer.eosTokenIds, ...readCheckpointConfig(dirs[0]!).eosTokenIds])];
   const total = prompts.length * flags.samples;
   const bar = new SingleBar({
     format: "sampling [{bar}] {value}/{total} samples | {eta_formatted} left",
