@@ -247,7 +247,7 @@ async function generateBatch(
  * The first stop string in the decoded tokens: the shortest token prefix whose text contains it, and the
  * text before it. Undefined when none occurs.
  */
-function findStop(
+export function findStop(
   tokenizer: Tokenizer,
   ids: Int32Array,
   stopStrings: string[],

@@ -21,10 +21,10 @@ const linkSchema = z
   ])
   .default({ kind: "sigmoid", scale: 1 });
 
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
+export const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
 
 /** Knobs of how calls are made; none of them changes an answer, so none is in the config hash. */
-const reliabilityFields = {
+export const reliabilityFields = {
   /** SQLite file of paid judgments; relative to the config file. Omitted: kept in memory only. */
   cache: z.string().min(1).optional(),
   concurrency: z.number().int().min(1).max(1024).default(4),

@@ -33,6 +33,20 @@ const optimizerFields = {
   grad_clip: z.number().positive().default(1),
 };
 
+/** Where samples come from (src/pipeline/sampler.ts). */
+const samplerSchema = z.discriminatedUnion("kind", [z.strictObject({ kind: z.literal("engine") })]);
+
+/** Who trains pi_{t+1} (src/pipeline/trainer.ts; the command contract is in README "External trainers"). */
+const trainerSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("engine") }),
+  z.strictObject({
+    kind: z.literal("command"),
+    /** A sh command template: {pairs}, {policy}, {out}, {args} are replaced by quoted paths. */
+    command: z.string().min(1),
+    env: z.record(z.string(), z.string()).optional(),
+  }),
+]);
+
 export const runConfigSchema = z.strictObject({
   seed: z.number().int().min(0).max(0xffffffff).default(1),
   /** The run directory (state, samples, pairs, checkpoints, report), relative to the config file. */
@@ -140,6 +154,8 @@ export const runConfigSchema = z.strictObject({
       lora: loraOptionsSchema.optional(),
     })
     .prefault({}),
+  sampler: samplerSchema.default({ kind: "engine" }),
+  trainer: trainerSchema.default({ kind: "engine" }),
   eval: z
     .strictObject({
       samples_per_prompt: z.number().int().positive().default(4),
