@@ -16,26 +16,29 @@ import type { Oracle } from "./types.js";
 
 const linkSchema = z
   .discriminatedUnion("kind", [
-    z.strictObject({ kind: z.literal("sigmoid"), scale: z.number().positive().default(1) }),
+    z.strictObject({ kind: z.literal("sigmoid"), scale: z.number().positive().max(1e6).default(1) }),
     z.strictObject({ kind: z.literal("step") }),
   ])
   .default({ kind: "sigmoid", scale: 1 });
 
 export const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
 
+/** Oracles are reached over HTTP(S) only: file:, data: or other schemes are refused at validation. */
+const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" });
+
 /** Knobs of how calls are made; none of them changes an answer, so none is in the config hash. */
 export const reliabilityFields = {
   /** SQLite file of paid judgments; relative to the config file. Omitted: kept in memory only. */
   cache: z.string().min(1).optional(),
   concurrency: z.number().int().min(1).max(1024).default(4),
-  timeoutMs: z.number().int().positive().default(120_000),
+  timeoutMs: z.number().int().positive().max(86_400_000).default(120_000),
   maxRetries: z.number().int().min(0).max(100).default(5),
-  retryBaseMs: z.number().int().min(0).default(1000),
-  retryMaxMs: z.number().int().min(0).default(60_000),
+  retryBaseMs: z.number().int().min(0).max(3_600_000).default(1000),
+  retryMaxMs: z.number().int().min(0).max(86_400_000).default(60_000),
   budget: z
     .strictObject({
-      maxCalls: z.number().int().positive().optional(),
-      maxTokens: z.number().int().positive().optional(),
+      maxCalls: z.number().int().positive().max(1e12).optional(),
+      maxTokens: z.number().int().positive().max(1e15).optional(),
     })
     .default({}),
 };
@@ -43,13 +46,18 @@ export const reliabilityFields = {
 export const llmJudgeConfigSchema = z.strictObject({
   kind: z.literal("llm-judge"),
   mode: z.enum(["pointwise", "pairwise"]).default("pointwise"),
-  baseUrl: z.url(),
+  baseUrl: httpUrl,
   model: z.string().min(1),
   /** Name of the environment variable holding the API key (never the key itself). */
   apiKeyEnv: envName.optional(),
   temperature: z.number().min(0).max(2).default(0),
-  maxTokens: z.number().int().positive().default(2048),
-  seed: z.number().int().min(0).default(0),
+  maxTokens: z
+    .number()
+    .int()
+    .positive()
+    .max(1 << 20)
+    .default(2048),
+  seed: z.number().int().min(0).max(0xffffffff).default(0),
   system: z.string().optional(),
   /** Jinja template files (relative to the config file); the defaults are `defaultTemplates`. */
   templates: z
@@ -61,7 +69,7 @@ export const llmJudgeConfigSchema = z.strictObject({
 
 export const rewardModelConfigSchema = z.strictObject({
   kind: z.literal("reward-model"),
-  url: z.url(),
+  url: httpUrl,
   model: z.string().min(1).optional(),
   apiKeyEnv: envName.optional(),
   link: linkSchema,
@@ -89,9 +97,9 @@ export const ensembleConfigSchema = z
     members: z.array(memberConfigSchema).min(1),
     /** mean; min (worst case); uncertainty (mean - lambda * variance across members). */
     aggregate: z.enum(["mean", "min", "uncertainty"]).default("mean"),
-    lambda: z.number().min(0).default(1),
+    lambda: z.number().min(0).max(1e6).default(1),
     /** Members that must answer a judgment for it to count; default: all. */
-    minMembers: z.number().int().positive().optional(),
+    minMembers: z.number().int().positive().max(1024).optional(),
     link: linkSchema,
   })
   .refine((c) => (c.minMembers ?? 1) <= c.members.length, {
