@@ -2,14 +2,17 @@
  * `dno.yaml`: the whole run in one validated object. Every field has a default except the model, the
  * prompts and the oracle; errors name the file and the field path.
  */
+
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
 import { loraOptionsSchema } from "../model/lora.js";
+import { envName, reliabilityFields } from "../oracle/config.js";
 import { type OracleConfig, oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
+import { benchmarkConfigSchema, mapBenchmarkPaths } from "./benchmark.js";
 import { OFFLINE_FIRST_KINDS, trainOracleConfigSchema } from "./policy-oracles.js";
 
 /** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
@@ -45,8 +48,36 @@ const optimizerFields = {
   checkpoint_seconds: z.number().min(0).max(86400).default(300),
 };
 
-/** Where samples come from (src/pipeline/sampler.ts). */
-const samplerSchema = z.discriminatedUnion("kind", [z.strictObject({ kind: z.literal("engine") })]);
+/** Where samples come from (src/pipeline/sampler.ts; `openai`: src/pipeline/remote.ts). */
+const samplerSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("engine") }),
+  z.strictObject({
+    kind: z.literal("openai"),
+    /** The server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1; with `launch`, `{port}` is its port. */
+    baseUrl: z.string().min(1),
+    /** The model name the server serves. */
+    model: z.string().min(1),
+    apiKeyEnv: envName.optional(),
+    concurrency: reliabilityFields.concurrency,
+    timeoutMs: reliabilityFields.timeoutMs,
+    maxRetries: reliabilityFields.maxRetries,
+    retryBaseMs: reliabilityFields.retryBaseMs,
+    retryMaxMs: reliabilityFields.retryMaxMs,
+    /** Serve pi_t for each sample and eval stage: a sh command template, stopped when the stage ends. */
+    launch: z
+      .strictObject({
+        /** {policy} = the checkpoint directory, {policy_gguf} = it exported to GGUF, {port}, {seed}. */
+        command: z.string().min(1),
+        /** Fixed port; default: a free one. */
+        port: z.number().int().min(1).max(65535).optional(),
+        /** Polled until it answers 200; default: baseUrl + /models. `{port}` is replaced. */
+        ready: z.string().min(1).optional(),
+        readyTimeoutMs: z.number().int().positive().default(600_000),
+        env: z.record(z.string(), z.string()).optional(),
+      })
+      .optional(),
+  }),
+]);
 
 /** Who trains pi_{t+1} (src/pipeline/trainer.ts; the command contract is in README "External trainers"). */
 const trainerSchema = z.discriminatedUnion("kind", [
@@ -186,6 +217,8 @@ export const runConfigSchema = z.strictObject({
       top_p: z.number().gt(0).max(1).default(1),
       /** Also evaluate Algorithm 1's output, the uniform mixture of the iterates pi_1..pi_T. */
       mixture: z.boolean().default(false),
+      /** MT-Bench or Arena-Hard on every policy (src/pipeline/benchmark.ts). */
+      benchmark: benchmarkConfigSchema.optional(),
     })
     .prefault({}),
 });
@@ -274,6 +307,8 @@ export function mapConfigPaths(config: RunConfig, f: (path: string, field: strin
   if (out.pairs.offline_data)
     out.pairs.offline_data.file = f(out.pairs.offline_data.file, "pairs.offline_data.file");
   if (out.task_metrics) out.task_metrics = f(out.task_metrics, "task_metrics");
+  if (out.eval.benchmark)
+    mapBenchmarkPaths(out.eval.benchmark, (p, field) => f(p, `eval.benchmark.${field}`));
   return out;
 }
 

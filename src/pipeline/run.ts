@@ -43,6 +43,7 @@ import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { readInputRecords, readJsonl, toJsonl } from "../util/jsonl.js";
+import { type BenchmarkResult, benchmarkOutputs, benchmarkStage, writeBenchmarks } from "./benchmark.js";
 import { offlineFirstRound, type RunConfig } from "./config.js";
 import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
@@ -163,6 +164,22 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     ];
     evals.push(await stage("eval/0", evalOutputs(0), () => evaluate(ctx, 0)));
     writeMetrics(runDir, evals);
+    const benchmarks: BenchmarkResult[] = [];
+    const benchmark = async (t: number) => {
+      if (!config.eval.benchmark) return;
+      const input = {
+        benchmark: config.eval.benchmark,
+        oracle: config.oracle,
+        runDir,
+        seed: config.seed,
+        maxNewTokens: config.sampling.max_new_tokens,
+        topP: config.eval.top_p,
+        progress,
+      };
+      benchmarks.push(await stage(`${t}/benchmark`, benchmarkOutputs(t), () => benchmarkStage(input, t)));
+      writeBenchmarks(runDir, benchmarks);
+    };
+    await benchmark(0);
     const pairs: RunResult["pairs"] = [];
     for (let t = 1; t <= config.iterations; t++) {
       const dataT = config.pairs.offline ? 1 : t;
@@ -178,6 +195,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       await stage(`${t}/train`, trainOutputs, () => trainStage(ctx, t));
       evals.push(await stage(`${t}/eval`, evalOutputs(t), () => evaluate(ctx, t)));
       writeMetrics(runDir, evals);
+      await benchmark(t);
     }
     const best = await stage("select", [], () => selectBest(evals));
     const mixture = config.eval.mixture
