@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { main } from "../src/cli/main.js";
 import { Rng } from "../src/core/rng.js";
+import { ContinuousBatcher } from "../src/model/batcher.js";
 import { parseConfig } from "../src/model/config.js";
 import { readGguf } from "../src/model/gguf.js";
 import { LoraAdapter, loraConfigSchema } from "../src/model/lora.js";
@@ -111,4 +112,28 @@ test("dno export --adapter merges it; --adapter-only writes the llama.cpp adapte
   const twice = join(dir, "twice.gguf");
   assert.equal(await dno("export", "--model", ckpt, "--adapter", adapter, "--output", twice), 0);
   assert.notDeepEqual(readFileSync(twice), readFileSync(merged));
+});
+
+test("dno serve's continuous batcher samples with the --adapter the model was loaded with", async () => {
+  const { model, adapter } = fixture();
+  const adapted = CausalLM.load(model, { adapter });
+  const tokenizer = byteTokenizer();
+  const prompt = tokenizer.encode("hello");
+  const request = {
+    prompts: [prompt],
+    n: 1,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    maxNewTokens: 12,
+    eosTokenIds: [],
+    seed: 0,
+    stopStrings: [],
+  };
+  const served = await new ContinuousBatcher(adapted, tokenizer).submit(request);
+  const options = { samplesPerPrompt: 1, temperature: 0, maxNewTokens: 12, eosTokenIds: [], seed: 0 };
+  const direct = (await adapted.generate([prompt], options))[0]![0]!;
+  assert.deepEqual(served[0]!.tokens, direct.tokens);
+  const plain = (await CausalLM.load(model).generate([prompt], options))[0]![0]!;
+  assert.notDeepEqual(plain.tokens, direct.tokens);
 });
