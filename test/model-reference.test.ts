@@ -6,29 +6,20 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { main } from "../src/cli/main.js";
 import { sequenceLossFn } from "../src/core/objectives.js";
 import { Rng } from "../src/core/rng.js";
 import { CausalLM } from "../src/model/model.js";
 import { readSafetensors } from "../src/model/safetensors.js";
+import { findShared } from "./shared-dir.js";
 
 const PYTHON = "/usr/bin/python3";
-/** DNO_TORCH_REFERENCE, or shared/reference/torch_llama.py in the repository's parent folder or above. */
-function findReference(): string | undefined {
-  if (process.env.DNO_TORCH_REFERENCE) return process.env.DNO_TORCH_REFERENCE;
-  const repo = fileURLToPath(new URL("../..", import.meta.url));
-  for (let dir = dirname(repo); ; dir = dirname(dir)) {
-    const candidate = join(dir, "shared/reference/torch_llama.py");
-    if (existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) return undefined;
-  }
-}
-const REFERENCE = findReference();
+/** DNO_TORCH_REFERENCE, or shared/reference/torch_llama.py beside the repository or above. */
+const REFERENCE = process.env.DNO_TORCH_REFERENCE ?? findShared("reference/torch_llama.py");
 const skip = !REFERENCE
   ? "the PyTorch reference shared/reference/torch_llama.py is not beside the repository (set DNO_TORCH_REFERENCE)"
   : spawnSync(PYTHON, ["-c", "import torch, numpy"], { stdio: "ignore" }).status !== 0

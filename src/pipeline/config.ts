@@ -9,121 +9,235 @@ import { oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
+import { guardsConfigSchema } from "./guards.js";
 
 /** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
-const fromScratchSchema = z.strictObject({
-  hidden_size: z.number().int().positive(),
-  intermediate_size: z.number().int().positive(),
-  num_hidden_layers: z.number().int().positive(),
-  num_attention_heads: z.number().int().positive(),
-  num_key_value_heads: z.number().int().positive().optional(),
-  max_position_embeddings: z.number().int().positive().default(64),
-  rope_theta: z.number().positive().default(10000),
-  tie_word_embeddings: z.boolean().default(true),
-});
+const fromScratchSchema = z
+  .strictObject({
+    hidden_size: z.number().int().positive().describe("width of the residual stream"),
+    intermediate_size: z.number().int().positive().describe("width of the SwiGLU MLP"),
+    num_hidden_layers: z.number().int().positive().describe("decoder layers"),
+    num_attention_heads: z.number().int().positive().describe("query heads (hidden_size must divide by it)"),
+    num_key_value_heads: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("key/value heads for grouped-query attention (default: num_attention_heads)"),
+    max_position_embeddings: z
+      .number()
+      .int()
+      .positive()
+      .default(64)
+      .describe("longest prompt + response in tokens (bytes)"),
+    rope_theta: z.number().positive().default(10000).describe("RoPE base frequency"),
+    tie_word_embeddings: z.boolean().default(true).describe("share the input embedding and the lm_head"),
+  })
+  .describe("a tiny Llama trained from scratch with the built-in byte-level tokenizer");
 
 const optimizerFields = {
-  lr: z.number().positive(),
-  batch_size: z.number().int().positive().default(16),
-  epochs: z.number().positive().default(1),
-  warmup_steps: z.number().int().min(0).default(0),
-  weight_decay: z.number().min(0).default(0),
-  grad_clip: z.number().positive().default(1),
+  lr: z.number().positive().describe("peak learning rate (AdamW)"),
+  batch_size: z.number().int().positive().default(16).describe("examples (SFT) or pairs (DNO) per step"),
+  epochs: z
+    .number()
+    .positive()
+    .default(1)
+    .describe("passes over the data; a fraction takes part of the last pass"),
+  warmup_steps: z
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe("steps of linear warm-up from 0 to lr; then linear decay to 0 at the last step"),
+  weight_decay: z.number().min(0).default(0).describe("AdamW's decoupled weight decay"),
+  grad_clip: z.number().positive().default(1).describe("the gradient's global norm is clipped to this"),
 };
 
 export const runConfigSchema = z.strictObject({
-  seed: z.number().int().min(0).max(0xffffffff).default(1),
-  /** The run directory (state, samples, pairs, checkpoints, report), relative to the config file. */
-  run_dir: z.string().min(1).default("run"),
-  threads: z.number().int().positive().optional(),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(0xffffffff)
+    .default(1)
+    .describe("every random choice (init, partitions, sampling, shuffles) derives from it"),
+  run_dir: z
+    .string()
+    .min(1)
+    .default("run")
+    .describe("the run directory (state, samples, pairs, checkpoints, report), relative to the config file"),
+  threads: z.number().int().positive().optional().describe("engine threads (default: all cores)"),
   model: z
     .strictObject({
-      /** A Hugging Face checkpoint directory (config.json, model.safetensors, tokenizer.json). */
-      path: z.string().min(1).optional(),
+      path: z
+        .string()
+        .min(1)
+        .optional()
+        .describe("a Hugging Face checkpoint directory (config.json, model.safetensors, tokenizer.json)"),
       from_scratch: fromScratchSchema.optional(),
     })
     .refine((m) => (m.path === undefined) !== (m.from_scratch === undefined), {
       message: "give exactly one of model.path and model.from_scratch",
-    }),
-  /** Supervised fine-tuning on gold answers before the first iteration (pi_ref = the SFT model). */
+    })
+    .describe("the initial policy: exactly one of path and from_scratch"),
   sft: z
     .strictObject({
-      data: z.string().min(1),
+      data: z.string().min(1).describe('JSONL of {"id", "prompt", "gold"}: the gold answers to imitate'),
       ...optimizerFields,
     })
-    .optional(),
-  data: z.strictObject({
-    /** JSONL of {id, prompt, gold?}; split into `iterations` non-overlapping partitions. */
-    prompts: z.string().min(1),
-    /** Held-out JSONL of {id, prompt, gold?}: evaluation after every iteration. */
-    eval: z.string().min(1),
-    /** Held-out JSONL used only to choose the best iterate. */
-    validation: z.string().min(1).optional(),
-    prompts_per_iteration: z.number().int().positive().optional(),
-  }),
-  oracle: oracleConfigSchema,
-  /** A module exporting `metrics(items, logprobs)`: task-specific numbers for each evaluation. */
-  task_metrics: z.string().min(1).optional(),
-  iterations: z.number().int().positive().default(3),
+    .optional()
+    .describe("supervised fine-tuning on gold answers before the first iteration (pi_ref = the SFT model)"),
+  data: z
+    .strictObject({
+      prompts: z
+        .string()
+        .min(1)
+        .describe('JSONL of {"id", "prompt", "gold"?}: split into `iterations` non-overlapping partitions'),
+      eval: z
+        .string()
+        .min(1)
+        .describe('held-out JSONL of {"id", "prompt", "gold"?}: evaluation after every iteration'),
+      validation: z
+        .string()
+        .min(1)
+        .optional()
+        .describe("held-out JSONL that chooses the best iterate (without it the result is the last iterate)"),
+      prompts_per_iteration: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe("prompts in each iteration's partition (default: all prompts / iterations)"),
+    })
+    .describe("prompt files, relative to the config file"),
+  oracle: oracleConfigSchema.describe("where preferences come from: any `dno judge` config"),
+  task_metrics: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "a module exporting metrics(items, logprobs) -> { name: number }, called on every evaluation; items are " +
+        "{ prompt, gold, samples } per held-out prompt, logprobs(items of { prompt, response }) gives exact " +
+        "log-probs under the evaluated policy",
+    ),
+  iterations: z.number().int().positive().default(3).describe("DNO iterations T"),
   sampling: z
     .strictObject({
-      samples_per_prompt: z.number().int().positive().default(5),
-      temperature: z.number().min(0).default(0.7),
-      top_p: z.number().gt(0).max(1).default(0.95),
-      top_k: z.number().int().min(0).default(0),
-      max_new_tokens: z.number().int().positive().default(64),
-      include_gold: z.boolean().default(true),
+      samples_per_prompt: z.number().int().positive().default(5).describe("K samples of pi_t per prompt"),
+      temperature: z.number().min(0).default(0.7).describe("sampling temperature (0 = greedy)"),
+      top_p: z.number().gt(0).max(1).default(0.95).describe("nucleus sampling mass (1 = off)"),
+      top_k: z.number().int().min(0).default(0).describe("keep the k most likely tokens (0 = off)"),
+      max_new_tokens: z
+        .number()
+        .int()
+        .positive()
+        .default(64)
+        .describe("longest response (also in evaluation)"),
+      include_gold: z
+        .boolean()
+        .default(true)
+        .describe("the prompt's gold answer joins the K samples as a candidate (the teacher)"),
     })
-    .prefault({}),
+    .prefault({})
+    .describe("how pi_t's candidates are drawn"),
   pairs: z
     .strictObject({
-      /** score: the paper's 6-point rule; win-rate: large margins on r^; spin: gold over own sample. */
-      rule: z.enum(["score", "win-rate", "spin"]).default("win-rate"),
-      min_positive: z.number().optional(),
-      margin: z.number().min(0).optional(),
-      student_margin: z.number().min(0).optional(),
-      pairs_per_prompt: z.number().int().positive().default(1),
+      rule: z
+        .enum(["score", "win-rate", "spin"])
+        .default("win-rate")
+        .describe(
+          "win-rate: large margins on r^; score: the paper's 6-point rule; spin: gold over own sample",
+        ),
+      min_positive: z
+        .number()
+        .optional()
+        .describe("a chosen response's least win rate (win-rate: 0.5) or score (score: 5)"),
+      margin: z
+        .number()
+        .min(0)
+        .optional()
+        .describe("least gap between chosen and rejected (win-rate: 0.3; score: 2)"),
+      student_margin: z
+        .number()
+        .min(0)
+        .optional()
+        .describe("the margin when the chosen response is the policy's own (win-rate: 0.3; score: 1)"),
+      pairs_per_prompt: z.number().int().positive().default(1).describe("pairs taken per prompt at most"),
       positive_sources: z
         .array(z.enum(["teacher", "student"]))
         .min(1)
-        .default(["teacher", "student"]),
-      replay: z.array(z.number().min(0).max(1)).default([0.3, 0.15]),
-      /** Train every iteration on the first iteration's pairs (offline DPO). */
-      offline: z.boolean().default(false),
+        .default(["teacher", "student"])
+        .describe("who may be chosen: [teacher] is DNO-Restrictive"),
+      replay: z
+        .array(z.number().min(0).max(1))
+        .default([0.3, 0.15])
+        .describe("share of pairs replayed from iterations t-1, t-2, ..."),
+      offline: z
+        .boolean()
+        .default(false)
+        .describe("train every iteration on the first iteration's pairs (offline DPO)"),
       defects: z
         .strictObject({
-          n: z.number().int().positive().default(3),
-          max_repeat_fraction: z.number().min(0).max(1).default(0.4),
+          n: z.number().int().positive().default(3).describe("n-gram length (words)"),
+          max_repeat_fraction: z
+            .number()
+            .min(0)
+            .max(1)
+            .default(0.4)
+            .describe("a sample is defective when more of its n-grams repeat"),
         })
-        .prefault({}),
+        .prefault({})
+        .describe("degenerate samples (repeated n-grams) are automatic negatives"),
     })
-    .prefault({}),
+    .prefault({})
+    .describe("which candidates become (chosen, rejected) pairs"),
   objective: z
     .strictObject({
-      name: z.enum(OBJECTIVE_NAMES as [string, ...string[]]).default("dno-prct"),
-      beta: z.number().positive().default(0.1),
-      tau: z.number().min(0).optional(),
+      name: z
+        .enum(OBJECTIVE_NAMES as [string, ...string[]])
+        .default("dno-prct")
+        .describe("the loss (src/core/objectives.ts)"),
+      beta: z
+        .number()
+        .positive()
+        .default(0.1)
+        .describe(
+          "KL strength: how far pi_{t+1} may move from the reference per iteration (smaller moves more)",
+        ),
+      tau: z
+        .number()
+        .min(0)
+        .optional()
+        .describe("INPO's regularisation towards pi_1 (needs 0 <= tau <= beta)"),
     })
     .refine((o) => o.name !== "inpo" || (o.tau !== undefined && o.tau <= o.beta), {
       message: "inpo needs tau, with 0 <= tau <= beta",
       path: ["tau"],
     })
-    .prefault({}),
+    .prefault({})
+    .describe("the preference objective"),
   train: z
     .strictObject({
       ...optimizerFields,
-      lr: z.number().positive().default(5e-5),
-      /** Multiplies the learning rate at every iteration after the first (the paper lowers it). */
-      lr_decay: z.number().positive().max(1).default(1),
+      lr: z.number().positive().default(5e-5).describe("peak learning rate (AdamW) of the first iteration"),
+      lr_decay: z
+        .number()
+        .positive()
+        .max(1)
+        .default(1)
+        .describe("multiplies the learning rate at every iteration after the first (the paper lowers it)"),
     })
-    .prefault({}),
+    .prefault({})
+    .describe("each iteration's training on its pairs"),
   eval: z
     .strictObject({
-      samples_per_prompt: z.number().int().positive().default(4),
-      temperature: z.number().min(0).default(1),
-      top_p: z.number().gt(0).max(1).default(1),
+      samples_per_prompt: z.number().int().positive().default(4).describe("samples per held-out prompt"),
+      temperature: z.number().min(0).default(1).describe("sampling temperature of evaluation"),
+      top_p: z.number().gt(0).max(1).default(1).describe("nucleus sampling mass of evaluation"),
     })
-    .prefault({}),
+    .prefault({})
+    .describe("evaluation after every iteration: against pi_t, pi_1 and the teacher"),
+  guards: guardsConfigSchema,
 });
 
 export type RunConfig = z.infer<typeof runConfigSchema>;

@@ -9,6 +9,7 @@ import { CausalLM } from "../model/model.js";
 import {
   byteTokenizer,
   encodePrompt,
+  encodeResponse,
   loadTokenizer,
   saveTokenizer,
   type Tokenizer,
@@ -69,15 +70,13 @@ export function policyWeightsSha256(policy: Policy): string {
 /** Token ids of a (prompt, response) example; the response ends with EOS. */
 function encode(policy: Policy, e: TextExample): { prompt: number[]; response: number[] } {
   const { tokenizer } = policy;
-  return {
-    prompt: encodePrompt(tokenizer, e.prompt),
-    response: [...tokenizer.encode(e.response, { addSpecialTokens: false }), tokenizer.eosTokenIds[0]!],
-  };
+  const prompt = encodePrompt(tokenizer, e.prompt);
+  return { prompt, response: [...encodeResponse(tokenizer, prompt, e.response), tokenizer.eosTokenIds[0]!] };
 }
 
 /** Tokens the model predicts for a response: its own tokens and the closing EOS. */
-export function responseTokenCount(policy: Policy, response: string): number {
-  return policy.tokenizer.encode(response, { addSpecialTokens: false }).length + 1;
+export function responseTokenCount(policy: Policy, e: TextExample): number {
+  return encode(policy, e).response.length;
 }
 
 const LOGPROB_CHUNK = 64;
@@ -138,7 +137,7 @@ export async function sampleResponses(
   );
   return results.map((samples) =>
     samples.map((s) => ({
-      text: s.text ?? tokenizer.decode(s.tokens),
+      text: s.text!,
       logprob: s.logprob,
       finished: s.finishReason === "eos",
     })),

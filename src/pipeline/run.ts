@@ -43,6 +43,7 @@ import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
 import type { RunConfig } from "./config.js";
 import { checkDisjoint, type PromptRow, promptRowSchema, readPrompts } from "./data.js";
+import { type GuardInput, type GuardWarning, guardContext, guardWarnings, readGuardInput } from "./guards.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
 import {
   type BatchLoss,
@@ -79,6 +80,8 @@ export interface RunOptions {
   config: RunConfig;
   progress?: ProgressFn;
   events?: StageEvents;
+  /** Called when a collapse guard trips (src/pipeline/guards.ts). */
+  warn?: (warning: GuardWarning) => void;
 }
 
 export interface RunResult {
@@ -86,8 +89,16 @@ export interface RunResult {
   evals: EvalResult[];
   pairs: { t: number; composition: ReturnType<typeof pairComposition> }[];
   stageSeconds: Record<string, number>;
-  /** The iterate chosen on validation (the last one without a validation set), 1-based: pi_best. */
+  /**
+   * The resulting iterate, 1-based (pi_best): chosen on validation prompts, else the last one, or the
+   * last before a collapse when `guards.stop_on_collapse` stopped the run.
+   */
   best: number;
+  chosenBy: "validation" | "last";
+  /** Every collapse-guard warning, by iteration. */
+  warnings: GuardWarning[];
+  /** The iteration after which stop_on_collapse ended the run; null when it ran to the end. */
+  stoppedAfter: number | null;
   finalWeightsSha256: string;
   oracleJudgments: number;
 }
@@ -128,8 +139,11 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       ...(prep.validation ? [`${iterDir(t)}/validation.json`] : []),
     ];
     evals.push(await stage("eval/0", evalOutputs(0), () => evaluate(ctx, 0)));
-    writeMetrics(runDir, evals);
+    const guardInputs: GuardInput[] = [readGuardInput(runDir, config, evals[0]!)];
+    const warnings: GuardWarning[] = [];
+    writeMetrics(runDir, evals, warnings);
     const pairs: RunResult["pairs"] = [];
+    let stoppedAfter: number | null = null;
     for (let t = 1; t <= config.iterations; t++) {
       const dataT = config.pairs.offline ? 1 : t;
       const dir = iterDir(t);
@@ -142,18 +156,32 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       await stage(`${t}/reference`, [`${dir}/pairs.trl.jsonl`], () => referenceStage(ctx, t));
       await stage(`${t}/train`, [policyPath(t + 1), `${dir}/train-log.jsonl`], () => trainStage(ctx, t));
       evals.push(await stage(`${t}/eval`, evalOutputs(t), () => evaluate(ctx, t)));
-      writeMetrics(runDir, evals);
+      guardInputs.push(readGuardInput(runDir, config, evals[t]!, composition));
+      const tripped = guardWarnings(guardInputs, guardContext(config));
+      warnings.push(...tripped);
+      for (const w of tripped) options.warn?.(w);
+      writeMetrics(runDir, evals, warnings);
+      if (tripped.length > 0 && config.guards.stop_on_collapse) {
+        stoppedAfter = t;
+        break;
+      }
     }
-    const best = await stage("select", [], () => selectBest(evals));
+    // A collapsed iterate is never the result: choose among pi_1 .. pi_t.
+    const candidates = stoppedAfter === null ? evals : evals.slice(0, -1);
+    const best = await stage("select", [], () => selectBest(candidates));
     const stageSeconds: Record<string, number> = {};
     for (const r of state.all()) stageSeconds[r.name] = r.seconds;
-    const last = state.get<{ weightsSha256: string }>(`${config.iterations}/train`)!.result;
+    const lastT = stoppedAfter ?? config.iterations;
+    const last = state.get<{ weightsSha256: string }>(`${lastT}/train`)!.result;
     return {
       runDir,
       evals,
       pairs,
       stageSeconds,
       best,
+      chosenBy: ctx.validationRows.length > 0 ? "validation" : "last",
+      warnings,
+      stoppedAfter,
       finalWeightsSha256: last.weightsSha256,
       oracleJudgments: oracle.paidJudgments(),
     };
@@ -637,7 +665,7 @@ function seOrNull(xs: readonly number[]): number | null {
 
 /** Token-mean negative log-likelihood of the gold responses (SFT). */
 function sftLoss(policy: Policy, batch: readonly { prompt: string; response: string }[]): BatchLoss {
-  const tokens = batch.reduce((s, e) => s + responseTokenCount(policy, e.response), 0);
+  const tokens = batch.reduce((s, e) => s + responseTokenCount(policy, e), 0);
   return (lp) => {
     let loss = 0;
     const grad = new Float64Array(lp.length).fill(-1 / tokens);
@@ -646,6 +674,11 @@ function sftLoss(policy: Policy, batch: readonly { prompt: string; response: str
   };
 }
 
-function writeMetrics(runDir: string, evals: readonly EvalResult[]): void {
-  writeJsonlAt(runDir, "metrics.jsonl", evals);
+/** metrics.jsonl: one line per evaluated policy, with the collapse guards it tripped. */
+function writeMetrics(runDir: string, evals: readonly EvalResult[], warnings: readonly GuardWarning[]): void {
+  const rows = evals.map((e) => ({
+    ...e,
+    guards: warnings.filter((w) => w.t === e.t).map(({ guard, message }) => ({ guard, message })),
+  }));
+  writeJsonlAt(runDir, "metrics.jsonl", rows);
 }

@@ -143,7 +143,7 @@ async function generateResponses(
   const tokenizer = loadTokenizer(dir);
   const bar = new SingleBar({
     stream: process.stderr,
-    format: `generating (${basename(dir)}) [{bar}] {value}/{total} {eta_formatted}`,
+    format: `generating (${basename(dir)}) [{bar}] {value}/{total} prompts | ETA {eta_formatted}`,
   });
   let samples: Awaited<ReturnType<CausalLM["generate"]>>;
   try {

@@ -37,6 +37,12 @@ function positiveInt(name: string, min: number) {
 
 /** The config file's settings with the flags laid over them (flags name settings of llm-judge etc.). */
 function mergedConfig(flags: JudgeFlags): Record<string, unknown> {
+  if (!flags.config && (flags.baseUrl === undefined || flags.model === undefined)) {
+    throw new DnoError(
+      "dno judge needs an oracle: --config FILE (see `dno init`'s oracle), or --base-url URL and --model NAME " +
+        "for an OpenAI-compatible LLM judge",
+    );
+  }
   const raw: Record<string, unknown> = flags.config
     ? readOracleConfigFile(flags.config)
     : { kind: "llm-judge" };
@@ -125,6 +131,11 @@ async function runJudge(flags: JudgeFlags): Promise<void> {
       ` -> ${flags.output}\n`,
   );
   if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  if (summary.items > 0 && summary.failed_items === summary.items) {
+    throw new DnoError(
+      `every item failed, so ${flags.output} holds no judgment (the first failure is above)`,
+    );
+  }
 }
 
 export function register(program: Command): void {
