@@ -10,6 +10,8 @@
         "native/generate.cpp",
         "native/gradcheck.cpp",
         "native/llama.cpp",
+        "native/lora.cpp",
+        "native/lora_napi.cpp",
         "native/model.cpp",
         "native/rowops.cpp",
         "native/threadpool.cpp"

@@ -4,6 +4,7 @@
 #include "engine_napi.h"
 #include "gemm_napi.h"
 #include "generate.h"
+#include "lora_napi.h"
 
 namespace {
 
@@ -11,6 +12,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   dno::register_gemm(env, exports);
   dno::register_engine(env, exports);
   dno::register_generate(env, exports);
+  dno::register_lora(env, exports);
   return exports;
 }
 

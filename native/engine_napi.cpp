@@ -9,6 +9,7 @@
 #include "gradcheck.h"
 #include "kernels.h"
 #include "llama.h"
+#include "lora_napi.h"
 #include "napi_util.h"
 #include "profile.h"
 #include "threadpool.h"
@@ -86,7 +87,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap<T>> {
   static Napi::Function Define(Napi::Env env, const char* name) {
     return ModelWrap::DefineClass(env, name,
                                   {ModelWrap::InstanceMethod("forward", &ModelWrap::Forward),
-                                   ModelWrap::InstanceMethod("backward", &ModelWrap::Backward)});
+                                   ModelWrap::InstanceMethod("backward", &ModelWrap::Backward),
+                                   ModelWrap::InstanceMethod("setLora", &ModelWrap::SetLora)});
   }
 
   explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap<T>>(info) {
@@ -130,8 +132,28 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap<T>> {
     return info.Env().Undefined();
   }
 
+  // setLora(spec, params, grads | null): applies an adapter (native/lora.h layout); setLora(null) removes it.
+  Napi::Value SetLora(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    if (info[0].IsNull() || info[0].IsUndefined()) {
+      model_->clear_lora();
+      lora_refs_.clear();
+      return env.Undefined();
+    }
+    const LoraSpec spec = lora_spec_from_js(info[0]);
+    const size_t n = size_t(guarded(env, [&] { return lora_param_count(model_->config(), spec); }));
+    T* params = array_arg<T>(info, 1, "lora params", n);
+    T* grads = info[2].IsNull() || info[2].IsUndefined() ? nullptr : array_arg<T>(info, 2, "lora grads", n);
+    lora_refs_.clear();
+    for (size_t i : {1, 2})
+      if (info[i].IsObject()) lora_refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+    model_->set_lora(spec, params, grads);
+    return env.Undefined();
+  }
+
   std::unique_ptr<Llama<T>> model_;
   Napi::ObjectReference params_ref_, grads_ref_;
+  std::vector<Napi::ObjectReference> lora_refs_;
 };
 
 // adamw(params, grads, m, v, offset, length, lr, beta1, beta2, eps, weightDecay, step)

@@ -11,10 +11,12 @@
 #include <cstring>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
 #include "kernels.h"
+#include "lora_napi.h"
 #include "model.h"
 #include "napi_util.h"
 #include "threadpool.h"
@@ -116,6 +118,11 @@ int32_t sample_token(const float* logits, int V, const SamplingOptions& o, Sampl
 class Generator {
  public:
   Generator(const LlamaConfig& c, const float* params) : c_(c), w_(bind_weights(c, const_cast<float*>(params))) {}
+
+  // Samples with an adapter (native/lora.h layout) applied unmerged.
+  void set_lora(const LoraSpec& spec, const float* params) {
+    lora_ = LoraAdapter<float>{spec, bind_lora(c_, spec, const_cast<float*>(params)), {}};
+  }
 
   // Prefills every prompt and draws each sample's first token. Outputs (JS-owned, kept by the caller):
   // tokens (S, max_new), logp (S, max_new): each token's model log-prob, len (S), finish (S), and, when
@@ -222,11 +229,16 @@ class Generator {
     for (int i = 0; i < N; ++i) tok[i] = rows[i].token, pos[i] = rows[i].pos;
     embedding_forward(x_.data(), tok.data(), w_.embed, N, C);
     const float scale = 1.0f / std::sqrt(float(D));
+    const int r = lora_ ? lora_->spec.rank : 0;
+    const float ls = lora_ ? float(lora_->spec.scale) : 0.f;
+    if (lora_) lora_u_.resize(size_t(N) * 3 * r);
     for (int l = 0; l < c_.layers; ++l) {
       const LayerWeights<float>& w = w_.layers[l];
+      const LoraLayer<float>* lw = lora_ ? &lora_->w[size_t(l)] : nullptr;
       rmsnorm_forward(xn_.data(), rstd_.data(), x_.data(), w.attn_norm, N, C, c_.rms_eps);
       gemm<float>(false, true, N, QKV, C, 1.f, xn_.data(), C, w.wqkv, C, 0.f, qkv_.data(), QKV);
       if (w.bqkv) bias_forward(qkv_.data(), w.bqkv, N, QKV);
+      if (lw) lora_forward(qkv_.data(), QKV, lora_u_.data(), xn_.data(), N, (*lw)[kGroupQkv], r, ls);
       rope_apply(qkv_.data(), N, QKV, 0, H + KV, D, pos.data(), cos_.data(), sin_.data(), false);
       for (int i = 0; i < N; ++i) {
         const float* q = qkv_.data() + int64_t(i) * QKV;
@@ -268,10 +280,13 @@ class Generator {
       });
       gemm<float>(false, true, N, C, QD, 1.f, att_.data(), QD, w.wo, QD, 1.f, x_.data(), C);
       if (w.bo) bias_forward(x_.data(), w.bo, N, C);
+      if (lw) lora_forward(x_.data(), C, lora_u_.data(), att_.data(), N, (*lw)[kGroupO], r, ls);
       rmsnorm_forward(xn_.data(), rstd_.data(), x_.data(), w.mlp_norm, N, C, c_.rms_eps);
       gemm<float>(false, true, N, 2 * I, C, 1.f, xn_.data(), C, w.wgate_up, C, 0.f, gu_.data(), 2 * I);
+      if (lw) lora_forward(gu_.data(), 2 * I, lora_u_.data(), xn_.data(), N, (*lw)[kGroupGateUp], r, ls);
       swiglu_forward(act_.data(), gu_.data(), N, I);
       gemm<float>(false, true, N, C, I, 1.f, act_.data(), I, w.wdown, I, 1.f, x_.data(), C);
+      if (lw) lora_forward(x_.data(), C, lora_u_.data(), act_.data(), N, (*lw)[kGroupDown], r, ls);
     }
     const int M = int(out.size());
     hidden_.resize(size_t(M) * C);
@@ -308,6 +323,8 @@ class Generator {
 
   LlamaConfig c_;
   LlamaWeights<float> w_;
+  std::optional<LoraAdapter<float>> lora_;
+  std::vector<float> lora_u_;
   int P_ = 0, K_ = 0, S_ = 0;
   SamplingOptions o_;
   std::vector<int> prompt_start_;
@@ -318,7 +335,8 @@ class Generator {
   float *logp_ = nullptr, *logits_out_ = nullptr;
 };
 
-// new Sampler(config, params); start(...), step(n), finish(sample): see src/engine/sampler.ts.
+// new Sampler(config, params, lora?: { spec, params }); start(...), step(n), finish(sample): see
+// src/engine/sampler.ts.
 class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -332,6 +350,17 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
     const float* params = array_arg<float>(info, 1, "params", size_t(param_count(config_)));
     refs_.push_back(Napi::Persistent(info[1].As<Napi::Object>()));
     gen_ = std::make_unique<Generator>(config_, params);
+    if (info.Length() > 2 && info[2].IsObject()) {
+      const Napi::Object lora = info[2].As<Napi::Object>();
+      const LoraSpec spec = lora_spec_from_js(lora.Get("spec"));
+      const size_t n = size_t(guarded(info.Env(), [&] { return lora_param_count(config_, spec); }));
+      const Napi::Value p = lora.Get("params");
+      if (!p.IsTypedArray() || p.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+          p.As<Napi::TypedArray>().ElementLength() < n)
+        throw Napi::TypeError::New(info.Env(), "lora.params must be a Float32Array of the adapter's size");
+      lora_ref_ = Napi::Persistent(p.As<Napi::Object>());
+      gen_->set_lora(spec, p.As<Napi::Float32Array>().Data());
+    }
   }
 
  private:
@@ -391,6 +420,7 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
   LlamaConfig config_;
   std::unique_ptr<Generator> gen_;
   std::vector<Napi::ObjectReference> refs_;
+  Napi::ObjectReference lora_ref_;
 };
 
 }  // namespace

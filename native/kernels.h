@@ -86,7 +86,7 @@ void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, int N, int 
   });
 }
 
-// dinp += d/dinp, dweight += d/dweight, given dout (N,C) and the forward's inp and rstd.
+// dinp += d/dinp, dweight += d/dweight (unless null), given dout (N,C) and the forward's inp and rstd.
 template <typename T>
 void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd, int N,
                       int C) {
@@ -103,6 +103,7 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
       for (int c = 0; c < C; ++c) dx[c] += g[c] * weight[c] * r - k * x[c];
     }
   });
+  if (!dweight) return;  // a frozen weight
   // dweight reduces over rows: parallel over columns.
   parallel_for(C, std::max<int64_t>(16, row_grain(N)), [&](int64_t c0, int64_t c1) {
     for (int n = 0; n < N; ++n) {

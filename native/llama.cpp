@@ -16,7 +16,27 @@ namespace dno {
 
 template <typename T>
 Llama<T>::Llama(const LlamaConfig& c, T* params, T* grads)
-    : c_(c), w_(bind_weights(c, params)), g_(bind_weights(c, grads ? grads : params)), has_grads_(grads != nullptr) {}
+    : c_(c), w_(bind_weights(c, params)), g_(bind_weights(c, grads ? grads : params)), trains_base_(grads != nullptr) {}
+
+template <typename T>
+void Llama<T>::set_lora(const LoraSpec& spec, T* lora_params, T* lora_grads) {
+  LoraAdapter<T> a{spec, bind_lora(c_, spec, lora_params), {}};
+  if (lora_grads) a.g = bind_lora(c_, spec, lora_grads);
+  lora_ = std::move(a);
+  ready_for_backward_ = false;
+}
+
+template <typename T>
+T* Llama<T>::lora_u(int l, int group) {
+  const LoraLayer<T>& groups = lora_->w[size_t(l)];
+  int64_t before = 0, per_layer = 0;
+  for (int g = 0; g < kLoraGroupCount; ++g) {
+    if (g < group) before += groups[size_t(g)].n;
+    per_layer += groups[size_t(g)].n;
+  }
+  const int64_t r = lora_->spec.rank;
+  return lora_acts_.data() + (int64_t(keep_ ? l : 0) * per_layer + before) * N_ * r;
+}
 
 template <typename T>
 void Llama<T>::ensure_rope(int max_len) {
@@ -62,7 +82,8 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
                        bool keep, T* last_logits) {
   const int C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim(), V = c_.vocab;
   const int H = c_.heads, KV = c_.kv_heads, D = c_.head_dim;
-  if (keep && !has_grads_) throw std::runtime_error("this model has no gradient buffer");
+  if (keep && !trains_base_ && !(lora_ && lora_->trains()))
+    throw std::runtime_error("this model has no gradient buffer and no adapter that trains");
   ready_for_backward_ = false;
   keep_ = keep;
   S_ = S;
@@ -92,12 +113,21 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
   const int M = M_;
   carve(N, M, S);
   ensure_rope(max_len);
+  const LoraLayer<T>* lw = nullptr;
+  const int r = lora_ ? lora_->spec.rank : 0;
+  const T ls = lora_ ? T(lora_->spec.scale) : T(0);
+  if (lora_) {
+    int64_t per_layer = 0;
+    for (const LoraGroup<T>& g : lora_->w[0]) per_layer += g.n;
+    lora_acts_.resize(size_t((keep ? c_.layers : 1) * per_layer * N * r));
+  }
   const SeqBatch sb{starts_.data(), S};
   auto resid = [&](int l) { return a_.resid + int64_t(keep ? l : l % 2) * N * C; };
 
   TIMED(kEmbedding, embedding_forward(resid(0), tokens_.data(), w_.embed, N, C));
   for (int l = 0; l < c_.layers; ++l) {
     const LayerWeights<T>& w = w_.layers[l];
+    if (lora_) lw = &lora_->w[size_t(l)];
     T* x = resid(l);
     T* xn1 = layer_slot(a_.xn1, l, int64_t(N) * C);
     T* rstd1 = layer_slot(a_.rstd1, l, N);
@@ -112,17 +142,21 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
     TIMED(kRmsnorm, rmsnorm_forward(xn1, rstd1, x, w.attn_norm, N, C, c_.rms_eps));
     TIMED(kMatmul, gemm<T>(false, true, N, QKV, C, T(1), xn1, C, w.wqkv, C, T(0), qkv, QKV));
     if (w.bqkv) TIMED(kElementwise, bias_forward(qkv, w.bqkv, N, QKV));
+    if (lw) TIMED(kLora, lora_forward(qkv, QKV, lora_u(l, kGroupQkv), xn1, N, (*lw)[kGroupQkv], r, ls));
     TIMED(kRope, rope_apply(qkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), false));
     TIMED(kRope, rope_apply(qkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), false));
     TIMED(kAttention, attention_forward(attn, att_lse, qkv, sb, H, KV, D, c_.sliding_window));
     TIMED(kMatmul, gemm<T>(false, true, N, C, QD, T(1), attn, QD, w.wo, QD, T(0), mid, C));
     if (w.bo) TIMED(kElementwise, bias_forward(mid, w.bo, N, C));
+    if (lw) TIMED(kLora, lora_forward(mid, C, lora_u(l, kGroupO), attn, N, (*lw)[kGroupO], r, ls));
     TIMED(kElementwise, add_inplace(mid, x, int64_t(N) * C));
     TIMED(kRmsnorm, rmsnorm_forward(xn2, rstd2, mid, w.mlp_norm, N, C, c_.rms_eps));
     TIMED(kMatmul, gemm<T>(false, true, N, 2 * I, C, T(1), xn2, C, w.wgate_up, C, T(0), gu, 2 * I));
+    if (lw) TIMED(kLora, lora_forward(gu, 2 * I, lora_u(l, kGroupGateUp), xn2, N, (*lw)[kGroupGateUp], r, ls));
     TIMED(kSwiglu, swiglu_forward(act, gu, N, I));
     T* next = resid(l + 1);
     TIMED(kMatmul, gemm<T>(false, true, N, C, I, T(1), act, I, w.wdown, I, T(0), next, C));
+    if (lw) TIMED(kLora, lora_forward(next, C, lora_u(l, kGroupDown), act, N, (*lw)[kGroupDown], r, ls));
     TIMED(kElementwise, add_inplace(next, mid, int64_t(N) * C));
   }
   TIMED(kRmsnorm, rmsnorm_forward(a_.xnf, a_.rstdf, resid(c_.layers), w_.final_norm, N, C, c_.rms_eps));
@@ -156,8 +190,11 @@ void Llama<T>::backward(const T* dlogp) {
   const int N = N_, M = M_, S = S_;
   const int C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim(), V = c_.vocab;
   const int H = c_.heads, KV = c_.kv_heads, D = c_.head_dim;
-  const int64_t sizes[] = {int64_t(N) * C, int64_t(N) * C, int64_t(N) * QKV, int64_t(N) * QD,
-                           int64_t(N) * 2 * I, int64_t(N) * I, int64_t(chunk_) * C};
+  const bool lora_trains = lora_ && lora_->trains();
+  const int r = lora_ ? lora_->spec.rank : 0;
+  const T ls = lora_ ? T(lora_->spec.scale) : T(0);
+  const int64_t sizes[] = {int64_t(N) * C,     int64_t(N) * C, int64_t(N) * QKV,       int64_t(N) * QD,
+                           int64_t(N) * 2 * I, int64_t(N) * I, int64_t(chunk_) * C, int64_t(N) * 3 * r};
   int64_t total = 0;
   for (int64_t s : sizes) total += s;
   if (int64_t(grads_scratch_.size()) < total) {
@@ -172,6 +209,7 @@ void Llama<T>::backward(const T* dlogp) {
   T* dgu = dattn + sizes[3];
   T* dact = dgu + sizes[4];
   T* dh = dact + sizes[5];
+  T* du = dh + sizes[6];  // adapter scratch
   const SeqBatch sb{starts_.data(), S};
   auto resid = [&](int l) { return a_.resid + int64_t(l) * N * C; };
 
@@ -184,15 +222,21 @@ void Llama<T>::backward(const T* dlogp) {
     lm_head_rows(a_.logits, h, m);
     TIMED(kLmHead, logsoftmax_gather_backward(a_.logits, a_.lp + m0, a_.lse + m0, targets_m_.data() + m0, m, V));
     TIMED(kLmHead, gemm<T>(false, false, m, C, V, T(1), a_.logits, V, w_.lm_head, C, T(0), dh, C));
-    TIMED(kLmHead, gemm<T>(true, false, V, C, m, T(1), a_.logits, V, h, C, T(1), g_.lm_head, C));
+    if (trains_base_) TIMED(kLmHead, gemm<T>(true, false, V, C, m, T(1), a_.logits, V, h, C, T(1), g_.lm_head, C));
     for (int r = 0; r < m; ++r) std::memcpy(dxn + int64_t(rows_m_[m0 + r]) * C, dh + int64_t(r) * C, sizeof(T) * C);
   }
   TIMED(kElementwise, std::fill(dresid, dresid + int64_t(N) * C, T(0)));
-  TIMED(kRmsnorm, rmsnorm_backward(dresid, g_.final_norm, dxn, resid(c_.layers), w_.final_norm, a_.rstdf, N, C));
+  TIMED(kRmsnorm, rmsnorm_backward(dresid, trains_base_ ? g_.final_norm : nullptr, dxn, resid(c_.layers),
+                                   w_.final_norm, a_.rstdf, N, C));
 
   for (int l = c_.layers - 1; l >= 0; --l) {
     const LayerWeights<T>& w = w_.layers[l];
     const LayerWeights<T>& g = g_.layers[l];
+    // Frozen weights get no gradient; layer 0's input gradient only feeds the embedding's.
+    const bool base = trains_base_, need_dx = trains_base_ || l > 0;
+    const LoraLayer<T>* lw = lora_ ? &lora_->w[size_t(l)] : nullptr;
+    const LoraLayer<T>* lg = lora_trains ? &lora_->g[size_t(l)] : nullptr;
+    auto lora_grad = [lg](int group) { return lg ? &(*lg)[size_t(group)] : nullptr; };
     const T* xn1 = a_.xn1 + int64_t(l) * N * C;
     const T* qkv = a_.qkv + int64_t(l) * N * QKV;
     const T* att_lse = a_.att_lse + int64_t(l) * N * H;
@@ -203,26 +247,37 @@ void Llama<T>::backward(const T* dlogp) {
     const T* act = a_.act + int64_t(l) * N * I;
     // MLP: resid[l+1] = mid + down(swiglu(gate_up(rmsnorm(mid))))
     TIMED(kMatmul, gemm<T>(false, false, N, I, C, T(1), dresid, C, w.wdown, I, T(0), dact, I));
-    TIMED(kMatmul, gemm<T>(true, false, C, I, N, T(1), dresid, C, act, I, T(1), g.wdown, I));
+    if (base) TIMED(kMatmul, gemm<T>(true, false, C, I, N, T(1), dresid, C, act, I, T(1), g.wdown, I));
+    if (lw) TIMED(kLora, lora_backward(dact, lora_grad(kGroupDown), du, dresid, C, act, lora_u(l, kGroupDown), N,
+                                       (*lw)[kGroupDown], r, ls));
     TIMED(kElementwise, std::fill(dgu, dgu + int64_t(N) * 2 * I, T(0)));
     TIMED(kSwiglu, swiglu_backward(dgu, dact, gu, N, I));
     TIMED(kMatmul, gemm<T>(false, false, N, C, 2 * I, T(1), dgu, 2 * I, w.wgate_up, C, T(0), dxn, C));
-    TIMED(kMatmul, gemm<T>(true, false, 2 * I, C, N, T(1), dgu, 2 * I, xn2, C, T(1), g.wgate_up, C));
-    TIMED(kRmsnorm, rmsnorm_backward(dresid, g.mlp_norm, dxn, mid, w.mlp_norm, a_.rstd2 + int64_t(l) * N, N, C));
+    if (base) TIMED(kMatmul, gemm<T>(true, false, 2 * I, C, N, T(1), dgu, 2 * I, xn2, C, T(1), g.wgate_up, C));
+    if (lw) TIMED(kLora, lora_backward(dxn, lora_grad(kGroupGateUp), du, dgu, 2 * I, xn2, lora_u(l, kGroupGateUp), N,
+                                       (*lw)[kGroupGateUp], r, ls));
+    TIMED(kRmsnorm, rmsnorm_backward(dresid, base ? g.mlp_norm : nullptr, dxn, mid, w.mlp_norm,
+                                     a_.rstd2 + int64_t(l) * N, N, C));
     // Attention: mid = resid[l] + o_proj(attention(rope(qkv(rmsnorm(resid[l])))))
-    if (g.bo) TIMED(kElementwise, bias_backward(g.bo, dresid, N, C));
+    if (base && g.bo) TIMED(kElementwise, bias_backward(g.bo, dresid, N, C));
     TIMED(kMatmul, gemm<T>(false, false, N, QD, C, T(1), dresid, C, w.wo, QD, T(0), dattn, QD));
-    TIMED(kMatmul, gemm<T>(true, false, C, QD, N, T(1), dresid, C, attn, QD, T(1), g.wo, QD));
+    if (base) TIMED(kMatmul, gemm<T>(true, false, C, QD, N, T(1), dresid, C, attn, QD, T(1), g.wo, QD));
+    if (lw) TIMED(kLora, lora_backward(dattn, lora_grad(kGroupO), du, dresid, C, attn, lora_u(l, kGroupO), N,
+                                       (*lw)[kGroupO], r, ls));
     TIMED(kElementwise, std::fill(dqkv, dqkv + int64_t(N) * QKV, T(0)));
     TIMED(kAttention, attention_backward(dqkv, dattn, qkv, att_lse, sb, H, KV, D, c_.sliding_window));
     TIMED(kRope, rope_apply(dqkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), true));
     TIMED(kRope, rope_apply(dqkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), true));
-    if (g.bqkv) TIMED(kElementwise, bias_backward(g.bqkv, dqkv, N, QKV));
-    TIMED(kMatmul, gemm<T>(false, false, N, C, QKV, T(1), dqkv, QKV, w.wqkv, C, T(0), dxn, C));
-    TIMED(kMatmul, gemm<T>(true, false, QKV, C, N, T(1), dqkv, QKV, xn1, C, T(1), g.wqkv, C));
-    TIMED(kRmsnorm, rmsnorm_backward(dresid, g.attn_norm, dxn, resid(l), w.attn_norm, a_.rstd1 + int64_t(l) * N, N, C));
+    if (base && g.bqkv) TIMED(kElementwise, bias_backward(g.bqkv, dqkv, N, QKV));
+    if (need_dx) TIMED(kMatmul, gemm<T>(false, false, N, C, QKV, T(1), dqkv, QKV, w.wqkv, C, T(0), dxn, C));
+    if (base) TIMED(kMatmul, gemm<T>(true, false, QKV, C, N, T(1), dqkv, QKV, xn1, C, T(1), g.wqkv, C));
+    if (lw) TIMED(kLora, lora_backward(need_dx ? dxn : nullptr, lora_grad(kGroupQkv), du, dqkv, QKV, xn1,
+                                       lora_u(l, kGroupQkv), N, (*lw)[kGroupQkv], r, ls));
+    if (need_dx)
+      TIMED(kRmsnorm, rmsnorm_backward(dresid, base ? g.attn_norm : nullptr, dxn, resid(l), w.attn_norm,
+                                       a_.rstd1 + int64_t(l) * N, N, C));
   }
-  TIMED(kEmbedding, embedding_backward(g_.embed, dresid, tokens_.data(), N, C, c_.pad_token));
+  if (trains_base_) TIMED(kEmbedding, embedding_backward(g_.embed, dresid, tokens_.data(), N, C, c_.pad_token));
 }
 
 template class Llama<float>;

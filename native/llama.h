@@ -3,7 +3,10 @@
 #include <cstdint>
 #include <vector>
 
+#include <optional>
+
 #include "kernels.h"
+#include "lora.h"
 #include "model.h"
 
 namespace dno {
@@ -14,8 +17,17 @@ namespace dno {
 template <typename T>
 class Llama {
  public:
-  // params and grads are laid out by param_layout and owned by the caller; grads may be null (no backward).
+  // params and grads are laid out by param_layout and owned by the caller. grads null: the base is frozen,
+  // no gradient of it is computed (backward then needs an adapter that trains).
   Llama(const LlamaConfig& c, T* params, T* grads);
+
+  // Applies an adapter (laid out by lora_layout, owned by the caller) unmerged in every later forward;
+  // with lora_grads, backward adds the adapter's gradients there. clear_lora removes it.
+  void set_lora(const LoraSpec& spec, T* lora_params, T* lora_grads);
+  void clear_lora() {
+    lora_.reset();
+    ready_for_backward_ = false;
+  }
 
   // tokens (N); targets (N): the token scored at each row (the next one), or -1 for none.
   // logp (N): log p(targets[n] | rows before n of its sequence), 0 where targets[n] < 0.
@@ -37,16 +49,18 @@ class Llama {
   void carve(int N, int M, int S);
   void ensure_rope(int max_len);
   void lm_head_rows(T* out, const T* rows, int m);
+  T* lora_u(int l, int group);  // the group's (N, n r) adapter activations x A^T in layer l
 
   LlamaConfig c_;
   LlamaWeights<T> w_, g_;
-  bool has_grads_;
+  bool trains_base_;
+  std::optional<LoraAdapter<T>> lora_;
   // The current batch.
   int N_ = 0, M_ = 0, S_ = 0, chunk_ = 0;
   bool keep_ = false, ready_for_backward_ = false;
   std::vector<int32_t> tokens_, pos_, starts_, rows_m_, targets_m_;
   Acts a_{};
-  std::vector<T> acts_, grads_scratch_, cos_, sin_;
+  std::vector<T> acts_, grads_scratch_, cos_, sin_, lora_acts_;
   int rope_len_ = 0;
 };
 

@@ -15,11 +15,13 @@ enum Phase : int {
   kSwiglu,
   kLmHead,
   kElementwise,
+  kLora,
   kPhaseCount
 };
 
 inline const char* phase_name(int p) {
-  static const char* names[] = {"embedding", "rmsnorm", "matmul", "rope", "attention", "swiglu", "lm_head+logsoftmax", "elementwise"};
+  static const char* names[] = {"embedding", "rmsnorm", "matmul", "rope", "attention", "swiglu", "lm_head+logsoftmax", "elementwise",
+                                "lora"};
   return names[p];
 }
 

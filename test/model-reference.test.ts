@@ -5,7 +5,7 @@
  * Mistral (sliding window) config. Skips, saying so, where PyTorch is not installed.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -15,16 +15,10 @@ import { sequenceLossFn } from "../src/core/objectives.js";
 import { Rng } from "../src/core/rng.js";
 import { CausalLM } from "../src/model/model.js";
 import { readSafetensors } from "../src/model/safetensors.js";
-import { findShared } from "./shared-dir.js";
+import { findTorchReference, PYTHON, torchReferenceSkip } from "./shared-dir.js";
 
-const PYTHON = "/usr/bin/python3";
-/** DNO_TORCH_REFERENCE, or shared/reference/torch_llama.py beside the repository or above. */
-const REFERENCE = process.env.DNO_TORCH_REFERENCE ?? findShared("reference/torch_llama.py");
-const skip = !REFERENCE
-  ? "the PyTorch reference shared/reference/torch_llama.py is not beside the repository (set DNO_TORCH_REFERENCE)"
-  : spawnSync(PYTHON, ["-c", "import torch, numpy"], { stdio: "ignore" }).status !== 0
-    ? `PyTorch not available (${PYTHON} -c "import torch, numpy" failed; apt-get install -y python3-torch python3-numpy)`
-    : false;
+const REFERENCE = findTorchReference();
+const skip = torchReferenceSkip(REFERENCE);
 if (skip) console.log(`# SKIP model-reference: ${skip}`);
 
 const base = {

@@ -46,6 +46,16 @@ export interface TensorSlot {
 type FloatArray = Float32Array | Float64Array;
 
 /**
+ * A LoRA adapter's shape for native/lora.h: rank, scale (lora_alpha / r, or / sqrt(r) with rsLoRA) and
+ * the adapted projections by PEFT's names (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj).
+ */
+export interface NativeLoraSpec {
+  rank: number;
+  scale: number;
+  targets: readonly string[];
+}
+
+/**
  * A decoder over a flat parameter buffer (and a gradient buffer for training). A batch is S sequences
  * packed back to back: sequence s is rows starts[s] .. starts[s+1]-1, at positions 0, 1, ...
  */
@@ -62,13 +72,23 @@ export interface NativeModel<F extends FloatArray> {
     keep: boolean,
     lastLogits: F | null,
   ): void;
-  /** grads += d(sum_n dlogp[n] logp[n]) / d params, for the last forward with keep = true. */
+  /**
+   * grads += d(sum_n dlogp[n] logp[n]) / d params, for the last forward with keep = true (no base
+   * gradient when the model was built without grads), and loraGrads += the adapter's when it trains.
+   */
   backward(dlogp: F): void;
+  /**
+   * Applies an adapter (laid out by loraLayout) unmerged in every later forward; with loraGrads,
+   * backward trains it. setLora(null) removes it.
+   */
+  setLora(spec: NativeLoraSpec | null, params?: F, loraGrads?: F | null): void;
 }
 
 export interface Engine {
   paramLayout(config: NativeConfig): { tensors: TensorSlot[]; total: number };
-  /** float32, the engine */
+  /** A LoRA adapter's tensors (PEFT key names) in its flat buffer. */
+  loraLayout(config: NativeConfig, spec: NativeLoraSpec): { tensors: TensorSlot[]; total: number };
+  /** float32, the engine; grads null: the base is frozen (an adapter may train) */
   Model: new (
     config: NativeConfig,
     params: Float32Array,

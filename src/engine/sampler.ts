@@ -3,7 +3,7 @@
  * at a time: `start` prefills the prompts and draws each sample's first token, `step` decodes, `finish`
  * ends a sample early (a stop string). Outputs land in the caller's typed arrays, sample s = p * K + k.
  */
-import { engine, type NativeConfig } from "./index.js";
+import { engine, type NativeConfig, type NativeLoraSpec } from "./index.js";
 
 export const FINISH_RUNNING = 0;
 export const FINISH_EOS = 1;
@@ -43,10 +43,20 @@ export interface NativeSampler {
   finish(sample: number): void;
 }
 
+/** An adapter the sampler applies unmerged: its spec and its buffer laid out by `loraLayout`. */
+export interface SamplerLora {
+  spec: NativeLoraSpec;
+  params: Float32Array;
+}
+
 /** A sampler over a parameter buffer laid out by `paramLayout(config)` (kept alive by the sampler). */
-export function createSampler(config: NativeConfig, params: Float32Array): NativeSampler {
+export function createSampler(
+  config: NativeConfig,
+  params: Float32Array,
+  lora: SamplerLora | null = null,
+): NativeSampler {
   const addon = engine() as unknown as {
-    Sampler: new (config: NativeConfig, params: Float32Array) => NativeSampler;
+    Sampler: new (config: NativeConfig, params: Float32Array, lora: SamplerLora | null) => NativeSampler;
   };
-  return new addon.Sampler(config, params);
+  return new addon.Sampler(config, params, lora);
 }

@@ -5,7 +5,7 @@
  * whatever the batch: how prompts are grouped into native batches never changes a result.
  */
 import { deriveSeed } from "../core/rng.js";
-import type { NativeConfig } from "../engine/index.js";
+import type { NativeConfig, NativeLoraSpec } from "../engine/index.js";
 import {
   createSampler,
   FINISH_EOS,
@@ -20,6 +20,8 @@ import { decodeResponse, type Tokenizer } from "./tokenizer.js";
 export interface SamplingModel {
   readonly config: NativeConfig;
   readonly params: Float32Array;
+  /** a LoRA adapter sampled with unmerged */
+  readonly adapter?: { spec: NativeLoraSpec; params: Float32Array } | null;
 }
 
 export interface GenerateOptions {
@@ -165,7 +167,12 @@ async function generateBatch(
   const len = new Int32Array(S);
   const finish = new Int32Array(S);
   const logits = o.returnLogits ? new Float32Array(S * T * V) : null;
-  const sampler = createSampler(model.config, model.params);
+  const adapter = model.adapter;
+  const sampler = createSampler(
+    model.config,
+    model.params,
+    adapter ? { spec: adapter.spec, params: adapter.params } : null,
+  );
   const eos = Int32Array.from(o.eosTokenIds);
   sampler.start(
     promptTokens,

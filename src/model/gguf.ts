@@ -89,7 +89,7 @@ enum ValueType {
   UINT64 = 10,
 }
 
-enum TensorType {
+export enum TensorType {
   F32 = 0,
   F16 = 1,
 }
@@ -104,7 +104,7 @@ enum TokenType {
   BYTE = 6,
 }
 
-type MetaValue =
+export type MetaValue =
   | { type: "u32"; value: number }
   | { type: "f32"; value: number }
   | { type: "bool"; value: boolean }
@@ -113,7 +113,7 @@ type MetaValue =
   | { type: "i32[]"; value: ArrayLike<number> }
   | { type: "f32[]"; value: ArrayLike<number> };
 
-interface TensorEntry {
+export interface TensorEntry {
   name: string;
   /** Row-major shape, outermost first (as in PyTorch). */
   shape: number[];
@@ -132,10 +132,7 @@ export function exportGguf(
   const metadata = new Map<string, MetaValue>();
   const u32 = (value: number): MetaValue => ({ type: "u32", value });
   const f32 = (value: number): MetaValue => ({ type: "f32", value });
-  metadata.set("general.architecture", { type: "string", value: "llama" });
-  metadata.set("general.name", { type: "string", value: options.name ?? "dno" });
-  metadata.set("general.file_type", u32(options.dtype === "f16" ? 1 : 0));
-  metadata.set("general.alignment", u32(ALIGNMENT));
+  for (const [key, value] of generalMetadata(options)) metadata.set(key, value);
   metadata.set("llama.context_length", u32(config.max_position_embeddings));
   metadata.set("llama.embedding_length", u32(config.hidden_size));
   metadata.set("llama.block_count", u32(config.num_hidden_layers));
@@ -160,7 +157,33 @@ export function exportGguf(
       data: () => ropeFactors,
     });
   }
+  writeGgufFile(path, metadata, tensors);
+}
+
+/** Writes a GGUF file of these metadata and tensors, atomically. */
+export function writeGgufFile(path: string, metadata: Map<string, MetaValue>, tensors: TensorEntry[]): void {
   writeFileAtomic(path, ggufChunks(metadata, tensors));
+}
+
+/** llama.cpp's names of a layer's projections (blk.N.<name>.weight), by their Hugging Face module. */
+export const GGUF_PROJECTIONS = {
+  q_proj: "attn_q",
+  k_proj: "attn_k",
+  v_proj: "attn_v",
+  o_proj: "attn_output",
+  gate_proj: "ffn_gate",
+  up_proj: "ffn_up",
+  down_proj: "ffn_down",
+} as const;
+
+/** The general.* keys every file of ours starts with (llama architecture). */
+export function generalMetadata(options: GgufExportOptions): Map<string, MetaValue> {
+  return new Map<string, MetaValue>([
+    ["general.architecture", { type: "string", value: "llama" }],
+    ["general.name", { type: "string", value: options.name ?? "dno" }],
+    ["general.file_type", { type: "u32", value: options.dtype === "f16" ? 1 : 0 }],
+    ["general.alignment", { type: "u32", value: ALIGNMENT }],
+  ]);
 }
 
 /** Hugging Face parameter -> GGUF tensor, with the Q/K row permutation llama.cpp's rotary layout needs. */
@@ -201,22 +224,25 @@ function tensorEntries(source: GgufSource, dtype: GgufDtype): TensorEntry[] {
     const hf = `model.layers.${i}.`;
     const blk = `blk.${i}.`;
     add(`${blk}attn_norm.weight`, `${hf}input_layernorm.weight`, [C]);
-    add(`${blk}attn_q.weight`, `${hf}self_attn.q_proj.weight`, [H * D, C], (w) => permuteRotaryRows(w, H, D));
-    add(`${blk}attn_k.weight`, `${hf}self_attn.k_proj.weight`, [KV * D, C], (w) =>
+    const P = GGUF_PROJECTIONS;
+    add(`${blk}${P.q_proj}.weight`, `${hf}self_attn.q_proj.weight`, [H * D, C], (w) =>
+      permuteRotaryRows(w, H, D),
+    );
+    add(`${blk}${P.k_proj}.weight`, `${hf}self_attn.k_proj.weight`, [KV * D, C], (w) =>
       permuteRotaryRows(w, KV, D),
     );
-    add(`${blk}attn_v.weight`, `${hf}self_attn.v_proj.weight`, [KV * D, C]);
+    add(`${blk}${P.v_proj}.weight`, `${hf}self_attn.v_proj.weight`, [KV * D, C]);
     if (c.qkv_bias) {
       add(`${blk}attn_q.bias`, `${hf}self_attn.q_proj.bias`, [H * D], (b) => permuteRotaryRows(b, H, D));
       add(`${blk}attn_k.bias`, `${hf}self_attn.k_proj.bias`, [KV * D], (b) => permuteRotaryRows(b, KV, D));
       add(`${blk}attn_v.bias`, `${hf}self_attn.v_proj.bias`, [KV * D]);
     }
     if (c.o_bias) add(`${blk}attn_output.bias`, `${hf}self_attn.o_proj.bias`, [C]);
-    add(`${blk}attn_output.weight`, `${hf}self_attn.o_proj.weight`, [C, H * D]);
+    add(`${blk}${P.o_proj}.weight`, `${hf}self_attn.o_proj.weight`, [C, H * D]);
     add(`${blk}ffn_norm.weight`, `${hf}post_attention_layernorm.weight`, [C]);
-    add(`${blk}ffn_gate.weight`, `${hf}mlp.gate_proj.weight`, [I, C]);
-    add(`${blk}ffn_up.weight`, `${hf}mlp.up_proj.weight`, [I, C]);
-    add(`${blk}ffn_down.weight`, `${hf}mlp.down_proj.weight`, [C, I]);
+    add(`${blk}${P.gate_proj}.weight`, `${hf}mlp.gate_proj.weight`, [I, C]);
+    add(`${blk}${P.up_proj}.weight`, `${hf}mlp.up_proj.weight`, [I, C]);
+    add(`${blk}${P.down_proj}.weight`, `${hf}mlp.down_proj.weight`, [C, I]);
   }
   add("output_norm.weight", "model.norm.weight", [C]);
   // Tied models have no output.weight; llama.cpp then reads token_embd for the output projection.

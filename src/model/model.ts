@@ -12,6 +12,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { type ModelConfig, readConfig, toHfConfig } from "./config.js";
 import { type GenerateOptions, generate, type Sample } from "./generate.js";
+import { LoraAdapter, mergeLora } from "./lora.js";
 import { forEachCheckpointFile, writeCheckpoint } from "./safetensors.js";
 
 /** A prompt (at least one token) and a response; its log-prob sums the response tokens given all before. */
@@ -43,6 +44,13 @@ function fillNormal(t: Float32Array, rng: Rng, std: number): void {
   }
 }
 
+/** What an optimizer updates: a flat buffer, its gradients and its tensors. */
+export interface Trainable {
+  params: Float32Array;
+  grads: Float32Array;
+  layout: TensorSlot[];
+}
+
 /** One packed forward: rows of several sequences back to back. */
 interface Packed {
   tokens: Int32Array;
@@ -60,6 +68,7 @@ export class CausalLM {
   maxBatchTokens: number;
   private readonly slots = new Map<string, TensorSlot>();
   private gradBuffer: Float32Array | null = null;
+  private attached: { adapter: LoraAdapter; train: boolean } | null = null;
   private native: NativeModel<Float32Array>;
 
   private constructor(
@@ -93,8 +102,11 @@ export class CausalLM {
     return model;
   }
 
-  /** Loads DIR/config.json and DIR/model.safetensors (or its shards). */
-  static load(dir: string): CausalLM {
+  /**
+   * Loads DIR/config.json and DIR/model.safetensors (or its shards), and with `adapter` a PEFT LoRA
+   * adapter directory applied unmerged.
+   */
+  static load(dir: string, options: { adapter?: string } = {}): CausalLM {
     const model = CausalLM.empty(readConfig(dir));
     const loaded = new Set<string>();
     forEachCheckpointFile(dir, (reader, names) => {
@@ -120,6 +132,7 @@ export class CausalLM {
         `${dir}: the checkpoint lacks ${missing.length} tensor(s): ${missing.slice(0, 4).join(", ")}`,
       );
     }
+    if (options.adapter !== undefined) model.attachAdapter(LoraAdapter.load(options.adapter, model.config));
     return model;
   }
 
@@ -145,17 +158,68 @@ export class CausalLM {
     return this.params.subarray(s.offset, s.offset + s.size);
   }
 
-  /** The gradient buffer (same layout as params), allocated on first use. */
-  get grads(): Float32Array {
+  /** The LoRA adapter applied unmerged in every forward and sample, or null. */
+  get adapter(): LoraAdapter | null {
+    return this.attached?.adapter ?? null;
+  }
+
+  /**
+   * Applies `adapter` (built for this config) unmerged. With `train`, training updates the adapter alone:
+   * the base is frozen and gets no gradient buffer, no gradient and no optimizer state.
+   */
+  attachAdapter(adapter: LoraAdapter, options: { train?: boolean } = {}): void {
+    if (
+      adapter.modelConfig !== this.config &&
+      JSON.stringify(adapter.modelConfig) !== JSON.stringify(this.config)
+    ) {
+      throw new DnoError("the adapter was built for another model config");
+    }
+    this.attached = { adapter, train: options.train ?? false };
+    this.bindNative();
+  }
+
+  detachAdapter(): void {
+    this.attached = null;
+    this.bindNative();
+  }
+
+  /** Folds the attached adapter into the weights (W += scale B A) and detaches it. */
+  mergeAdapter(): void {
+    if (!this.attached) throw new DnoError("no adapter to merge");
+    mergeLora(this.attached.adapter, (name) => this.tensor(name));
+    this.detachAdapter();
+  }
+
+  /** The adapter when one trains, else every weight (gradient buffer allocated on first use). */
+  get trainable(): Trainable {
+    if (this.attached?.train) {
+      const { adapter } = this.attached;
+      return { params: adapter.params, grads: adapter.grads, layout: adapter.layout };
+    }
+    return { params: this.params, grads: this.baseGradients(), layout: this.layout };
+  }
+
+  private baseGradients(): Float32Array {
     if (!this.gradBuffer) {
       this.gradBuffer = new Float32Array(this.params.length);
-      this.native = new (engine().Model)(this.config, this.params, this.gradBuffer);
+      this.bindNative();
     }
     return this.gradBuffer;
   }
 
+  /** The gradients of what trains (see `trainable`). */
+  get grads(): Float32Array {
+    return this.trainable.grads;
+  }
+
   zeroGrad(): void {
     this.grads.fill(0);
+  }
+
+  private bindNative(): void {
+    const a = this.attached;
+    this.native = new (engine().Model)(this.config, this.params, a?.train ? null : this.gradBuffer);
+    if (a) this.native.setLora(a.adapter.spec, a.adapter.params, a.train ? a.adapter.grads : null);
   }
 
   /** SHA-256 of the parameters' float32 bytes, in layout order. */
@@ -213,7 +277,7 @@ export class CausalLM {
    * maxBatchTokens are processed piecewise: log-probs first, then forward + backward per piece.
    */
   accumulateGradients(examples: Example[], loss: SequenceLoss): { loss: number; seqLogprobs: Float64Array } {
-    if (!this.gradBuffer) this.zeroGrad(); // allocates the gradients and a native model that fills them
+    if (!this.attached?.train) this.baseGradients(); // binds a native model that fills them
     const batches = this.pack(examples);
     const seqLogprobs = new Float64Array(examples.length);
     const single = batches.length === 1;

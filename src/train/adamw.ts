@@ -1,10 +1,11 @@
 /**
- * AdamW (Loshchilov & Hutter; as torch.optim.AdamW) over a CausalLM's flat parameter buffer, with global
- * gradient-norm clipping. Biases and RMSNorm weights get no weight decay (as HF's Trainer). The moments
+ * AdamW (Loshchilov & Hutter; as torch.optim.AdamW) over what a CausalLM trains (its flat parameter
+ * buffer, or its LoRA adapter's when one trains), with global gradient-norm clipping. Biases and
+ * RMSNorm weights get no weight decay (as HF's Trainer). The moments
  * live in two Float32Arrays beside the parameters; the update runs natively on the thread pool.
  */
 import { engine } from "../engine/index.js";
-import type { CausalLM } from "../model/model.js";
+import type { CausalLM, Trainable } from "../model/model.js";
 
 export interface AdamWOptions {
   beta1?: number;
@@ -30,15 +31,18 @@ export class AdamW {
   private readonly opts: Required<AdamWOptions>;
   /** contiguous parameter ranges and whether they decay */
   private readonly ranges: { offset: number; length: number; decay: boolean }[] = [];
+  /** the model's trainable buffers when the optimizer was made (its adapter, or every weight) */
+  private readonly target: Trainable;
 
   constructor(
     readonly model: CausalLM,
     options: AdamWOptions = {},
   ) {
     this.opts = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1, ...options };
-    this.m = new Float32Array(model.params.length);
-    this.v = new Float32Array(model.params.length);
-    for (const slot of model.layout) {
+    this.target = model.trainable;
+    this.m = new Float32Array(this.target.params.length);
+    this.v = new Float32Array(this.target.params.length);
+    for (const slot of this.target.layout) {
       const decay = !(slot.name.endsWith(".bias") || slot.name.endsWith("norm.weight"));
       const last = this.ranges[this.ranges.length - 1];
       if (last && last.decay === decay && last.offset + last.length === slot.offset) last.length += slot.size;
@@ -49,7 +53,7 @@ export class AdamW {
   /** Clips the model's gradients to maxGradNorm and applies one update with learning rate lr. */
   update(lr: number): StepInfo {
     const e = engine();
-    const grads = this.model.grads;
+    const { params, grads } = this.target;
     const gradNorm = Math.sqrt(e.sumSquares(grads));
     const max = this.opts.maxGradNorm;
     if (max > 0 && gradNorm > max) e.scale(grads, max / (gradNorm + 1e-6)); // torch's clip_grad_norm_
@@ -57,7 +61,7 @@ export class AdamW {
     const { beta1, beta2, eps, weightDecay } = this.opts;
     for (const r of this.ranges) {
       e.adamw(
-        this.model.params,
+        params,
         grads,
         this.m,
         this.v,

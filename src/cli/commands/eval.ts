@@ -37,6 +37,7 @@ interface EvalOptions {
   alpacaAnnotations?: string;
   responses?: string;
   model?: string;
+  adapter?: string;
   baseline?: string;
   baselineModel?: string;
   prompts?: string;
@@ -135,11 +136,11 @@ const generatorName = (path: string): string => basename(path, extname(path));
 
 /** Greedy (or sampled, with --temperature) responses of a checkpoint to each prompt, one per prompt. */
 async function generateResponses(
-  dir: string,
+  { dir, adapter }: { dir: string; adapter?: string },
   prompts: readonly EvalPrompt[],
   options: EvalOptions,
 ): Promise<ResponseRecord[]> {
-  const model = CausalLM.load(dir);
+  const model = CausalLM.load(dir, { adapter });
   const tokenizer = loadTokenizer(dir);
   const bar = new SingleBar({
     stream: process.stderr,
@@ -182,12 +183,12 @@ function promptsFor(options: EvalOptions): EvalPrompt[] {
 /** One side of the comparison: a responses file, or a checkpoint generating for the prompts. */
 async function sideResponses(
   file: string | undefined,
-  dir: string | undefined,
+  checkpoint: { dir: string; adapter?: string } | undefined,
   out: string | undefined,
   options: EvalOptions,
 ): Promise<ResponseRecord[]> {
   if (file) return readResponses(file);
-  const generated = await generateResponses(dir!, promptsFor(options), options);
+  const generated = await generateResponses(checkpoint!, promptsFor(options), options);
   if (out) writeFileAtomic(out, toJsonl(generated));
   return generated;
 }
@@ -217,6 +218,8 @@ async function evalHeadToHead(options: EvalOptions): Promise<void> {
   const baselineName = options.baseline ?? options.baselineModel;
   if (options.responses && options.model)
     throw new DnoError("dno eval: give --responses or --model, not both");
+  if (options.adapter && !options.model)
+    throw new DnoError("dno eval: --adapter applies to --model; give --model DIR");
   if (options.baseline && options.baselineModel)
     throw new DnoError("dno eval: give --baseline or --baseline-model, not both");
   if (!baselineName)
@@ -237,7 +240,7 @@ async function evalHeadToHead(options: EvalOptions): Promise<void> {
   try {
     const modelResponses = await sideResponses(
       options.responses,
-      options.model,
+      options.model === undefined ? undefined : { dir: options.model, adapter: options.adapter },
       options.responsesOut,
       options,
     );
@@ -248,7 +251,7 @@ async function evalHeadToHead(options: EvalOptions): Promise<void> {
       );
     const baselineResponses = await sideResponses(
       options.baseline,
-      options.baselineModel,
+      options.baselineModel === undefined ? undefined : { dir: options.baselineModel },
       options.baselineOut,
       options,
     );
@@ -362,6 +365,7 @@ export function register(program: Command): void {
       "model responses: JSONL {id?, prompt, response}, AlpacaEval outputs JSON, or dno generate output",
     )
     .option("--model <dir>", "generate the model's responses with this checkpoint instead")
+    .option("--adapter <dir>", "a PEFT LoRA adapter directory applied to --model")
     .option("--baseline <file>", "baseline responses to the same prompts (matched by id, else by prompt)")
     .option("--baseline-model <dir>", "generate the baseline's responses with this checkpoint instead")
     .option("--prompts <file>", "prompts (JSONL {id?, prompt}) when both sides are checkpoints")

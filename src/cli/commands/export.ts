@@ -1,8 +1,12 @@
 import { statSync } from "node:fs";
 import { type Command, Option } from "commander";
+import { readConfig } from "../../model/config.js";
 import { exportGguf, type GgufDtype, ggufSource } from "../../model/gguf.js";
+import { exportGgufAdapter } from "../../model/gguf-lora.js";
+import { LoraAdapter } from "../../model/lora.js";
 import { CausalLM } from "../../model/model.js";
 import { loadTokenizer } from "../../model/tokenizer.js";
+import { DnoError } from "../../util/errors.js";
 
 interface ExportFlags {
   model: string;
@@ -10,19 +14,24 @@ interface ExportFlags {
   output: string;
   dtype: GgufDtype;
   name?: string;
+  adapter?: string;
+  adapterOnly?: boolean;
 }
 
 function runExport(flags: ExportFlags): void {
-  const model = CausalLM.load(flags.model);
-  const tokenizer = loadTokenizer(flags.model);
-  exportGguf(flags.output, ggufSource(model.config, model.params), tokenizer, {
-    dtype: flags.dtype,
-    name: flags.name,
-  });
+  const options = { dtype: flags.dtype, name: flags.name };
+  let what = "for llama.cpp and Ollama";
+  if (flags.adapterOnly) {
+    if (!flags.adapter) throw new DnoError("dno export: --adapter-only needs --adapter DIR");
+    exportGgufAdapter(flags.output, LoraAdapter.load(flags.adapter, readConfig(flags.model)), options);
+    what = "a llama.cpp LoRA adapter of the base's own export";
+  } else {
+    const model = CausalLM.load(flags.model, { adapter: flags.adapter });
+    if (model.adapter) model.mergeAdapter();
+    exportGguf(flags.output, ggufSource(model.config, model.params), loadTokenizer(flags.model), options);
+  }
   const mib = (statSync(flags.output).size / 1024 ** 2).toFixed(1);
-  process.stderr.write(
-    `wrote ${flags.output} (GGUF ${flags.dtype.toUpperCase()}, ${mib} MiB) for llama.cpp and Ollama\n`,
-  );
+  process.stderr.write(`wrote ${flags.output} (GGUF ${flags.dtype.toUpperCase()}, ${mib} MiB), ${what}\n`);
 }
 
 export function register(program: Command): void {
@@ -41,5 +50,10 @@ export function register(program: Command): void {
         .default("f16"),
     )
     .option("--name <name>", "general.name in the GGUF metadata")
+    .option("--adapter <dir>", "a PEFT LoRA adapter directory, merged into the exported weights")
+    .option(
+      "--adapter-only",
+      "export --adapter alone, as a llama.cpp LoRA adapter GGUF for the base's export",
+    )
     .action((flags: ExportFlags) => runExport(flags));
 }

@@ -9,6 +9,7 @@ import { readJsonl, toJsonl } from "../../util/jsonl.js";
 
 interface GenerateFlags {
   model: string;
+  adapter?: string;
   input: string;
   output: string;
   samples: number;
@@ -61,7 +62,7 @@ function promptIds(line: PromptLine, tokenizer: Tokenizer, useTemplate: boolean,
 async function runGenerate(flags: GenerateFlags): Promise<void> {
   const lines = readJsonl(flags.input, promptLineSchema);
   if (lines.length === 0) throw new DnoError(`${flags.input}: no prompts`);
-  const model = CausalLM.load(flags.model);
+  const model = CausalLM.load(flags.model, { adapter: flags.adapter });
   const tokenizer = loadTokenizer(flags.model);
   const prompts = lines.map((line, i) =>
     promptIds(line, tokenizer, flags.chatTemplate, `${flags.input}:${i + 1}`),
@@ -127,6 +128,10 @@ export function register(program: Command): void {
     .requiredOption(
       "--model <dir>",
       "Hugging Face model directory (config.json, safetensors, tokenizer.json)",
+    )
+    .option(
+      "--adapter <dir>",
+      "a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) applied to the model",
     )
     .requiredOption(
       "--input <file>",

@@ -11,6 +11,7 @@ const inputSchema = z.object({ sequences: z.array(z.array(z.number().int().nonne
 
 interface LogprobsOptions {
   model: string;
+  adapter?: string;
   input: string;
   out: string;
   threads?: string;
@@ -27,6 +28,10 @@ export function register(program: Command): void {
       "log p(token | prefix) for every token after the first, and each sequence's last-position logits",
     )
     .requiredOption("--model <dir>", "model folder: config.json and model.safetensors (or shards)")
+    .option(
+      "--adapter <dir>",
+      "a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) applied to the model",
+    )
     .requiredOption("--input <file>", 'JSON {"sequences": [[1, 5, 9], [3, 4]]}')
     .requiredOption("--out <file>", 'JSON {"dtype", "token_logprobs": [[...]], "last_logits": [[...]]}')
     .option("--threads <n>", "engine threads (default: all cores)")
@@ -39,7 +44,7 @@ export function register(program: Command): void {
         engine().setNumThreads(n);
       }
       const sequences = readInput(opts.input);
-      const model = CausalLM.load(opts.model);
+      const model = CausalLM.load(opts.model, { adapter: opts.adapter });
       const V = model.config.vocabSize;
       sequences.forEach((s, i) => {
         const j = s.findIndex((t) => t >= V);
