@@ -106,12 +106,12 @@ const CONFIG = {
 export async function renderReport(data: ReportData): Promise<string> {
   const its = data.iterations;
   const ts = its.map((it) => it.t);
+  // One legend for the iteration colours, above the plots (legend: null in each plot).
   const colour = {
     field: "iteration",
     type: "nominal",
-    title: "policy",
     scale: { domain: ts.map(iterationName), range: ts.map(iterationColour) },
-    sort: null,
+    legend: null,
   } as const;
   const tAxis = {
     field: "t",
@@ -179,6 +179,7 @@ export async function renderReport(data: ReportData): Promise<string> {
               x: tAxis,
               y: { field: "winrate", type: "quantitative", scale: { domain: [0, 1] }, title: "win rate" },
               strokeDash: { field: "against", type: "nominal", title: "against", sort: null },
+              detail: { field: "against", type: "nominal" },
             },
           },
           {
@@ -186,7 +187,6 @@ export async function renderReport(data: ReportData): Promise<string> {
             encoding: {
               x: tAxis,
               y: { field: "winrate", type: "quantitative" },
-              shape: { field: "against", type: "nominal", title: "against", sort: null },
               color: colour,
             },
           },
@@ -308,21 +308,31 @@ export async function renderReport(data: ReportData): Promise<string> {
         sort: metricNames,
         header: { labelFontSize: 13 },
       },
-      columns: 4,
+      columns: 3,
       spec: {
-        width: 200,
-        height: 130,
+        width: 170,
+        height: 120,
         layer: [
           {
             mark: { type: "line", color: "#999" },
             encoding: {
-              x: tAxis,
-              y: { field: "value", type: "quantitative", title: null, scale: { zero: false } },
+              x: { ...tAxis, title: "t" },
+              y: {
+                field: "value",
+                type: "quantitative",
+                title: null,
+                scale: { zero: false },
+                axis: { format: "~g" },
+              },
             },
           },
           {
             mark: { type: "point", filled: true, size: 70 },
-            encoding: { x: tAxis, y: { field: "value", type: "quantitative" }, color: colour },
+            encoding: {
+              x: { ...tAxis, title: "t" },
+              y: { field: "value", type: "quantitative" },
+              color: colour,
+            },
           },
         ],
       },
@@ -376,7 +386,7 @@ export async function renderReport(data: ReportData): Promise<string> {
 <style>
 body{font:15px/1.5 system-ui,sans-serif;margin:1.5em auto;max-width:1240px;padding:0 1em;color:#222}
 h1{font-size:1.6em;margin:.2em 0}h2{margin-top:1.6em;font-size:1.25em}
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}
+table{border-collapse:collapse;margin:.6em 0;font-size:13.5px}td,th{border:1px solid #ccc;padding:4px 7px;text-align:right;vertical-align:top}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}td{white-space:nowrap}
 .scroll{overflow-x:auto;max-width:100%}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,520px),1fr));gap:1.2em 2em}
@@ -388,7 +398,7 @@ figure svg{max-width:100%;height:auto}
 .result{background:#f1f7ff;border:1px solid #bcd;padding:.5em 1em;border-radius:6px}
 table.samples td.text{white-space:pre-wrap;word-break:break-word;text-align:left;min-width:10ch;max-width:48ch;font-family:ui-monospace,monospace}
 table.samples td.prompt{white-space:pre-wrap;word-break:break-word;max-width:36ch;font-family:ui-monospace,monospace}
-details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
+details{margin:.4em 0}summary{cursor:pointer;font-weight:600}.legend{font-weight:600}
 </style></head><body>
 <h1>${escapeHtml(data.title)}</h1>
 ${banner(data)}
@@ -398,6 +408,7 @@ Row t is the policy after iteration t (t = 0: the initial policy). Pairs: teache
 student-over-teacher (S&gt;T), student-over-student (S&gt;S), fresh pairs of the iteration.
 Colour is the iteration, the same in every plot and table.</p>
 <div class="scroll">${table(header, rows)}</div>
+<p class="legend">${ts.map((t) => `${swatch(t)}${escapeHtml(iterationName(t))}`).join(" &nbsp; ")}</p>
 <div class="plots">${svgs.join("\n")}${metricFigure}</div>
 <h2>Example answers</h2>
 <p>The first held-out prompts, each answered by the policy after iteration t (the samples the win rates were
