@@ -6,6 +6,7 @@
         "native/addon.cpp",
         "native/engine_napi.cpp",
         "native/gemm.cpp",
+        "native/gemm_bf16.cpp",
         "native/gemm_napi.cpp",
         "native/generate.cpp",
         "native/gradcheck.cpp",

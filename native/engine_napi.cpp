@@ -88,6 +88,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap<T>> {
     return ModelWrap::DefineClass(env, name,
                                   {ModelWrap::InstanceMethod("forward", &ModelWrap::Forward),
                                    ModelWrap::InstanceMethod("backward", &ModelWrap::Backward),
+                                   ModelWrap::InstanceMethod("setPrecision", &ModelWrap::SetPrecision),
                                    ModelWrap::InstanceMethod("setLora", &ModelWrap::SetLora)});
   }
 
@@ -129,6 +130,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap<T>> {
   Napi::Value Backward(const Napi::CallbackInfo& info) {
     const T* dlogp = array_arg<T>(info, 0, "dlogp", 0);
     guarded(info.Env(), [&] { model_->backward(dlogp); });
+    return info.Env().Undefined();
+  }
+
+  // setPrecision("fp32" | "bf16")
+  Napi::Value SetPrecision(const Napi::CallbackInfo& info) {
+    const std::string p = info[0].ToString().Utf8Value();
+    if (p != "fp32" && p != "bf16") throw Napi::RangeError::New(info.Env(), "precision must be fp32 or bf16");
+    guarded(info.Env(), [&] { model_->set_precision(p == "bf16" ? Precision::kBf16 : Precision::kFp32); });
     return info.Env().Undefined();
   }
 

@@ -19,13 +19,17 @@
 #include "gemm_internal.h"
 #include "gemm_microkernels.h"
 #include "gemm_pack.h"
+#include "gemm_schedule.h"
 #include "threadpool.h"
 
 namespace dno {
 namespace {
 
+using gemm::block_size;
+using gemm::for_each_claimed;
 using gemm::MicroKernel;
 using gemm::PackTransposed;
+using gemm::round_up;
 
 struct KernelInfo {
   const char* name;
@@ -60,90 +64,20 @@ const KernelInfo* best_kernel() {
 
 std::atomic<const KernelInfo*> g_kernel{best_kernel()};
 
-// One growing, 64-byte aligned buffer per calling thread (sgemm may run inside another kernel's
-// parallel_for, on several threads at once).
-class Workspace {
- public:
-  ~Workspace() { std::free(data_); }
-  float* get(size_t floats) {
-    if (floats > capacity_) {
-      std::free(data_);
-      capacity_ = (floats + 15) & ~size_t{15};
-      data_ = static_cast<float*>(std::aligned_alloc(64, capacity_ * sizeof(float)));
-    }
-    return data_;
-  }
-
- private:
-  float* data_ = nullptr;
-  size_t capacity_ = 0;
-};
-
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-// On a busy machine a worker can be preempted holding an item, and the caller then waits for a whole
-// scheduler slice (milliseconds) with nothing left to do. After such a wait sgemm runs on the calling
-// thread alone for a while (its results do not depend on the threads), then tries the pool again.
-constexpr int64_t kStragglerNs = 1000000;
-constexpr int64_t kSoloNs = 10000000;
-std::atomic<int64_t> g_solo_until_ns{0};
-
-bool pool_is_prompt() { return now_ns() >= g_solo_until_ns.load(std::memory_order_relaxed); }
-
-// Runs body(i) for i in [0, count), the pool's threads claiming items one at a time.
-template <typename Body>
-void for_each_claimed(int count, bool parallel, const Body& body) {
-  std::atomic<int> next{0};
-  const int64_t workers = parallel ? std::min<int64_t>(num_threads(), count) : 1;
-  const std::thread::id caller = std::this_thread::get_id();
-  int64_t caller_done_ns = 0;
-  parallel_for(workers, 1, [&](int64_t, int64_t) {
-    for (int i = next.fetch_add(1, std::memory_order_relaxed); i < count;
-         i = next.fetch_add(1, std::memory_order_relaxed))
-      body(i);
-    if (std::this_thread::get_id() == caller) caller_done_ns = now_ns();
-  });
-  if (workers > 1 && now_ns() - caller_done_ns > kStragglerNs)
-    g_solo_until_ns.store(now_ns() + kSoloNs, std::memory_order_relaxed);
-}
-
-void scale_c(int M, int N, float beta, float* C, int64_t ldc) {
-  for (int i = 0; i < M; ++i) {
-    float* c = C + i * ldc;
-    if (beta == 0.0f)
-      std::fill(c, c + N, 0.0f);
-    else if (beta != 1.0f)
-      for (int j = 0; j < N; ++j) c[j] *= beta;
-  }
-}
-
-// The block size that splits `total` into the fewest near-equal blocks of at most `max_block`,
-// rounded up to a multiple of `align`.
-int block_size(int total, int max_block, int align) {
-  const int parts = (total + max_block - 1) / max_block;
-  const int size = (total + parts - 1) / parts;
-  return (size + align - 1) / align * align;
-}
-
-int round_up(int x, int m) { return (x + m - 1) / m * m; }
-
 }  // namespace
 
 void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
-    scale_c(M, N, beta, C, ldc);
+    gemm::scale_c(M, N, beta, C, ldc);
     return;
   }
   const KernelInfo& kern = *g_kernel.load(std::memory_order_relaxed);
   const int MR = kern.mr, NR = kern.nr;
   const int nb_max = block_size(N, kMaxNB, NR);
   const int kb_max = block_size(K, kMaxKB, 1);
-  const bool parallel = int64_t{2} * M * N * K >= kParallelFlops && num_threads() > 1 && pool_is_prompt();
+  const bool parallel = int64_t{2} * M * N * K >= kParallelFlops && num_threads() > 1 && gemm::pool_is_prompt();
 
   // Full MR-row slivers of op(A) are read in place: a[r * rs + k * cs] from op(A)(r0, k0). Packing them
   // measured slower, as each is reused from L1 across its tile's columns anyway. A last, shorter sliver
@@ -151,9 +85,10 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
   const int a_full = M / MR;
   const int64_t rs = transA ? 1 : lda, cs = transA ? lda : 1;
 
-  static thread_local Workspace workspace;
+  static thread_local gemm::Workspace workspace;
   const size_t a_floats = (static_cast<size_t>(MR) * kb_max + 15) & ~size_t{15};  // keeps B 64-byte aligned
-  float* const packed_a = workspace.get(a_floats + static_cast<size_t>(nb_max) * kb_max);
+  float* const packed_a =
+      static_cast<float*>(workspace.get(sizeof(float) * (a_floats + static_cast<size_t>(nb_max) * kb_max)));
   float* const packed_b = packed_a + a_floats;
 
   // Tiles: at most kMaxTileSlivers x kMaxTileCols, smaller when that leaves too few per thread.

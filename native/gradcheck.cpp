@@ -179,21 +179,41 @@ std::vector<GradcheckResult> kernel_gradchecks() {
         },
         rng));
   }
-  {  // log-softmax with gathered targets
-    const int M = 4, V = 9;
-    const std::vector<int32_t> tgt = {2, 0, 8, 2};
+  {  // log-softmax with gathered targets, over the vocabulary in two chunks (columns [0, 4) and [4, 9))
+    const int M = 4, V = 9, split = 4;
+    const std::vector<int32_t> tgt = {2, 0, 8, 5};
+    auto chunk = [&](const Vec& full, int v0, int vc) {
+      Vec c(size_t(M) * vc);
+      for (int m = 0; m < M; ++m)
+        for (int i = 0; i < vc; ++i) c[size_t(m) * vc + i] = full[size_t(m) * V + v0 + i];
+      return c;
+    };
+    auto forward = [&](const Vec& logits, Vec& lse) {
+      Vec lp(M);
+      for (int v0 : {0, split}) {
+        const int vc = v0 == 0 ? split : V - split;
+        logsoftmax_chunk_forward(lse.data(), lp.data(), chunk(logits, v0, vc).data(), tgt.data(), M, v0, vc);
+      }
+      for (int m = 0; m < M; ++m) lp[m] -= lse[m];
+      return lp;
+    };
     out.push_back(check(
-        "logsoftmax_gather", {randn(M * V, rng, 3.0)},
+        "logsoftmax_chunk", {randn(M * V, rng, 3.0)},
         [&](const Inputs& in) {
-          Vec lp(M), lse(M);
-          logsoftmax_gather_forward(lp.data(), lse.data(), in[0].data(), tgt.data(), M, V);
-          return lp;
+          Vec lse(M);
+          return forward(in[0], lse);
         },
         [&](const Inputs& in, const Vec& d) {
-          Vec lp(M), lse(M);
-          logsoftmax_gather_forward(lp.data(), lse.data(), in[0].data(), tgt.data(), M, V);
-          Inputs g{in[0]};
-          logsoftmax_gather_backward(g[0].data(), d.data(), lse.data(), tgt.data(), M, V);
+          Vec lse(M);
+          forward(in[0], lse);
+          Inputs g{Vec(size_t(M) * V)};
+          for (int v0 : {0, split}) {
+            const int vc = v0 == 0 ? split : V - split;
+            Vec c = chunk(in[0], v0, vc);
+            logsoftmax_chunk_backward(c.data(), d.data(), lse.data(), tgt.data(), M, v0, vc);
+            for (int m = 0; m < M; ++m)
+              for (int i = 0; i < vc; ++i) g[0][size_t(m) * V + v0 + i] = c[size_t(m) * vc + i];
+          }
           return g;
         },
         rng));

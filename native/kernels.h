@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "rowops.h"
 #include "threadpool.h"
 
@@ -26,9 +27,11 @@ template <typename T>
 void gemm(bool transA, bool transB, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
           T beta, T* C, int ldc);
 
+// float32 products, or bf16 inputs with float32 accumulation inside a PrecisionScope(kBf16) (gemm_bf16.h).
 template <>
 inline void gemm<float>(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                         const float* B, int ldb, float beta, float* C, int ldc) {
+  if (gemm_precision() == Precision::kBf16) return bgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -305,33 +308,42 @@ void bias_backward(T* dbias, const T* dout, int N, int W) {
   });
 }
 
-// logits is (M, V), targets (M); logp (M) = log_softmax(logits)[target], lse (M) = logsumexp of the row.
+// The log-softmax of rows over a vocabulary too large for one (rows, V) buffer, one chunk of columns
+// [v0, v0 + Vc) at a time; logits (M, Vc) is the chunk, targets (M) index the whole vocabulary.
+// Forward: lse (M) accumulates the log-sum-exp over the chunks so far (v0 = 0 starts it), tlogit (M) gets
+// the target's logit from the chunk holding it; after the last chunk, log p(target) = tlogit - lse.
 template <typename T>
-void logsoftmax_gather_forward(T* logp, T* lse, const T* logits, const int32_t* targets, int M, int V) {
-  parallel_for(M, row_grain(V), [&](int64_t b, int64_t e) {
-    if constexpr (std::is_same_v<T, float>) return rows::logsoftmax_gather_forward(logp, lse, logits, targets, b, e, V);
+void logsoftmax_chunk_forward(T* lse, T* tlogit, const T* logits, const int32_t* targets, int M, int v0, int Vc) {
+  parallel_for(M, row_grain(Vc), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>)
+      return rows::logsoftmax_chunk_forward(lse, tlogit, logits, targets, b, e, v0, Vc);
     for (int64_t m = b; m < e; ++m) {
-      const T* z = logits + m * V;
+      const T* z = logits + m * Vc;
       T mx = z[0];
-      for (int i = 1; i < V; ++i) mx = std::max(mx, z[i]);
+      for (int i = 1; i < Vc; ++i) mx = std::max(mx, z[i]);
       T sum = 0;
-      for (int i = 0; i < V; ++i) sum += std::exp(z[i] - mx);
-      lse[m] = mx + std::log(sum);
-      logp[m] = z[targets[m]] - lse[m];
+      for (int i = 0; i < Vc; ++i) sum += std::exp(z[i] - mx);
+      const T l = mx + std::log(sum);
+      lse[m] = v0 == 0 ? l : std::max(lse[m], l) + std::log1p(std::exp(-std::abs(lse[m] - l)));
+      const int t = targets[m] - v0;
+      if (t >= 0 && t < Vc) tlogit[m] = z[t];
     }
   });
 }
 
-// In place: logits (M, V) become d/dlogits of sum_m dlogp[m] * logp[m] = dlogp (onehot(target) - softmax).
+// In place: the chunk's logits (M, Vc) become d/dlogits of sum_m dlogp[m] * log p(target m)
+// = dlogp (onehot(target) - softmax), given the full lse from the forward.
 template <typename T>
-void logsoftmax_gather_backward(T* logits, const T* dlogp, const T* lse, const int32_t* targets, int M, int V) {
-  parallel_for(M, row_grain(V), [&](int64_t b, int64_t e) {
-    if constexpr (std::is_same_v<T, float>) return rows::logsoftmax_gather_backward(logits, dlogp, lse, targets, b, e, V);
+void logsoftmax_chunk_backward(T* logits, const T* dlogp, const T* lse, const int32_t* targets, int M, int v0, int Vc) {
+  parallel_for(M, row_grain(Vc), [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>)
+      return rows::logsoftmax_chunk_backward(logits, dlogp, lse, targets, b, e, v0, Vc);
     for (int64_t m = b; m < e; ++m) {
-      T* z = logits + m * V;
+      T* z = logits + m * Vc;
       const T g = dlogp[m], l = lse[m];
-      for (int i = 0; i < V; ++i) z[i] = -g * std::exp(z[i] - l);
-      z[targets[m]] += g;
+      for (int i = 0; i < Vc; ++i) z[i] = -g * std::exp(z[i] - l);
+      const int t = targets[m] - v0;
+      if (t >= 0 && t < Vc) z[t] += g;
     }
   });
 }

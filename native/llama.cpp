@@ -2,6 +2,8 @@
 
 #include "profile.h"
 
+#include <type_traits>
+
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +41,12 @@ T* Llama<T>::lora_u(int l, int group) {
 }
 
 template <typename T>
+void Llama<T>::set_precision(Precision p) {
+  if (p == Precision::kBf16 && !std::is_same_v<T, float>) throw std::runtime_error("bf16 needs a float32 model");
+  precision_ = p;
+}
+
+template <typename T>
 void Llama<T>::ensure_rope(int max_len) {
   if (max_len <= rope_len_) return;
   rope_tables(c_, max_len, cos_, sin_);
@@ -51,10 +59,11 @@ void Llama<T>::carve(int N, int M, int S) {
   const int64_t C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim(), V = c_.vocab;
   const int64_t Ls = keep_ ? c_.layers : 1;  // layer slots
   const int64_t Rs = keep_ ? c_.layers + 1 : 2;  // residual stream slots
-  chunk_ = int(std::max<int64_t>(1, std::min<int64_t>(std::max(M, S), (int64_t(1) << 22) / V)));
+  // The head's logits, (M, vocab_chunk_) at a time: about 4M values, however large the vocabulary.
+  vocab_chunk_ = int(std::min<int64_t>(V, std::max<int64_t>(256, (int64_t(1) << 22) / std::max(M, 1))));
   const int64_t sizes[] = {
       Rs * N * C, Ls * N * C, Ls * N, Ls * N * QKV, Ls * N * c_.heads, Ls * N * QD, Ls * N * C, Ls * N * C, Ls * N,
-      Ls * N * 2 * I, Ls * N * I, N * C, N, std::max<int64_t>(M, S) * C, M, M, int64_t(chunk_) * V};
+      Ls * N * 2 * I, Ls * N * I, N * C, N, std::max<int64_t>(M, S) * C, M, M, int64_t(std::max(M, 1)) * vocab_chunk_};
   T** views[] = {&a_.resid, &a_.xn1, &a_.rstd1, &a_.qkv, &a_.att_lse, &a_.attn, &a_.mid, &a_.xn2, &a_.rstd2,
                  &a_.gu,    &a_.act, &a_.xnf,   &a_.rstdf, &a_.hm,  &a_.lse,  &a_.lp,  &a_.logits};
   int64_t total = 0;
@@ -77,6 +86,36 @@ void Llama<T>::lm_head_rows(T* out, const T* rows, int m) {
   TIMED(kLmHead, gemm<T>(false, true, m, c_.vocab, c_.hidden, T(1), rows, c_.hidden, w_.lm_head, c_.hidden, T(0), out, c_.vocab));
 }
 
+// lp (M) = log p(target) of the scored rows hm (M, C), their lse (M) kept for backward: the logits of one
+// vocabulary chunk at a time, the log-sum-exp accumulated over the chunks.
+template <typename T>
+void Llama<T>::head_forward() {
+  const int M = M_, C = c_.hidden, V = c_.vocab;
+  for (int v0 = 0; v0 < V; v0 += vocab_chunk_) {
+    const int vc = std::min(vocab_chunk_, V - v0);
+    TIMED(kLmHead, gemm<T>(false, true, M, vc, C, T(1), a_.hm, C, w_.lm_head + int64_t(v0) * C, C, T(0), a_.logits, vc));
+    TIMED(kLmHead, logsoftmax_chunk_forward(a_.lse, a_.lp, a_.logits, targets_m_.data(), M, v0, vc));
+  }
+  for (int m = 0; m < M; ++m) a_.lp[m] -= a_.lse[m];
+}
+
+// dh (M, C) = d/dhm of sum_m lp[m] * log p(target m) (lp holds dlogp here); grads of lm_head += theirs
+// unless the base is frozen.
+// Each chunk's logits are recomputed, turned into d logits in place and consumed by two GEMMs.
+template <typename T>
+void Llama<T>::head_backward(T* dh) {
+  const int M = M_, C = c_.hidden, V = c_.vocab;
+  for (int v0 = 0; v0 < V; v0 += vocab_chunk_) {
+    const int vc = std::min(vocab_chunk_, V - v0);
+    const T* w = w_.lm_head + int64_t(v0) * C;
+    TIMED(kLmHead, gemm<T>(false, true, M, vc, C, T(1), a_.hm, C, w, C, T(0), a_.logits, vc));
+    TIMED(kLmHead, logsoftmax_chunk_backward(a_.logits, a_.lp, a_.lse, targets_m_.data(), M, v0, vc));
+    TIMED(kLmHead, gemm<T>(false, false, M, C, vc, T(1), a_.logits, vc, w, C, T(v0 == 0 ? 0 : 1), dh, C));
+    if (trains_base_)
+      TIMED(kLmHead, gemm<T>(true, false, vc, C, M, T(1), a_.logits, vc, a_.hm, C, T(1), g_.lm_head + int64_t(v0) * C, C));
+  }
+}
+
 template <typename T>
 void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, const int32_t* targets, T* logp,
                        bool keep, T* last_logits) {
@@ -84,6 +123,7 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
   const int H = c_.heads, KV = c_.kv_heads, D = c_.head_dim;
   if (keep && !trains_base_ && !(lora_ && lora_->trains()))
     throw std::runtime_error("this model has no gradient buffer and no adapter that trains");
+  const PrecisionScope precision(precision_);
   ready_for_backward_ = false;
   keep_ = keep;
   S_ = S;
@@ -163,11 +203,7 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
 
   std::fill(logp, logp + N, T(0));
   for (int m = 0; m < M; ++m) std::memcpy(a_.hm + int64_t(m) * C, a_.xnf + int64_t(rows_m_[m]) * C, sizeof(T) * C);
-  for (int m0 = 0; m0 < M; m0 += chunk_) {
-    const int m = std::min(chunk_, M - m0);
-    lm_head_rows(a_.logits, a_.hm + int64_t(m0) * C, m);
-    TIMED(kLmHead, logsoftmax_gather_forward(a_.lp + m0, a_.lse + m0, a_.logits, targets_m_.data() + m0, m, V));
-  }
+  if (M > 0) head_forward();
   for (int m = 0; m < M; ++m) logp[rows_m_[m]] = a_.lp[m];
 
   if (last_logits) {  // after the scored rows, so hm is free again
@@ -187,14 +223,15 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
 template <typename T>
 void Llama<T>::backward(const T* dlogp) {
   if (!ready_for_backward_) throw std::runtime_error("backward needs a forward with keep = true just before it");
+  const PrecisionScope precision(precision_);
   const int N = N_, M = M_, S = S_;
-  const int C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim(), V = c_.vocab;
+  const int C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim();
   const int H = c_.heads, KV = c_.kv_heads, D = c_.head_dim;
   const bool lora_trains = lora_ && lora_->trains();
   const int r = lora_ ? lora_->spec.rank : 0;
   const T ls = lora_ ? T(lora_->spec.scale) : T(0);
-  const int64_t sizes[] = {int64_t(N) * C,     int64_t(N) * C, int64_t(N) * QKV,       int64_t(N) * QD,
-                           int64_t(N) * 2 * I, int64_t(N) * I, int64_t(chunk_) * C, int64_t(N) * 3 * r};
+  const int64_t sizes[] = {int64_t(N) * C,     int64_t(N) * C, int64_t(N) * QKV,   int64_t(N) * QD,
+                           int64_t(N) * 2 * I, int64_t(N) * I, int64_t(M) * C, int64_t(N) * 3 * r};
   int64_t total = 0;
   for (int64_t s : sizes) total += s;
   if (int64_t(grads_scratch_.size()) < total) {
@@ -216,15 +253,8 @@ void Llama<T>::backward(const T* dlogp) {
   // Head: d logits = dlogp (onehot - softmax), recomputing the logits chunk by chunk.
   TIMED(kElementwise, std::fill(dxn, dxn + int64_t(N) * C, T(0)));
   for (int m = 0; m < M; ++m) a_.lp[m] = dlogp[rows_m_[m]];
-  for (int m0 = 0; m0 < M; m0 += chunk_) {
-    const int m = std::min(chunk_, M - m0);
-    const T* h = a_.hm + int64_t(m0) * C;
-    lm_head_rows(a_.logits, h, m);
-    TIMED(kLmHead, logsoftmax_gather_backward(a_.logits, a_.lp + m0, a_.lse + m0, targets_m_.data() + m0, m, V));
-    TIMED(kLmHead, gemm<T>(false, false, m, C, V, T(1), a_.logits, V, w_.lm_head, C, T(0), dh, C));
-    if (trains_base_) TIMED(kLmHead, gemm<T>(true, false, V, C, m, T(1), a_.logits, V, h, C, T(1), g_.lm_head, C));
-    for (int r = 0; r < m; ++r) std::memcpy(dxn + int64_t(rows_m_[m0 + r]) * C, dh + int64_t(r) * C, sizeof(T) * C);
-  }
+  if (M > 0) head_backward(dh);
+  for (int m = 0; m < M; ++m) std::memcpy(dxn + int64_t(rows_m_[m]) * C, dh + int64_t(m) * C, sizeof(T) * C);
   TIMED(kElementwise, std::fill(dresid, dresid + int64_t(N) * C, T(0)));
   TIMED(kRmsnorm, rmsnorm_backward(dresid, trains_base_ ? g_.final_norm : nullptr, dxn, resid(c_.layers),
                                    w_.final_norm, a_.rstdf, N, C));

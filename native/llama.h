@@ -40,6 +40,10 @@ class Llama {
 
   const LlamaConfig& config() const { return c_; }
 
+  // Mixed precision (float only): the GEMMs of forward and backward take bf16 inputs and accumulate in
+  // float32; parameters, gradients, norms, softmax, the head's log-softmax and the residual stay float32.
+  void set_precision(Precision p);
+
  private:
   struct Acts {  // views into acts_ for the current batch
     T *resid, *xn1, *rstd1, *qkv, *att_lse, *attn, *mid, *xn2, *rstd2, *gu, *act, *xnf, *rstdf, *hm, *lse, *lp,
@@ -49,6 +53,8 @@ class Llama {
   void carve(int N, int M, int S);
   void ensure_rope(int max_len);
   void lm_head_rows(T* out, const T* rows, int m);
+  void head_forward();
+  void head_backward(T* dh);
   T* lora_u(int l, int group);  // the group's (N, n r) adapter activations x A^T in layer l
 
   LlamaConfig c_;
@@ -56,7 +62,9 @@ class Llama {
   bool trains_base_;
   std::optional<LoraAdapter<T>> lora_;
   // The current batch.
-  int N_ = 0, M_ = 0, S_ = 0, chunk_ = 0;
+  int N_ = 0, M_ = 0, S_ = 0;
+  int vocab_chunk_ = 0;  // columns of the head's logits computed at a time
+  Precision precision_ = Precision::kFp32;
   bool keep_ = false, ready_for_backward_ = false;
   std::vector<int32_t> tokens_, pos_, starts_, rows_m_, targets_m_;
   Acts a_{};

@@ -112,25 +112,32 @@ DNO_INLINE void softmax_backward_causal_body(float* d, const float* p, int j0, i
   for (int j = i + 1; j < L; ++j) d[j] = 0;
 }
 
-DNO_INLINE void logsoftmax_gather_forward_body(float* logp, float* lse, const float* logits, const int32_t* targets,
-                                              int64_t m0, int64_t m1, int V) {
+DNO_INLINE void logsoftmax_chunk_forward_body(float* lse, float* tlogit, const float* logits, const int32_t* targets,
+                                             int64_t m0, int64_t m1, int v0, int Vc) {
   for (int64_t m = m0; m < m1; ++m) {
-    const float* __restrict z = logits + m * V;
+    const float* __restrict z = logits + m * Vc;
     float mx = z[0];
-    for (int i = 1; i < V; ++i) mx = z[i] > mx ? z[i] : mx;
-    const float l = mx + std::log(sum16(0, V, [z, mx](int i) { return exp_approx(z[i] - mx); }));
-    lse[m] = l;
-    logp[m] = z[targets[m]] - l;
+    for (int i = 1; i < Vc; ++i) mx = z[i] > mx ? z[i] : mx;
+    const float l = mx + std::log(sum16(0, Vc, [z, mx](int i) { return exp_approx(z[i] - mx); }));
+    if (v0 == 0) {
+      lse[m] = l;
+    } else {  // log(e^a + e^b) without overflow
+      const float hi = lse[m] > l ? lse[m] : l, lo = lse[m] > l ? l : lse[m];
+      lse[m] = hi + std::log1p(std::exp(lo - hi));
+    }
+    const int t = targets[m] - v0;
+    if (t >= 0 && t < Vc) tlogit[m] = z[t];
   }
 }
 
-DNO_INLINE void logsoftmax_gather_backward_body(float* logits, const float* dlogp, const float* lse,
-                                               const int32_t* targets, int64_t m0, int64_t m1, int V) {
+DNO_INLINE void logsoftmax_chunk_backward_body(float* logits, const float* dlogp, const float* lse,
+                                              const int32_t* targets, int64_t m0, int64_t m1, int v0, int Vc) {
   for (int64_t m = m0; m < m1; ++m) {
-    float* __restrict z = logits + m * V;
+    float* __restrict z = logits + m * Vc;
     const float g = dlogp[m], l = lse[m];
-    for (int i = 0; i < V; ++i) z[i] = -g * exp_approx(z[i] - l);
-    z[targets[m]] += g;
+    for (int i = 0; i < Vc; ++i) z[i] = -g * exp_approx(z[i] - l);
+    const int t = targets[m] - v0;
+    if (t >= 0 && t < Vc) z[t] += g;
   }
 }
 
@@ -204,13 +211,14 @@ DNO_ROW_KERNEL(rmsnorm_backward,
                (float* dinp, const float* dout, const float* inp, const float* weight, const float* rstd,
                 int64_t n0, int64_t n1, int C),
                (dinp, dout, inp, weight, rstd, n0, n1, C))
-DNO_ROW_KERNEL(logsoftmax_gather_forward,
-               (float* logp, float* lse, const float* logits, const int32_t* targets, int64_t m0, int64_t m1, int V),
-               (logp, lse, logits, targets, m0, m1, V))
-DNO_ROW_KERNEL(logsoftmax_gather_backward,
+DNO_ROW_KERNEL(logsoftmax_chunk_forward,
+               (float* lse, float* tlogit, const float* logits, const int32_t* targets, int64_t m0, int64_t m1, int v0,
+                int Vc),
+               (lse, tlogit, logits, targets, m0, m1, v0, Vc))
+DNO_ROW_KERNEL(logsoftmax_chunk_backward,
                (float* logits, const float* dlogp, const float* lse, const int32_t* targets, int64_t m0, int64_t m1,
-                int V),
-               (logits, dlogp, lse, targets, m0, m1, V))
+                int v0, int Vc),
+               (logits, dlogp, lse, targets, m0, m1, v0, Vc))
 DNO_ROW_KERNEL(rope_apply,
                (float* x, int64_t n0, int64_t n1, int stride, int col0, int nheads, int D, const int32_t* pos,
                 const float* cos, const float* sin, bool inverse),

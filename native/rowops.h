@@ -23,12 +23,14 @@ void softmax_recompute(float* row, int j0, int i, int L, float lse);
 // dS row: d[j] = p[j] * (d[j] - sum_k p[k] d[k]) * scale for j in [j0, i]; 0 elsewhere in [0, L)
 void softmax_backward_causal(float* d, const float* p, int j0, int i, int L, float scale);
 
-// logits (M, V): logp[m] = logits[m][targets[m]] - lse[m], lse[m] = logsumexp of row m
-void logsoftmax_gather_forward(float* logp, float* lse, const float* logits, const int32_t* targets, int64_t m0,
-                               int64_t m1, int V);
-// in place: logits row m becomes dlogp[m] * (onehot(targets[m]) - softmax(row))
-void logsoftmax_gather_backward(float* logits, const float* dlogp, const float* lse, const int32_t* targets,
-                                int64_t m0, int64_t m1, int V);
+// One chunk of the vocabulary, columns [v0, v0 + Vc), of each row's log-softmax; logits (M, Vc).
+// lse[m] = logsumexp of the chunk's row when v0 = 0, else log(exp(lse[m]) + exp(that)): over the chunks so
+// far. tlogit[m] = the row's logit of targets[m] where that falls in the chunk (untouched elsewhere).
+void logsoftmax_chunk_forward(float* lse, float* tlogit, const float* logits, const int32_t* targets, int64_t m0,
+                              int64_t m1, int v0, int Vc);
+// in place: logits row m becomes dlogp[m] * (onehot(targets[m] - v0) - exp(row - lse[m])), lse over all V
+void logsoftmax_chunk_backward(float* logits, const float* dlogp, const float* lse, const int32_t* targets,
+                               int64_t m0, int64_t m1, int v0, int Vc);
 // RoPE rotate-half on heads [0, nheads) of rows [n0, n1) of x (N, stride) from column col0; see kernels.h
 void rope_apply(float* x, int64_t n0, int64_t n1, int stride, int col0, int nheads, int D, const int32_t* pos,
                 const float* cos, const float* sin, bool inverse);

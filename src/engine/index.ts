@@ -45,6 +45,10 @@ export interface TensorSlot {
 
 type FloatArray = Float32Array | Float64Array;
 
+/** bf16 GEMM kernels, best first (see Engine.bgemmKernel). */
+export const BGEMM_KERNELS = ["amx", "avx512bf16", "emulated"] as const;
+export type BgemmKernel = (typeof BGEMM_KERNELS)[number];
+
 /**
  * A LoRA adapter's shape for native/lora.h: rank, scale (lora_alpha / r, or / sqrt(r) with rsLoRA) and
  * the adapted projections by PEFT's names (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj).
@@ -77,6 +81,8 @@ export interface NativeModel<F extends FloatArray> {
    * gradient when the model was built without grads), and loraGrads += the adapter's when it trains.
    */
   backward(dlogp: F): void;
+  /** GEMM inputs in bf16 (float32 accumulation) or float32; everything else stays float32. */
+  setPrecision(precision: "fp32" | "bf16"): void;
   /**
    * Applies an adapter (laid out by loraLayout) unmerged in every later forward; with loraGrads,
    * backward trains it. setLora(null) removes it.
@@ -144,6 +150,33 @@ export interface Engine {
   ): void;
   /** Tests and benchmarks: forces a GEMM microkernel; false (nothing changed) when this CPU lacks it. */
   sgemmUseKernel(name: string): boolean;
+  /**
+   * bf16 GEMM with float32 accumulation (native/gemm_bf16.h), sgemm's arguments: op(A) and op(B) are
+   * rounded to bf16 as they are packed; B may also be bf16 bits already (a Uint16Array from toBf16).
+   */
+  bgemm(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: Float32Array,
+    lda: number,
+    B: Float32Array | Uint16Array,
+    ldb: number,
+    beta: number,
+    C: Float32Array,
+    ldc: number,
+  ): void;
+  /** the bf16 kernel bgemm runs: "amx", "avx512bf16" or "emulated" (no bf16 instructions) */
+  bgemmKernel(): BgemmKernel;
+  /** whether this CPU (and OS) runs a bf16 kernel in hardware: amx or avx512bf16 */
+  bgemmHasHardware(): boolean;
+  /** forces a bf16 kernel; false (nothing changed) when this CPU lacks it */
+  bgemmUseKernel(name: string): boolean;
+  /** out = x rounded to bf16 (to nearest even), as raw bits */
+  toBf16(x: Float32Array, out: Uint16Array): void;
   /** seconds per phase (matmul, attention, ...) of Model forward/backward calls since the last call */
   kernelProfile(): Record<string, number>;
   /** each kernel's backward against central finite differences, in float64 */
@@ -161,8 +194,14 @@ export function engine(): Engine {
       `the native engine is not built (${addonPath} is missing): run \`npm ci\`, or \`npm run build:native\``,
     );
   }
-  loaded = createRequire(import.meta.url)(addonPath) as Engine;
+  const addon = createRequire(import.meta.url)(addonPath) as Engine;
   const threads = Number(process.env.DNO_THREADS);
-  if (Number.isInteger(threads) && threads > 0) loaded.setNumThreads(threads);
+  if (Number.isInteger(threads) && threads > 0) addon.setNumThreads(threads);
+  const forced = process.env.DNO_BGEMM_KERNEL;
+  if (forced && !addon.bgemmUseKernel(forced)) {
+    const usable = BGEMM_KERNELS.filter((k) => addon.bgemmUseKernel(k));
+    throw new DnoError(`DNO_BGEMM_KERNEL=${forced}: this CPU cannot run it; it runs ${usable.join(", ")}`);
+  }
+  loaded = addon;
   return loaded;
 }
