@@ -1,6 +1,7 @@
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { type DemoSummary, runDemo } from "../../demo/demo.js";
+import { guardLine } from "../../pipeline/guards.js";
 import { stageProgress } from "../stage-progress.js";
 import { writeRunReport } from "./report.js";
 
@@ -28,7 +29,15 @@ export function register(program: Command): void {
       const ui = stageProgress();
       const started = performance.now();
       try {
-        const { summary } = await runDemo({ out: flags.out, progress: ui.progress, events: ui.events });
+        const { summary } = await runDemo({
+          out: flags.out,
+          progress: ui.progress,
+          events: ui.events,
+          warn: (w) => {
+            ui.stop();
+            process.stderr.write(`${guardLine(w)}\n`);
+          },
+        });
         ui.stop();
         const report = await writeRunReport(flags.out);
         process.stdout.write(`${summaryTable(summary)}\n`);
