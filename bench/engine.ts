@@ -6,9 +6,11 @@
  * - training (forward + backward + AdamW) and forward tokens/s for configs S and M, batch 16 x 128,
  *   beside PyTorch through the reference tool's `bench` (../shared/reference/torch_llama.py, looked
  *   for above the repository), and the peak RSS of training M beside PyTorch's.
+ * - LoRA (r 16, all seven projections, base frozen) beside full fine-tuning on config L, SmolLM2-135M's
+ *   shape: training tokens/s and peak RSS (bench/engine-lora.ts).
  * Every engine measurement runs in its own child process so that its peak RSS is its own.
  * The last line is one JSON object: speed ratios engine / peer (> 1: the engine is faster) and the
- * peak-RSS ratio engine / torch (< 1: the engine uses less).
+ * peak-RSS ratio engine / torch (< 1: the engine uses less), and LoRA / full fine-tuning on L.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -21,6 +23,7 @@ import { CausalLM, type Example } from "../src/model/model.js";
 import { AdamW } from "../src/train/adamw.js";
 import { trainStep } from "../src/train/step.js";
 import { DnoError } from "../src/util/errors.js";
+import { type LoraBenchKind, loraBench, loraBenchChild } from "./engine-lora.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const workDir = join(repoRoot, ".bench");
@@ -276,16 +279,24 @@ function main(): void {
     engineChild(process.argv[childAt + 1] as ConfigName);
     return;
   }
+  const loraChildAt = process.argv.indexOf("--lora-child");
+  if (loraChildAt >= 0) {
+    loraBenchChild(process.argv[loraChildAt + 1] as LoraBenchKind);
+    return;
+  }
   const reference = findTorchReference();
   const gemm = gemmBench();
   const S = modelBench(reference, "S");
   const M = modelBench(reference, "M");
+  const L = loraBench(fileURLToPath(import.meta.url), "--lora-child");
   const summary = {
     bench: "engine",
     train_S_vs_torch: round3(S.dno.trainTokensPerS / S.torch.trainTokensPerS),
     train_M_vs_torch: round3(M.dno.trainTokensPerS / M.torch.trainTokensPerS),
     gemm_vs_openblas: round3(Math.min(...gemm.map((r) => r.ratio))),
     peak_rss_M_vs_torch: round3(M.dno.peakRssMb / M.torch.peakRssMb),
+    lora_L_vs_full: round3(L.lora.trainTokensPerS / L.full.trainTokensPerS),
+    lora_rss_L_vs_full: round3(L.lora.peakRssMb / L.full.peakRssMb),
   };
   console.log(JSON.stringify(summary));
 }

@@ -49,14 +49,19 @@ using LoraLayer = std::array<LoraGroup<T>, kLoraGroupCount>;
 template <typename T>
 std::vector<LoraLayer<T>> bind_lora(const LlamaConfig& c, const LoraSpec& s, T* base);
 
+// The adapters' GEMMs are small (one side is r): the independent ones of a group run as tasks of one
+// parallel_for, each GEMM on one thread, rather than each GEMM across the pool with its own hand-offs.
+
 // u (N, n r) = x (N, in) A^T; y (N, ldy) columns of module m += scale * u_m B_m^T.
 template <typename T>
 void lora_forward(T* y, int ldy, T* u, const T* x, int N, const LoraGroup<T>& g, int r, T scale) {
   if (g.n == 0) return;
   const int nr = g.n * r;
   gemm<T>(false, true, N, nr, g.in, T(1), x, g.in, g.a, g.in, T(0), u, nr);
-  for (int m = 0; m < g.n; ++m)
-    gemm<T>(false, true, N, g.out[m], r, scale, u + m * r, nr, g.b[m], r, T(1), y + g.col[m], ldy);
+  parallel_for(g.n, 1, [&](int64_t b, int64_t e) {
+    for (int64_t m = b; m < e; ++m)
+      gemm<T>(false, true, N, g.out[m], r, scale, u + m * r, nr, g.b[m], r, T(1), y + g.col[m], ldy);
+  });
 }
 
 // Given dy (N, ldy) and the forward's x and u: du_m = scale dy_m B_m (du is scratch, (N, n r)),
@@ -67,12 +72,21 @@ void lora_backward(T* dx, const LoraGroup<T>* grad, T* du, const T* dy, int ldy,
                    const LoraGroup<T>& g, int r, T scale) {
   if (g.n == 0) return;
   const int nr = g.n * r;
-  for (int m = 0; m < g.n; ++m) {
-    if (grad) gemm<T>(true, false, g.out[m], r, N, scale, dy + g.col[m], ldy, u + m * r, nr, T(1), grad->b[m], r);
-    gemm<T>(false, false, N, r, g.out[m], scale, dy + g.col[m], ldy, g.b[m], r, T(0), du + m * r, nr);
-  }
-  if (grad) gemm<T>(true, false, nr, g.in, N, T(1), du, nr, x, g.in, T(1), grad->a, g.in);
-  if (dx) gemm<T>(false, false, N, g.in, nr, T(1), du, nr, g.a, g.in, T(1), dx, g.in);
+  parallel_for(2 * g.n, 1, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int m = int(task / 2);
+      if (task % 2 == 0)
+        gemm<T>(false, false, N, r, g.out[m], scale, dy + g.col[m], ldy, g.b[m], r, T(0), du + m * r, nr);
+      else if (grad)
+        gemm<T>(true, false, g.out[m], r, N, scale, dy + g.col[m], ldy, u + m * r, nr, T(1), grad->b[m], r);
+    }
+  });
+  parallel_for(2, 1, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      if (task == 0 && grad) gemm<T>(true, false, nr, g.in, N, T(1), du, nr, x, g.in, T(1), grad->a, g.in);
+      if (task == 1 && dx) gemm<T>(false, false, N, g.in, nr, T(1), du, nr, g.a, g.in, T(1), dx, g.in);
+    }
+  });
 }
 
 // An adapter attached to a decoder: its spec, weights, and gradients when it trains.

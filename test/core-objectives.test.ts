@@ -27,6 +27,8 @@ function randomBatch(rng: Rng, n: number): PairBatch {
     winRateRejected: Float64Array.from({ length: n }, () => rng.float()),
     anchorChosen: draw(3, -20),
     anchorRejected: draw(3, -20),
+    policyExplore: draw(3, -20),
+    refExplore: draw(3, -20),
   };
 }
 
@@ -39,19 +41,25 @@ test("every objective's gradient matches float64 central differences", () => {
       for (let i = 0; i < 5; i++)
         batch.policyChosen[i] =
           batch.refChosen[i]! - batch.refRejected[i]! + batch.policyRejected[i]! + rng.normal() / beta;
-      const params = { beta, tau: beta / 3 };
+      const params = { beta, tau: beta / 3, alpha: 0.7 };
       const fn = OBJECTIVES[name].fn;
-      const { gradChosen, gradRejected } = fn(batch, params);
-      for (const field of ["policyChosen", "policyRejected"] as const) {
-        const grad = field === "policyChosen" ? gradChosen : gradRejected;
+      const grads = fn(batch, params);
+      const fields = ["policyChosen", "policyRejected", "policyExplore"] as const;
+      for (const field of fields) {
+        const grad = {
+          policyChosen: grads.gradChosen,
+          policyRejected: grads.gradRejected,
+          policyExplore: grads.gradExplore ?? new Float64Array(5),
+        }[field];
         for (let i = 0; i < 5; i++) {
-          const x = batch[field][i]!;
+          const values = batch[field]!;
+          const x = values[i]!;
           const eps = 1e-5 * Math.max(1, Math.abs(x));
-          batch[field][i] = x + eps;
+          values[i] = x + eps;
           const up = fn(batch, params).loss;
-          batch[field][i] = x - eps;
+          values[i] = x - eps;
           const down = fn(batch, params).loss;
-          batch[field][i] = x;
+          values[i] = x;
           const fd = (up - down) / (2 * eps);
           const err = Math.abs(fd - grad[i]!) / Math.max(1e-3, Math.abs(fd));
           assert.ok(err < 1e-6, `${name} beta=${beta} d/d${field}[${i}]: analytic ${grad[i]} vs fd ${fd}`);
@@ -103,6 +111,24 @@ test("losses equal hand-computed values", () => {
   // inpo, tau/beta = 1/2: refs become (-2-1)/2 = -1.5 and (-2.5-4)/2 = -3.25,
   // so lr_w = 0.5, lr_l = 0.25 and the loss is (0.25 - 1)^2.
   close(OBJECTIVES.inpo.fn(one(), p).loss, 0.5625, "inpo loss");
+  // nash-md, same mixture refs: h = 0.5 * (0.5 - 0.25), loss log(1 + e^-0.125).
+  close(OBJECTIVES["nash-md"].fn(one(), p).loss, Math.log1p(Math.exp(-0.125)), "nash-md loss");
+  // selm: the dpo loss plus alpha beta (log pi(y_e) - log pi_ref(y_e)) = 0.2 * 0.5 * (-2 - -5).
+  const selm = OBJECTIVES.selm.fn(
+    { ...one(), policyExplore: f64(-2), refExplore: f64(-5) },
+    { ...p, alpha: 0.2 },
+  );
+  close(selm.loss, 0.38687100611489994 + 0.3, "selm loss");
+  close(selm.gradExplore![0]!, 0.1, "selm grad explore");
+  close(selm.gradChosen[0]!, 0.5 * (1 / (1 + Math.exp(-0.75)) - 1), "selm grad chosen (dpo's)");
+  // alpha = 0 is DPO exactly.
+  const dpo = OBJECTIVES.dpo.fn(one(), p);
+  const selm0 = OBJECTIVES.selm.fn(
+    { ...one(), policyExplore: f64(-2), refExplore: f64(-5) },
+    { ...p, alpha: 0 },
+  );
+  assert.equal(selm0.loss, dpo.loss);
+  assert.throws(() => OBJECTIVES.selm.fn(one(), p), DnoError);
 });
 
 test("the loss is the mean over pairs, and the gradient carries the 1/n", () => {
@@ -156,6 +182,16 @@ test("objectives are picked by config string; sequenceLossFn lays out chosen the
   close(loss, 0.25, "flat loss");
   assert.deepEqual([...grad], [1, -1]);
   assert.throws(() => fn(f64(-1)), RangeError);
+  // An objective that needs "explore" reads a third block and returns its gradient there.
+  const selm = sequenceLossFn(
+    "selm",
+    { refChosen: b.refChosen, refRejected: b.refRejected, refExplore: f64(-5) },
+    { beta: 0.5, alpha: 0.2 },
+  );
+  const three = selm(f64(-1, -3, -2));
+  close(three.loss, 0.38687100611489994 + 0.3, "flat selm loss");
+  close(three.grad[2]!, 0.1, "flat selm explore grad");
+  assert.throws(() => selm(f64(-1, -3)), RangeError);
   const t = softTargets([0.9, 0.5], [0.1, 0.5]);
   close(t[0]!, 1 / (1 + Math.exp(-0.8)), "soft target");
   close(t[1]!, 0.5, "soft target of a tie");

@@ -15,19 +15,20 @@ test("dno compare: variants share the first variant's SFT policy and land in one
     iterations: 1,
     sft: { ...demo.sft!, epochs: 1 },
     data: { ...demo.data, prompts_per_iteration: 40 },
-    eval: { samples_per_prompt: 1, temperature: 1, top_p: 1 },
+    eval: { samples_per_prompt: 1, temperature: 1, top_p: 1, mixture: true },
   };
   const { rows, markdown } = await runCompare(out, ["dno", "spin"], {}, small);
 
+  // dno's run also reports Algorithm 1's output, the mixture of its iterates, as a row of its own.
   assert.deepEqual(
     rows.map((r) => r.variant),
-    ["dno", "spin"],
+    ["dno", "dno-mixture", "spin"],
   );
   for (const r of rows) {
     assert.ok(r.winrate_vs_teacher !== null && r.winrate_vs_teacher >= 0 && r.winrate_vs_teacher <= 1);
     assert.ok(r.accuracy !== null && r.accuracy >= 0 && r.accuracy <= 1);
   }
-  assert.equal(markdown.trim().split("\n").length, 4, markdown);
+  assert.equal(markdown.trim().split("\n").length, 5, markdown);
   assert.deepEqual(JSON.parse(readFileSync(join(out, "compare.json"), "utf8")), rows);
   assert.equal(readFileSync(join(out, "compare.md"), "utf8"), markdown);
 

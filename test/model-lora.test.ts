@@ -203,3 +203,28 @@ test("a bad adapter directory gives one error naming the file and the place", ()
   assert.deepEqual(LoraAdapter.load(good, config).config.targetModules, ["q_proj"]);
   assert.equal(LORA_TARGETS.length, 7);
 });
+
+test("an adapter checkpoint loads as its base with the adapter merged, through a chain of them", () => {
+  const root = tmp();
+  const model = CausalLM.init(config, 12);
+  model.save(join(root, "pi_1"));
+  const adapters = [13, 14].map((seed) => {
+    const a = LoraAdapter.init(config, lora({ r: 2, alpha: 3 }), seed);
+    randomB(a, seed);
+    return a;
+  });
+  adapters[0]!.save(join(root, "pi_2"), "../pi_1");
+  adapters[1]!.save(join(root, "pi_3"), join(root, "pi_2")); // absolute works too
+  for (const a of adapters) {
+    model.attachAdapter(a);
+    model.mergeAdapter();
+  }
+  assert.equal(CausalLM.load(join(root, "pi_3")).weightsSha256(), model.weightsSha256());
+  adapters[0]!.save(join(root, "loop"), "../loop");
+  assert.throws(() => CausalLM.load(join(root, "loop")), /loops back/);
+  adapters[0]!.save(join(root, "orphan"), "../nowhere");
+  assert.throws(
+    () => CausalLM.load(join(root, "orphan")),
+    /base_model_name_or_path \.\.\/nowhere: no checkpoint/,
+  );
+});

@@ -44,7 +44,7 @@ test("a minimal config gets the paper's defaults and absolute paths", () => {
 
 test("bad configs give one error naming the field path", () => {
   rejects(`${GOOD}\nobjective: { name: ppo }`, /objective\.name/);
-  rejects(`${GOOD}\nobjective: { name: inpo, beta: 0.1 }`, /objective\.tau: inpo needs tau/);
+  rejects(`${GOOD}\nobjective: { name: inpo, beta: 0.1 }`, /objective\.tau: inpo and nash-md need tau/);
   rejects(`${GOOD}\nsampling: { temperature: -1 }`, /sampling\.temperature/);
   rejects(`${GOOD}\npairs: { replay: [0.3, 2] }`, /pairs\.replay\[1\]/);
   rejects(`${GOOD}\ntrain: { lr: 0.1, momentum: 0.9 }`, /train: .*momentum/);

@@ -81,6 +81,7 @@ export function fixtureReport(overrides: Partial<ReportData> = {}): ReportData {
     })),
     finalWeightsSha256: "5eb920d760979158d4c41104fe8c4708e4222c7300fd83a9826233a0db5d3880",
     oracleJudgments: 31890,
+    mixture: null,
     ...overrides,
   };
 }

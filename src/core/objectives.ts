@@ -31,6 +31,9 @@ export interface PairBatch {
   /** inpo: log pi_ref(y_w|x), log pi_ref(y_l|x) of the fixed anchor; ref* then hold pi_t. */
   anchorChosen?: Float64Array;
   anchorRejected?: Float64Array;
+  /** selm: log pi_theta(y_e|x), log pi_ref(y_e|x) of y_e ~ pi_ref, the response the optimism term pushes from. */
+  policyExplore?: Float64Array;
+  refExplore?: Float64Array;
 }
 
 export interface ObjectiveParams {
@@ -38,6 +41,8 @@ export interface ObjectiveParams {
   beta: number;
   /** inpo / Nash-MD: regularisation toward the anchor pi_ref, 0 <= tau <= beta. */
   tau?: number;
+  /** selm: weight of the optimism term, >= 0 (0 is DPO). */
+  alpha?: number;
 }
 
 export interface PairLoss {
@@ -45,6 +50,8 @@ export interface PairLoss {
   /** d loss / d policyChosen[i] and d loss / d policyRejected[i]. */
   gradChosen: Float64Array;
   gradRejected: Float64Array;
+  /** d loss / d policyExplore[i], for objectives that read it. */
+  gradExplore?: Float64Array;
 }
 
 export type ObjectiveFn = (batch: PairBatch, params: ObjectiveParams) => PairLoss;
@@ -52,7 +59,7 @@ export type ObjectiveFn = (batch: PairBatch, params: ObjectiveParams) => PairLos
 export interface Objective {
   name: string;
   /** What the objective reads beyond the four log-prob arrays. */
-  needs: readonly ("target" | "winRates" | "anchor" | "tau")[];
+  needs: readonly ("target" | "winRates" | "anchor" | "tau" | "explore" | "alpha")[];
   /** The reference the paper's method uses: pi_t (refreshed every iteration) or a fixed pi_ref. */
   reference: "pi_t" | "fixed";
   fn: ObjectiveFn;
@@ -71,6 +78,8 @@ function sizeOf(batch: PairBatch): number {
     ["winRateRejected", batch.winRateRejected],
     ["anchorChosen", batch.anchorChosen],
     ["anchorRejected", batch.anchorRejected],
+    ["policyExplore", batch.policyExplore],
+    ["refExplore", batch.refExplore],
   ];
   for (const [name, a] of arrays) {
     if (a !== undefined && a.length !== n) {
@@ -223,6 +232,48 @@ export const inpoLoss: ObjectiveFn = (batch, params) => {
   );
 };
 
+/**
+ * Nash-MD in DNO-Prct form: the sigmoid loss toward the geometric mixture of pi_t (in ref*) and the
+ * anchor pi_ref, L = -log sigma(beta (log pi(y_w)/pi(y_l) - log pi_t^tau(y_w)/pi_t^tau(y_l))).
+ */
+export const nashMdLoss: ObjectiveFn = (batch, params) => {
+  const anchorChosen = required(batch, "anchorChosen", "nash-md");
+  const anchorRejected = required(batch, "anchorRejected", "nash-md");
+  return sigmoidLoss(
+    {
+      ...batch,
+      refChosen: nashMdReference(batch.refChosen, anchorChosen, params),
+      refRejected: nashMdReference(batch.refRejected, anchorRejected, params),
+    },
+    params,
+  );
+};
+
+/**
+ * SELM (Zhang et al. 2024, eq. 4.6; the authors' `optimistic_dpo_loss`): the DPO loss plus the
+ * optimism term alpha * beta * (log pi(y_e) - log pi_ref(y_e)) on a response y_e drawn from pi_ref.
+ * Minimising it lowers the probability of what pi_ref already says, biasing pi toward unexplored
+ * responses with high implicit reward; dL/d log pi(y_e) = alpha * beta / n.
+ */
+export const selmLoss: ObjectiveFn = (batch, params) => {
+  const beta = checkBeta(params);
+  const alpha = params.alpha;
+  if (alpha === undefined || !(alpha >= 0) || !Number.isFinite(alpha)) {
+    throw new DnoError(`selm: alpha must be a number >= 0, got ${alpha}`);
+  }
+  const policyExplore = required(batch, "policyExplore", "selm");
+  const refExplore = required(batch, "refExplore", "selm");
+  const dpo = softLabelLogistic(batch, beta, null);
+  const n = policyExplore.length;
+  let optimism = 0;
+  for (let i = 0; i < n; i++) optimism += policyExplore[i]! - refExplore[i]!;
+  return {
+    ...dpo,
+    loss: dpo.loss + (alpha * beta * optimism) / n,
+    gradExplore: new Float64Array(n).fill((alpha * beta) / n),
+  };
+};
+
 /** The table of objectives, picked by a config string. */
 export const OBJECTIVES = {
   dno: {
@@ -274,6 +325,20 @@ export const OBJECTIVES = {
     fn: inpoLoss,
     summary: "INPO: IPO toward the mixture pi_t^(1-tau/beta) pi_ref^(tau/beta)",
   },
+  "nash-md": {
+    name: "nash-md",
+    needs: ["anchor", "tau"],
+    reference: "pi_t",
+    fn: nashMdLoss,
+    summary: "Nash-MD: -log sigma(h) toward the mixture pi_t^(1-tau/beta) pi_ref^(tau/beta)",
+  },
+  selm: {
+    name: "selm",
+    needs: ["explore", "alpha"],
+    reference: "pi_t",
+    fn: selmLoss,
+    summary: "SELM: -log sigma(h) + alpha beta lr(y_e), y_e ~ pi_ref (optimism)",
+  },
 } as const satisfies Record<string, Objective>;
 
 export type ObjectiveName = keyof typeof OBJECTIVES;
@@ -290,29 +355,37 @@ export function getObjective(name: string): Objective {
 
 /**
  * Adapts an objective to `CausalLM.accumulateGradients`, which gives one Float64Array of policy
- * sequence log-probs laid out as [chosen_0 .. chosen_{n-1}, rejected_0 .. rejected_{n-1}] and wants
- * `{ loss, grad }` in the same layout.
+ * sequence log-probs laid out as [chosen_0 .. chosen_{n-1}, rejected_0 .. rejected_{n-1}] (then
+ * explore_0 .. explore_{n-1} for an objective that needs "explore") and wants `{ loss, grad }` in the
+ * same layout.
  */
 export function sequenceLossFn(
   objective: Objective | string,
-  fixed: Omit<PairBatch, "policyChosen" | "policyRejected">,
+  fixed: Omit<PairBatch, "policyChosen" | "policyRejected" | "policyExplore">,
   params: ObjectiveParams,
 ): (seqLogprobs: Float64Array) => { loss: number; grad: Float64Array } {
-  const fn = (typeof objective === "string" ? getObjective(objective) : objective).fn;
+  const o = typeof objective === "string" ? getObjective(objective) : objective;
+  const blocks = o.needs.includes("explore") ? 3 : 2;
   const n = fixed.refChosen.length;
   return (seqLogprobs) => {
-    if (seqLogprobs.length !== 2 * n) {
+    if (seqLogprobs.length !== blocks * n) {
       throw new RangeError(
-        `sequence loss: expected ${2 * n} log-probs (n chosen, n rejected), got ${seqLogprobs.length}`,
+        `sequence loss: expected ${blocks * n} log-probs (${blocks} blocks of ${n}), got ${seqLogprobs.length}`,
       );
     }
-    const { loss, gradChosen, gradRejected } = fn(
-      { ...fixed, policyChosen: seqLogprobs.subarray(0, n), policyRejected: seqLogprobs.subarray(n) },
+    const { loss, gradChosen, gradRejected, gradExplore } = o.fn(
+      {
+        ...fixed,
+        policyChosen: seqLogprobs.subarray(0, n),
+        policyRejected: seqLogprobs.subarray(n, 2 * n),
+        ...(blocks === 3 && { policyExplore: seqLogprobs.subarray(2 * n) }),
+      },
       params,
     );
-    const grad = new Float64Array(2 * n);
+    const grad = new Float64Array(blocks * n);
     grad.set(gradChosen, 0);
     grad.set(gradRejected, n);
+    if (blocks === 3) grad.set(gradExplore!, 2 * n);
     return { loss, grad };
   };
 }

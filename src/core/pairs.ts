@@ -32,7 +32,8 @@ export interface Pair {
   rejected: string;
   chosenSource: Source;
   rejectedSource: Source;
-  rule: "score" | "win-rate" | "spin";
+  /** offline: from an offline preference file (pairs.offline_data); prompted: see prompted-pairs.ts. */
+  rule: "score" | "win-rate" | "spin" | "offline" | "prompted";
   /** Score (or win-rate) difference of chosen over rejected; null when a side was not judged. */
   margin: number | null;
   /** Algorithm 1's soft label sigma(r^(y_w) - r^(y_l)) when both win rates are known, else null. */

@@ -3,11 +3,21 @@
  * markdown table and JSON. Each variant is an ordinary (resumable) run in OUT/<variant>.
  */
 import { join, resolve } from "node:path";
+import { canonicalJson } from "../oracle/cache.js";
 import type { RunConfigInput } from "../pipeline/config.js";
 import { type ProgressFn, policyPath } from "../pipeline/run.js";
 import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
-import { type DemoSummary, runDemo } from "./demo.js";
+import {
+  DEMO_SFT,
+  type DemoSummary,
+  demoConfig,
+  demoModule,
+  NEGATIVES_SFT,
+  runDemo,
+  SELF_JUDGE_SFT,
+} from "./demo.js";
+import { DEMO_NEGATIVE_PREFIXES, DEMO_SELF_SCORES } from "./self-data.js";
 
 export interface Variant {
   name: string;
@@ -45,7 +55,69 @@ export const VARIANTS: Variant[] = [
     description: "offline DPO: the first iteration's pairs, every iteration",
     overrides: { pairs: { ...base, offline: true }, objective: { name: "dpo", beta: 0.1 } },
   },
+  {
+    name: "nash-md",
+    description: "Nash-MD: reference the geometric mixture of pi_t and pi_1, tau = beta/3",
+    overrides: { objective: { name: "nash-md", beta: 0.3, tau: 0.1 } },
+  },
+  {
+    name: "selm",
+    description: "SELM: DPO loss + optimism alpha beta lr(y_e), y_e ~ pi_t, alpha = 0.1",
+    overrides: { objective: { name: "selm", beta: 0.3, alpha: 0.1 } },
+  },
+  {
+    name: "ensemble",
+    description: "labels from an ensemble (worst case) of the demo's oracle and a length-biased judge",
+    overrides: {
+      train_oracle: {
+        kind: "ensemble",
+        aggregate: "min",
+        members: [
+          { kind: "programmatic", module: demoModule("oracle.js") },
+          { kind: "programmatic", module: demoModule("length-biased-oracle.js") },
+        ],
+      },
+    },
+  },
+  {
+    name: "self-rewarding",
+    description: "Self-Rewarding: pi_t scores its own samples (0-2 rubric it learnt in SFT), no judge",
+    overrides: {
+      sft: { ...DEMO_SFT, data: SELF_JUDGE_SFT },
+      train_oracle: {
+        kind: "self",
+        template: "inputs/judge.jinja",
+        readout: "expected",
+        ...DEMO_SELF_SCORES,
+      },
+    },
+  },
+  {
+    name: "only-prompting",
+    description: "only-prompting: y_l = pi_t's answer under a worse-answer prefix, gap 3, 2, 1; no judge",
+    overrides: {
+      sft: { ...DEMO_SFT, data: NEGATIVES_SFT },
+      pairs: { ...base, rule: "prompted", pairs_per_prompt: 3, negative_prefixes: DEMO_NEGATIVE_PREFIXES },
+    },
+  },
+  {
+    name: "dice",
+    description: "DICE: round 1 DPO on offline preferences, then the implicit reward, 50% offline replay",
+    overrides: {
+      sampling: { samples_per_prompt: 5, temperature: 1, top_p: 1, max_new_tokens: 16, include_gold: false },
+      train_oracle: { kind: "implicit-reward", beta: 0.3, length_penalty: 0.05 },
+      pairs: {
+        rule: "win-rate",
+        pairs_per_prompt: 1,
+        replay: [],
+        offline_data: { file: "inputs/preferences.jsonl", fraction: 0.5 },
+      },
+    },
+  },
 ];
+
+/** The variant whose run also reports Algorithm 1's output, the mixture of its iterates, as a row. */
+const MIXTURE_OF = "dno";
 
 export interface CompareRow {
   variant: string;
@@ -66,17 +138,22 @@ export async function runCompare(
 ): Promise<{ rows: CompareRow[]; markdown: string }> {
   const chosen = VARIANTS.filter((v) => names.includes(v.name));
   const rows: CompareRow[] = [];
-  // The first variant trains pi_1 by SFT; the others start from its checkpoint, so all share pi_1.
-  let sharedStart: string | undefined;
+  // The first variant with an SFT setting trains pi_1; the others with the same setting start from
+  // its checkpoint, so they all share pi_1 (the self-rewarding rows' seed models learn more).
+  const starts = new Map<string, string>();
   for (const v of chosen) {
     ui.announce?.(v);
     const dir = join(out, v.name);
-    const overrides: Partial<RunConfigInput> = sharedStart
-      ? { ...common, ...v.overrides, model: { path: sharedStart }, sft: undefined }
+    const sft = canonicalJson(demoConfig({ ...common, ...v.overrides }).sft);
+    const start = starts.get(sft);
+    const overrides: Partial<RunConfigInput> = start
+      ? { ...common, ...v.overrides, model: { path: start }, sft: undefined }
       : { ...common, ...v.overrides };
     const { summary } = await runDemo({ out: dir, overrides, ...ui });
-    sharedStart ??= resolve(dir, policyPath(1));
+    if (!start) starts.set(sft, resolve(dir, policyPath(1)));
     rows.push(row(v, summary));
+    if (v.name === MIXTURE_OF && summary.mixture)
+      rows.push(mixtureRow(v, summary.mixture, summary.total_seconds));
   }
   const markdown = toMarkdown(rows);
   writeFileAtomic(join(out, "compare.md"), markdown);
@@ -94,6 +171,18 @@ function row(v: Variant, s: DemoSummary): CompareRow {
     accuracy: last.accuracy,
     exploitability: last.exploitability,
     seconds: s.total_seconds,
+  };
+}
+
+function mixtureRow(v: Variant, m: NonNullable<DemoSummary["mixture"]>, seconds: number): CompareRow {
+  return {
+    variant: `${v.name}-mixture`,
+    description: `Algorithm 1's output: the uniform mixture of the ${v.name} run's iterates pi_1..pi_${m.iterates}`,
+    winrate_vs_teacher: m.winrate_vs_teacher,
+    winrate_vs_sft: m.winrate_vs_sft,
+    accuracy: m.accuracy,
+    exploitability: m.exploitability,
+    seconds,
   };
 }
 

@@ -13,14 +13,33 @@ import { type ProgressFn, type RunOptions, type RunResult, runPipeline } from ".
 import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { toJsonl } from "../util/jsonl.js";
+import { offlinePreferences } from "./offline.js";
+import { DEMO_JUDGE_TEMPLATE, judgeExamples, negativeExamples } from "./self-data.js";
 import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "./task.js";
 
 /** Prompt counts of the demo's splits; every word appears in exactly one split. */
 export const DEMO_SPLITS = { sft: 16000, dno: 3000, validation: 100, eval: 200 } as const;
+/** Words of the SFT split that also get an offline preference pair (inputs/preferences.jsonl). */
+const OFFLINE_PREFERENCES = 1000;
+/** SFT files of the self-rewarding rows (written only for a config that names them). */
+export const SELF_JUDGE_SFT = "inputs/sft-judge.jsonl";
+export const NEGATIVES_SFT = "inputs/sft-negatives.jsonl";
+
+/** The absolute path of a module of the demo (its oracles and metrics), for configs. */
+export const demoModule = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
+
+export const DEMO_SFT = {
+  data: "inputs/sft.jsonl",
+  lr: 3e-3,
+  batch_size: 32,
+  epochs: 10,
+  warmup_steps: 50,
+  weight_decay: 0,
+};
 
 /** The demo's run config (before defaults), with `overrides` merged in for `dno compare`'s variants. */
 export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigInput {
-  const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+  const here = demoModule;
   return {
     seed: 1,
     model: {
@@ -33,14 +52,7 @@ export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigIn
       },
     },
     run_dir: ".",
-    sft: {
-      data: "inputs/sft.jsonl",
-      lr: 3e-3,
-      batch_size: 32,
-      epochs: 10,
-      warmup_steps: 50,
-      weight_decay: 0,
-    },
+    sft: DEMO_SFT,
     data: {
       prompts: "inputs/prompts.jsonl",
       eval: "inputs/eval.jsonl",
@@ -56,7 +68,8 @@ export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigIn
     objective: { name: "dno-prct", beta: 0.3 },
     // The paper lowers the learning rate in later iterations.
     train: { lr: 1.5e-4, batch_size: 16, epochs: 2, warmup_steps: 5, lr_decay: 0.7 },
-    eval: { samples_per_prompt: 4, temperature: 1, top_p: 1 },
+    // mixture: also evaluate Algorithm 1's output, the uniform mixture of pi_1..pi_T.
+    eval: { samples_per_prompt: 4, temperature: 1, top_p: 1, mixture: true },
     ...overrides,
   };
 }
@@ -73,13 +86,33 @@ export function writeDemoInputs(dir: string, config: RunConfigInput): string {
       prompt: promptOf(w),
       gold: teacherAnswer(w, seed, DEFAULT_TASK),
     }));
-  writeFileAtomic(join(dir, "inputs", "sft.jsonl"), toJsonl(rows(0, sft, "sft")));
+  const sftRows = rows(0, sft, "sft");
+  writeFileAtomic(join(dir, "inputs", "sft.jsonl"), toJsonl(sftRows));
   writeFileAtomic(join(dir, "inputs", "prompts.jsonl"), toJsonl(rows(sft, dno, "p")));
   writeFileAtomic(join(dir, "inputs", "validation.jsonl"), toJsonl(rows(sft + dno, validation, "val")));
   writeFileAtomic(
     join(dir, "inputs", "eval.jsonl"),
     toJsonl(rows(sft + dno + validation, evalCount, "eval")),
   );
+  // Offline preference data (DICE's first round and replay) on SFT-split words, disjoint from the rest.
+  writeFileAtomic(
+    join(dir, "inputs", "preferences.jsonl"),
+    toJsonl(offlinePreferences(words.slice(0, OFFLINE_PREFERENCES), seed, DEFAULT_TASK)),
+  );
+  // The self-rewarding rows' seed data: the SFT answers plus judging, or worse-answer, examples.
+  if (config.sft?.data === SELF_JUDGE_SFT) {
+    const judging = judgeExamples(
+      words.slice(OFFLINE_PREFERENCES, 3 * OFFLINE_PREFERENCES),
+      seed,
+      DEFAULT_TASK,
+    );
+    writeFileAtomic(join(dir, SELF_JUDGE_SFT), toJsonl([...sftRows, ...judging]));
+    writeFileAtomic(join(dir, "inputs", "judge.jinja"), DEMO_JUDGE_TEMPLATE);
+  }
+  if (config.sft?.data === NEGATIVES_SFT) {
+    const negatives = negativeExamples(words.slice(3 * OFFLINE_PREFERENCES, 4 * OFFLINE_PREFERENCES));
+    writeFileAtomic(join(dir, NEGATIVES_SFT), toJsonl([...sftRows, ...negatives]));
+  }
   const file = join(dir, "dno.yaml");
   writeFileAtomic(
     file,
@@ -102,6 +135,15 @@ export interface DemoSummary {
     pairs: { teacher_over_student: number; student_over_teacher: number; student_over_student: number };
     seconds: number;
   }[];
+  /** The uniform mixture of the iterates pi_1..pi_T (null when not evaluated). */
+  mixture: {
+    iterates: number;
+    winrate_vs_last: number | null;
+    winrate_vs_sft: number | null;
+    winrate_vs_teacher: number | null;
+    exploitability: number | null;
+    accuracy: number | null;
+  } | null;
   final_weights_sha256: string;
 }
 
@@ -133,6 +175,14 @@ export function demoSummary(result: RunResult): DemoSummary {
         seconds: round(seconds, 1),
       };
     }),
+    mixture: result.mixture && {
+      iterates: result.mixture.iterates,
+      winrate_vs_last: round(result.mixture.winrate_vs_prev),
+      winrate_vs_sft: round(result.mixture.winrate_vs_initial),
+      winrate_vs_teacher: round(result.mixture.winrate_vs_teacher),
+      exploitability: round(result.mixture.metrics.exploitability ?? null),
+      accuracy: round(result.mixture.metrics.accuracy ?? null),
+    },
     final_weights_sha256: result.finalWeightsSha256,
   };
 }

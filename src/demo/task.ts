@@ -113,11 +113,12 @@ export function demoPreference(options: Pick<DemoTaskOptions, "beatsPlain" | "cy
 }
 
 /**
- * The teacher's gold answer: deterministic per (seed, word). Wrong answers swap two adjacent
+ * The teacher's gold answer: deterministic per (seed, word) (and `draw`). Wrong answers swap two adjacent
  * letters of the reversal, so they look right and differ from it by one transposition.
  */
-export function teacherAnswer(word: string, seed: number, options: DemoTaskOptions): string {
-  const rng = Rng.derive(seed, "teacher", word);
+export function teacherAnswer(word: string, seed: number, options: DemoTaskOptions, draw = 0): string {
+  // draw 0 is the gold answer; later draws are further answers the teacher could have written.
+  const rng = draw === 0 ? Rng.derive(seed, "teacher", word) : Rng.derive(seed, "teacher", word, draw);
   let letters = reverse(word);
   if (rng.float() < options.teacherErrorRate) {
     const chars = [...letters];

@@ -97,7 +97,13 @@ function typeOf(s: JsonSchema): string {
     case "string":
       return s.format === "uri" ? "URL" : s.pattern ? "variable name" : "string";
     case "array":
-      return `list of ${s.items ? typeOf(s.items) : "values"}${s.minItems ? ` (at least ${s.minItems})` : ""}`;
+      return `list of ${
+        s.items?.oneOf || s.items?.anyOf
+          ? "configs, each of a kind above"
+          : s.items
+            ? typeOf(s.items)
+            : "values"
+      }${s.minItems ? ` (at least ${s.minItems})` : ""}`;
     case "object":
       return "section";
     default:

@@ -6,7 +6,7 @@
  * save loads in PEFT and vLLM, and theirs load here.
  */
 import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 import { Rng } from "../core/rng.js";
 import { engine, type NativeLoraSpec, type TensorSlot } from "../engine/index.js";
@@ -30,28 +30,40 @@ export const LORA_TARGETS = [
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 /**
- * A run config's `train.lora` (and the CLI's): rank, lora_alpha, the adapted projections (default:
- * all seven, PEFT's "all-linear" without lm_head) and rsLoRA scaling.
+ * A run config's `train.lora` as written: rank, lora_alpha (default r: scale 1), the adapted projections
+ * (default all seven, PEFT's "all-linear" without lm_head) and rsLoRA scaling.
  */
-export const loraConfigSchema = z
-  .object({
-    r: z.number().int().positive(),
-    alpha: z.number().positive().optional(),
-    target_modules: z
-      .array(z.enum(LORA_TARGETS))
-      .nonempty()
-      .default([...LORA_TARGETS]),
-    rslora: z.boolean().default(false),
-  })
-  .strict()
-  .transform((c) => ({
-    r: c.r,
-    alpha: c.alpha ?? c.r, // scale 1 unless asked otherwise
+export const loraOptionsSchema = z.strictObject({
+  r: z.number().int().positive().describe("the adapter's rank"),
+  alpha: z.number().positive().optional().describe("lora_alpha (default r: scale 1)"),
+  target_modules: z
+    .array(z.enum(LORA_TARGETS))
+    .nonempty()
+    .default([...LORA_TARGETS])
+    .describe("the adapted projections (default all seven: PEFT's all-linear without lm_head)"),
+  rslora: z.boolean().default(false).describe("rsLoRA scaling alpha / sqrt(r) instead of alpha / r"),
+});
+export type LoraOptions = z.output<typeof loraOptionsSchema>;
 
-    targetModules: LORA_TARGETS.filter((t) => c.target_modules.includes(t)),
-    rslora: c.rslora,
-  }));
-export type LoraConfig = z.output<typeof loraConfigSchema>;
+export interface LoraConfig {
+  r: number;
+  alpha: number;
+  /** in the engine's order, each once */
+  targetModules: LoraTarget[];
+  rslora: boolean;
+}
+
+export function toLoraConfig(o: LoraOptions): LoraConfig {
+  return {
+    r: o.r,
+    alpha: o.alpha ?? o.r,
+    targetModules: LORA_TARGETS.filter((t) => o.target_modules.includes(t)),
+    rslora: o.rslora,
+  };
+}
+
+/** `train.lora` parsed straight to a LoraConfig. */
+export const loraConfigSchema = loraOptionsSchema.transform(toLoraConfig);
 
 export const ADAPTER_CONFIG = "adapter_config.json";
 export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
@@ -318,4 +330,30 @@ export function mergeLora(adapter: LoraAdapter, weight: (hfName: string) => Floa
       inDim,
     );
   }
+}
+
+/**
+ * An adapter checkpoint: a directory holding a PEFT adapter and no config.json, whose
+ * base_model_name_or_path names its base checkpoint (relative to the adapter directory, or absolute).
+ * It stands for the base with the adapter merged: a run keeps one per iteration instead of a full copy.
+ */
+export function isAdapterCheckpoint(dir: string): boolean {
+  return !existsSync(join(dir, "config.json")) && existsSync(join(dir, ADAPTER_CONFIG));
+}
+
+/** The base checkpoint directory of an adapter checkpoint. */
+export function adapterBase(dir: string): string {
+  const { baseModel } = readAdapterConfig(dir);
+  if (baseModel === null || baseModel === "") {
+    throw new DnoError(
+      `${join(dir, ADAPTER_CONFIG)}: base_model_name_or_path is empty; apply the adapter to its base with --adapter`,
+    );
+  }
+  const base = resolve(dir, baseModel);
+  if (!existsSync(join(base, "config.json")) && !existsSync(join(base, ADAPTER_CONFIG))) {
+    throw new DnoError(
+      `${join(dir, ADAPTER_CONFIG)}: base_model_name_or_path ${baseModel}: no checkpoint at ${base}`,
+    );
+  }
+  return base;
 }

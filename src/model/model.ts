@@ -12,7 +12,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { type ModelConfig, readConfig, toHfConfig } from "./config.js";
 import { type GenerateOptions, generate, type Sample } from "./generate.js";
-import { LoraAdapter, mergeLora } from "./lora.js";
+import { adapterBase, isAdapterCheckpoint, LoraAdapter, mergeLora } from "./lora.js";
 import { forEachCheckpointFile, writeCheckpoint } from "./safetensors.js";
 
 /** A prompt (at least one token) and a response; its log-prob sums the response tokens given all before. */
@@ -104,9 +104,28 @@ export class CausalLM {
 
   /**
    * Loads DIR/config.json and DIR/model.safetensors (or its shards), and with `adapter` a PEFT LoRA
-   * adapter directory applied unmerged.
+   * adapter directory applied unmerged. DIR may itself be an adapter checkpoint (see `isAdapterCheckpoint`):
+   * its base, loaded the same way, with the adapter merged.
    */
   static load(dir: string, options: { adapter?: string } = {}): CausalLM {
+    const model = isAdapterCheckpoint(dir) ? CausalLM.loadMerged(dir, [dir]) : CausalLM.loadWeights(dir);
+    if (options.adapter !== undefined) model.attachAdapter(LoraAdapter.load(options.adapter, model.config));
+    return model;
+  }
+
+  private static loadMerged(dir: string, chain: string[]): CausalLM {
+    const parent = adapterBase(dir);
+    if (chain.includes(parent))
+      throw new DnoError(`${dir}: its chain of adapter bases loops back to ${parent}`);
+    const model = isAdapterCheckpoint(parent)
+      ? CausalLM.loadMerged(parent, [...chain, parent])
+      : CausalLM.loadWeights(parent);
+    model.attachAdapter(LoraAdapter.load(dir, model.config));
+    model.mergeAdapter();
+    return model;
+  }
+
+  private static loadWeights(dir: string): CausalLM {
     const model = CausalLM.empty(readConfig(dir));
     const loaded = new Set<string>();
     forEachCheckpointFile(dir, (reader, names) => {
@@ -132,7 +151,6 @@ export class CausalLM {
         `${dir}: the checkpoint lacks ${missing.length} tensor(s): ${missing.slice(0, 4).join(", ")}`,
       );
     }
-    if (options.adapter !== undefined) model.attachAdapter(LoraAdapter.load(options.adapter, model.config));
     return model;
   }
 

@@ -6,6 +6,7 @@ import { describeZodError } from "../util/zod.js";
 import type { Link } from "./adapters.js";
 import { readApiKey } from "./api-key.js";
 import { canonicalJson, sha256Hex } from "./cache.js";
+import { ensembleOracle } from "./ensemble.js";
 import { llmJudgeOracle } from "./llm-judge.js";
 import { loadProgrammaticModule, programmaticOracle } from "./programmatic.js";
 import type { ReliabilityOptions } from "./reliability.js";
@@ -132,13 +133,48 @@ export const programmaticConfigSchema = z
   })
   .describe("your own code");
 
-export const oracleConfigSchema = z.discriminatedUnion("kind", [
+/** An oracle that judges on its own (not an ensemble): what an ensemble is made of. */
+export const memberConfigSchema = z.discriminatedUnion("kind", [
   llmJudgeConfigSchema,
   rewardModelConfigSchema,
   programmaticConfigSchema,
 ]);
 
+export const ensembleConfigSchema = z
+  .strictObject({
+    kind: z.literal("ensemble"),
+    members: z
+      .array(memberConfigSchema)
+      .min(1)
+      .describe("the member oracles (llm-judge, reward-model or programmatic configs)"),
+    aggregate: z
+      .enum(["mean", "min", "uncertainty"])
+      .default("mean")
+      .describe("mean; min (worst case); uncertainty (mean - lambda * variance across members)"),
+    lambda: z.number().min(0).default(1).describe("uncertainty: the weight of the variance"),
+    minMembers: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("members that must answer a judgment for it to count (default: all)"),
+    link: linkSchema,
+  })
+  .refine((c) => (c.minMembers ?? 1) <= c.members.length, {
+    message: "minMembers cannot exceed the number of members",
+    path: ["minMembers"],
+  })
+  .describe("several oracles' judgments combined");
+
+export const oracleConfigSchema = z.discriminatedUnion("kind", [
+  llmJudgeConfigSchema,
+  rewardModelConfigSchema,
+  programmaticConfigSchema,
+  ensembleConfigSchema,
+]);
+
 export type OracleConfig = z.infer<typeof oracleConfigSchema>;
+export type MemberConfig = z.infer<typeof memberConfigSchema>;
 export type OracleConfigInput = z.input<typeof oracleConfigSchema>;
 
 /** Validates a config object; errors name the field path, prefixed with `where` (a file, a section). */
@@ -153,7 +189,7 @@ export function readOracleConfigFile(file: string): Record<string, unknown> {
   const value = readYamlFile(file);
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new DnoError(
-      `${file}: expected a mapping of the oracle's settings (kind: llm-judge | reward-model | programmatic)`,
+      `${file}: expected a mapping of the oracle's settings (kind: llm-judge | reward-model | programmatic | ensemble)`,
     );
   }
   return value as Record<string, unknown>;
@@ -194,6 +230,15 @@ export async function createOracle(config: OracleConfig, options: CreateOracleOp
   const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const link: Link = config.link;
   switch (config.kind) {
+    case "ensemble": {
+      const members = await Promise.all(config.members.map((m) => createOracle(m, options)));
+      return ensembleOracle(members, {
+        aggregate: config.aggregate,
+        lambda: config.lambda,
+        ...(config.minMembers !== undefined && { minMembers: config.minMembers }),
+        link,
+      });
+    }
     case "programmatic":
       return programmaticOracle(await loadProgrammaticModule(at(config.module), config.export), link);
     case "reward-model": {

@@ -15,14 +15,17 @@ export {
   configBaseDir,
   createOracle,
   loadOracleConfigFile,
+  type MemberConfig,
+  memberConfigSchema,
   type OracleConfig,
   type OracleConfigInput,
   oracleConfigSchema,
   parseOracleConfig,
   readOracleConfigFile,
 } from "./config.js";
+export { type Aggregate, aggregatePreferences, aggregateScores, ensembleOracle } from "./ensemble.js";
 export { type ProgrammaticFunctions, programmaticOracle } from "./programmatic.js";
-export { defaultTemplates } from "./templates.js";
+export { compileTemplate, defaultTemplates, loadTemplate, type PromptTemplate } from "./templates.js";
 export type {
   Oracle,
   OracleMode,
@@ -32,3 +35,4 @@ export type {
   ScoreResult,
   ScoringOracle,
 } from "./types.js";
+export { parsePointwiseAnswer } from "./verdicts.js";

@@ -5,11 +5,13 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
-import { oracleConfigSchema } from "../oracle/index.js";
+import { loraOptionsSchema } from "../model/lora.js";
+import { type OracleConfig, oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
 import { guardsConfigSchema } from "./guards.js";
+import { OFFLINE_FIRST_KINDS, trainOracleConfigSchema } from "./policy-oracles.js";
 
 /** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
 const fromScratchSchema = z
@@ -110,7 +112,12 @@ export const runConfigSchema = z.strictObject({
         .describe("prompts in each iteration's partition (default: all prompts / iterations)"),
     })
     .describe("prompt files, relative to the config file"),
-  oracle: oracleConfigSchema.describe("where preferences come from: any `dno judge` config"),
+  oracle: oracleConfigSchema.describe(
+    "the judge (any `dno judge` config): evaluation, and the training labels unless train_oracle is given",
+  ),
+  train_oracle: trainOracleConfigSchema
+    .optional()
+    .describe("what labels the training candidates instead of `oracle` (e.g. DICE's implicit reward)"),
   task_metrics: z
     .string()
     .min(1)
@@ -143,10 +150,18 @@ export const runConfigSchema = z.strictObject({
   pairs: z
     .strictObject({
       rule: z
-        .enum(["score", "win-rate", "spin"])
+        .enum(["score", "win-rate", "spin", "prompted"])
         .default("win-rate")
         .describe(
-          "win-rate: large margins on r^; score: the paper's 6-point rule; spin: gold over own sample",
+          "win-rate: large margins on r^; score: the paper's 6-point rule; spin: gold over own sample; " +
+            "prompted: the policy's answer over its answer to a worse-answer prefix",
+        ),
+      negative_prefixes: z
+        .array(z.string().min(1))
+        .min(1)
+        .optional()
+        .describe(
+          "prompted: the worse-answer prefix of each iteration (the last one repeats), widest gap first",
         ),
       min_positive: z
         .number()
@@ -176,6 +191,16 @@ export const runConfigSchema = z.strictObject({
         .boolean()
         .default(false)
         .describe("train every iteration on the first iteration's pairs (offline DPO)"),
+      offline_data: z
+        .strictObject({
+          file: z.string().min(1).describe("JSONL of {id?, prompt, chosen, rejected}"),
+          fraction: z.number().min(0).lt(1).default(0.5).describe("its share of every iteration's pairs"),
+        })
+        .optional()
+        .describe(
+          "an offline preference file replayed into every iteration (DICE's experience replay); with a " +
+            "policy-built train_oracle, iteration 1 trains on this file alone (DICE's first DPO round)",
+        ),
       defects: z
         .strictObject({
           n: z.number().int().positive().default(3).describe("n-gram length (words)"),
@@ -208,11 +233,16 @@ export const runConfigSchema = z.strictObject({
         .number()
         .min(0)
         .optional()
-        .describe("INPO's regularisation towards pi_1 (needs 0 <= tau <= beta)"),
+        .describe("INPO's and Nash-MD's regularisation towards pi_1 (needs 0 <= tau <= beta)"),
+      alpha: z.number().min(0).optional().describe("selm: the weight of the optimism term"),
     })
-    .refine((o) => o.name !== "inpo" || (o.tau !== undefined && o.tau <= o.beta), {
-      message: "inpo needs tau, with 0 <= tau <= beta",
+    .refine((o) => !["inpo", "nash-md"].includes(o.name) || (o.tau !== undefined && o.tau <= o.beta), {
+      message: "inpo and nash-md need tau, with 0 <= tau <= beta",
       path: ["tau"],
+    })
+    .refine((o) => o.name !== "selm" || o.alpha !== undefined, {
+      message: "selm needs alpha (the optimism weight, >= 0)",
+      path: ["alpha"],
     })
     .prefault({})
     .describe("the preference objective"),
@@ -226,6 +256,11 @@ export const runConfigSchema = z.strictObject({
         .max(1)
         .default(1)
         .describe("multiplies the learning rate at every iteration after the first (the paper lowers it)"),
+      lora: loraOptionsSchema
+        .optional()
+        .describe(
+          "train a LoRA adapter on pi_t each iteration (base frozen); pi_{t+1} is pi_t with it merged",
+        ),
     })
     .prefault({})
     .describe("each iteration's training on its pairs"),
@@ -234,6 +269,10 @@ export const runConfigSchema = z.strictObject({
       samples_per_prompt: z.number().int().positive().default(4).describe("samples per held-out prompt"),
       temperature: z.number().min(0).default(1).describe("sampling temperature of evaluation"),
       top_p: z.number().gt(0).max(1).default(1).describe("nucleus sampling mass of evaluation"),
+      mixture: z
+        .boolean()
+        .default(false)
+        .describe("also evaluate Algorithm 1's output, the uniform mixture of the iterates pi_1..pi_T"),
     })
     .prefault({})
     .describe("evaluation after every iteration: against pi_t, pi_1 and the teacher"),
@@ -241,12 +280,27 @@ export const runConfigSchema = z.strictObject({
 });
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
+
+/** Iteration 1 of a run whose labels come from the policy trains on the offline preference file. */
+export function offlineFirstRound(config: RunConfig): boolean {
+  return config.train_oracle !== undefined && OFFLINE_FIRST_KINDS.includes(config.train_oracle.kind);
+}
 export type RunConfigInput = z.input<typeof runConfigSchema>;
 
 /** Validates a config object; `where` (a file name) prefixes the message. */
 export function parseRunConfig(value: unknown, where: string): RunConfig {
   const parsed = runConfigSchema.safeParse(value);
   if (!parsed.success) throw new DnoError(`${where}: ${describeZodError(parsed.error)}`);
+  if (parsed.data.pairs.rule === "prompted" && !parsed.data.pairs.negative_prefixes) {
+    throw new DnoError(
+      `${where}: pairs.rule prompted needs pairs.negative_prefixes (one per iteration, widest gap first)`,
+    );
+  }
+  if (offlineFirstRound(parsed.data) && !parsed.data.pairs.offline_data) {
+    throw new DnoError(
+      `${where}: train_oracle.kind ${parsed.data.train_oracle!.kind} needs pairs.offline_data (iteration 1 trains on that file: there is no trained iterate to ask yet)`,
+    );
+  }
   return resolvePaths(parsed.data, dirname(resolve(where)));
 }
 
@@ -264,13 +318,26 @@ function resolvePaths(config: RunConfig, baseDir: string): RunConfig {
   out.data.prompts = at(out.data.prompts);
   out.data.eval = at(out.data.eval);
   if (out.data.validation) out.data.validation = at(out.data.validation);
-  if (out.oracle.kind === "programmatic") out.oracle.module = at(out.oracle.module);
+  resolveOraclePaths(out.oracle, at);
+  const train = out.train_oracle;
+  if (train?.kind === "self") {
+    if (train.template) train.template = at(train.template);
+  } else if (train !== undefined && train.kind !== "implicit-reward") resolveOraclePaths(train, at);
+  if (out.pairs.offline_data) out.pairs.offline_data.file = at(out.pairs.offline_data.file);
   if (out.task_metrics) out.task_metrics = at(out.task_metrics);
-  if ("cache" in out.oracle && out.oracle.cache) out.oracle.cache = at(out.oracle.cache);
-  if (out.oracle.kind === "llm-judge") {
-    const t = out.oracle.templates;
+  return out;
+}
+
+function resolveOraclePaths(oracle: OracleConfig, at: (p: string) => string): void {
+  if (oracle.kind === "ensemble") {
+    for (const m of oracle.members) resolveOraclePaths(m, at);
+    return;
+  }
+  if (oracle.kind === "programmatic") oracle.module = at(oracle.module);
+  if ("cache" in oracle && oracle.cache) oracle.cache = at(oracle.cache);
+  if (oracle.kind === "llm-judge") {
+    const t = oracle.templates;
     if (t.pointwise) t.pointwise = at(t.pointwise);
     if (t.pairwise) t.pairwise = at(t.pairwise);
   }
-  return out;
 }

@@ -7,7 +7,7 @@ import { JudgmentCache } from "../oracle/cache.js";
 import type { ReportData, ReportIteration, ReportSamples } from "../report/html.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
-import { loadRunConfig, type RunConfig } from "./config.js";
+import { loadRunConfig, offlineFirstRound, type RunConfig } from "./config.js";
 import { promptRowSchema } from "./data.js";
 import {
   allGuardWarnings,
@@ -16,7 +16,7 @@ import {
   guardsConfigSchema,
   readGuardInput,
 } from "./guards.js";
-import { type EvalResult, evalRowSchema, type TrainLogRow } from "./records.js";
+import { type EvalResult, evalRowSchema, type MixtureEvalResult, type TrainLogRow } from "./records.js";
 import { RunState, type StageRecord } from "./state.js";
 
 export interface RunSnapshot {
@@ -52,7 +52,7 @@ export function readRun(runDir: string): RunSnapshot {
 export function stagePlan(config: RunConfig): string[] {
   const plan = ["prepare", ...(config.model.from_scratch ? ["init"] : []), "sft", "eval/0"];
   for (let t = 1; t <= config.iterations; t++) {
-    const fresh = !config.pairs.offline || t === 1;
+    const fresh = (!config.pairs.offline || t === 1) && !(offlineFirstRound(config) && t === 1);
     plan.push(
       ...(fresh ? [`${t}/sample`, `${t}/annotate`] : []),
       `${t}/pairs`,
@@ -61,7 +61,7 @@ export function stagePlan(config: RunConfig): string[] {
       `${t}/eval`,
     );
   }
-  plan.push("select");
+  plan.push("select", ...(config.eval.mixture ? ["mixture"] : []));
   return plan;
 }
 
@@ -173,6 +173,7 @@ export function reportData(run: RunSnapshot): ReportData {
       "stages finished": `${run.stages.length} of ${run.plan.length}`,
     },
     iterations,
+    mixture: (byName.get("mixture")?.result as MixtureEvalResult | undefined) ?? null,
     training,
     best: selected ?? iterations.length,
     chosenBy: config.data.validation ? "validation" : "last",

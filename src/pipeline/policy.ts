@@ -2,9 +2,13 @@
  * The pipeline's view of a policy: a CausalLM and its tokenizer, spoken to in text. Everything the
  * pipeline asks of src/model and src/train goes through here (load, save, sample, score, train).
  */
+import { relative } from "node:path";
+import { logSumExp } from "../core/prob.js";
 import { Rng } from "../core/rng.js";
 import { parseConfig } from "../model/config.js";
 import { generate } from "../model/generate.js";
+import { LoraAdapter, type LoraOptions, toLoraConfig } from "../model/lora.js";
+import { generateMixture } from "../model/mixture.js";
 import { CausalLM } from "../model/model.js";
 import {
   byteTokenizer,
@@ -58,8 +62,27 @@ export function initPolicy(arch: NonNullable<RunConfig["model"]["from_scratch"]>
   return { model, tokenizer };
 }
 
-export function savePolicy(policy: Policy, dir: string): void {
-  policy.model.save(dir);
+/** From now on training updates a fresh LoRA adapter (PEFT's init, from `seed`) alone; the base is frozen. */
+export function startLoraAdapter(policy: Policy, options: LoraOptions, seed: number): void {
+  const { model } = policy;
+  model.attachAdapter(LoraAdapter.init(model.config, toLoraConfig(options), seed), { train: true });
+}
+
+/**
+ * Writes the policy to `dir` with its tokenizer: a full checkpoint, or, while it trains an adapter, an
+ * adapter checkpoint over `baseDir` (the adapter in PEFT's format, base_model_name_or_path = baseDir
+ * relative to dir), after which the adapter is merged, so that the policy in memory is what `dir` loads as.
+ */
+export function savePolicy(policy: Policy, dir: string, baseDir?: string): void {
+  const { model } = policy;
+  if (model.adapter) {
+    if (baseDir === undefined)
+      throw new Error("savePolicy: a policy with an adapter needs its base directory");
+    model.adapter.save(dir, relative(dir, baseDir));
+    model.mergeAdapter();
+  } else {
+    model.save(dir);
+  }
   saveTokenizer(policy.tokenizer, dir);
 }
 
@@ -210,4 +233,51 @@ export function trainSteps<U>(policy: Policy, units: readonly U[], options: Trai
     options.progress?.(step + 1, total);
   }
   return log;
+}
+
+/**
+ * K samples per prompt from the uniform mixture of the policies in `dirs` (each sample from a member
+ * drawn for it; members loaded one at a time). `iterate` is the member's index in `dirs`.
+ */
+export async function sampleMixture(
+  dirs: readonly string[],
+  prompts: readonly string[],
+  options: SampleOptions,
+  progress?: (done: number, total: number) => void,
+): Promise<(SampledText & { iterate: number })[][]> {
+  const tokenizer = loadTokenizer(dirs[0]!);
+  const results = await generateMixture(
+    dirs.length,
+    (m) => CausalLM.load(dirs[m]!),
+    prompts.map((p) => encodePrompt(tokenizer, p)),
+    {
+      samplesPerPrompt: options.samplesPerPrompt,
+      temperature: options.temperature,
+      topP: options.topP,
+      topK: options.topK,
+      maxNewTokens: options.maxNewTokens,
+      eosTokenIds: tokenizer.eosTokenIds,
+      seed: options.seed,
+      tokenizer,
+      ...(progress && { onProgress: progress }),
+    },
+  );
+  return results.map((samples) =>
+    samples.map((s) => ({
+      text: s.text ?? tokenizer.decode(s.tokens),
+      logprob: s.logprob,
+      finished: s.finishReason === "eos",
+      iterate: s.member,
+    })),
+  );
+}
+
+/** log of the mixture's probability, log (1/T) sum_t pi_t(response | prompt), for each example. */
+export function mixtureLogprobs(dirs: readonly string[], items: readonly TextExample[]): Float64Array {
+  const per = dirs.map((d) => sequenceLogprobs(loadPolicy(d), items));
+  const out = new Float64Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    out[i] = logSumExp(Float64Array.from(per, (lp) => lp[i]!)) - Math.log(dirs.length);
+  }
+  return out;
 }

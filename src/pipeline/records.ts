@@ -6,11 +6,15 @@ import { z } from "zod";
 
 const nullableNumber = z.number().nullable();
 
+const sampleSchema = z.strictObject({ text: z.string(), logprob: z.number(), finished: z.boolean() });
+
 export const sampleRowSchema = z.strictObject({
   id: z.string(),
   prompt: z.string(),
   gold: z.string().optional(),
-  samples: z.array(z.strictObject({ text: z.string(), logprob: z.number(), finished: z.boolean() })),
+  samples: z.array(sampleSchema),
+  /** pairs.rule prompted: pi_t's samples for the prompt under the iteration's worse-answer prefix. */
+  negatives: z.array(sampleSchema).optional(),
 });
 export type SampleRow = z.infer<typeof sampleRowSchema>;
 
@@ -36,7 +40,7 @@ export const pairRowSchema = z.strictObject({
   rejected: z.string(),
   chosenSource: z.enum(["teacher", "student"]),
   rejectedSource: z.enum(["teacher", "student"]),
-  rule: z.enum(["score", "win-rate", "spin"]),
+  rule: z.enum(["score", "win-rate", "spin", "offline", "prompted"]),
   margin: nullableNumber,
   target: nullableNumber,
   iteration: z.number().int(),
@@ -46,6 +50,8 @@ export const pairRowSchema = z.strictObject({
   rejectedText: z.string(),
   chosenWinRate: nullableNumber,
   rejectedWinRate: nullableNumber,
+  /** selm: a sample of pi_t for the prompt, the response the optimism term pushes from. */
+  exploreText: z.string().optional(),
 });
 export type PairRow = z.infer<typeof pairRowSchema>;
 
@@ -58,6 +64,7 @@ export const trlRowSchema = z.strictObject({
   ref_rejected_logps: z.number(),
   anchor_chosen_logps: z.number().optional(),
   anchor_rejected_logps: z.number().optional(),
+  ref_explore_logps: z.number().optional(),
 });
 export type TrlRow = z.infer<typeof trlRowSchema>;
 
@@ -95,3 +102,17 @@ export interface EvalResult {
   /** Task metrics from `task_metrics` (the demo: accuracy, exploitability, style frequencies). */
   metrics: Record<string, number>;
 }
+
+/** The mixture of iterates pi_1..pi_T evaluated like an iterate; vs_prev is against the last iterate. */
+export type MixtureEvalResult = Omit<EvalResult, "t" | "validation_winrate_vs_initial"> & {
+  /** T, the number of iterates mixed. */
+  iterates: number;
+};
+
+/** A line of an offline preference file (pairs.offline_data): a prompt and two judged responses. */
+export const offlinePreferenceSchema = z.strictObject({
+  id: z.union([z.string(), z.number()]).optional(),
+  prompt: z.string(),
+  chosen: z.string(),
+  rejected: z.string(),
+});

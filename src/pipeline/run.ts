@@ -22,6 +22,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { isDefective } from "../core/defects.js";
+import { exploreSample } from "../core/explore.js";
 import { getObjective, sequenceLossFn } from "../core/objectives.js";
 import {
   type Candidate,
@@ -31,6 +32,7 @@ import {
   spinPairs,
   winRatePairs,
 } from "../core/pairs.js";
+import { negativeId, negativePrefix, promptedPairs } from "../core/prompted-pairs.js";
 import { withReplay } from "../core/replay.js";
 import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
@@ -41,28 +43,35 @@ import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
-import type { RunConfig } from "./config.js";
+import { offlineFirstRound, type RunConfig } from "./config.js";
 import { checkDisjoint, type PromptRow, promptRowSchema, readPrompts } from "./data.js";
 import { type GuardInput, type GuardWarning, guardContext, guardWarnings, readGuardInput } from "./guards.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
+import { iterDir, MIXTURE_DIR, mixtureIterates, policyPath } from "./paths.js";
 import {
   type BatchLoss,
   initPolicy,
   loadPolicy,
+  mixtureLogprobs,
   type Policy,
   policyWeightsSha256,
   responseTokenCount,
+  sampleMixture,
   sampleResponses,
   savePolicy,
   sequenceLogprobs,
+  startLoraAdapter,
   trainSteps,
 } from "./policy.js";
+import { openTrainOracle } from "./policy-oracles.js";
 import {
   type AnnotationRow,
   annotationRowSchema,
   type EvalResult,
   type EvalRow,
   evalRowSchema,
+  type MixtureEvalResult,
+  offlinePreferenceSchema,
   type PairRow,
   pairRowSchema,
   type SampleRow,
@@ -71,7 +80,7 @@ import {
 } from "./records.js";
 import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
 import { RunState } from "./state.js";
-import { loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
+import { type LogprobsFn, loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
 
 /** Progress of a long stage: `done` of `total` units (prompts, comparisons, steps). */
 export type ProgressFn = (stage: string, done: number, total: number) => void;
@@ -99,12 +108,13 @@ export interface RunResult {
   warnings: GuardWarning[];
   /** The iteration after which stop_on_collapse ended the run; null when it ran to the end. */
   stoppedAfter: number | null;
+  /** The mixture of pi_1..pi_T on the held-out prompts (config eval.mixture), else null. */
+  mixture: MixtureEvalResult | null;
   finalWeightsSha256: string;
   oracleJudgments: number;
 }
 
-export const policyPath = (t: number): string => `checkpoints/pi_${t}`;
-const iterDir = (t: number): string => `iterations/${t}`;
+export { policyPath };
 
 /** Runs (or resumes) the whole pipeline in the config's run directory. */
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
@@ -147,7 +157,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     for (let t = 1; t <= config.iterations; t++) {
       const dataT = config.pairs.offline ? 1 : t;
       const dir = iterDir(t);
-      if (dataT === t) {
+      if (dataT === t && !(offlineFirstRound(config) && t === 1)) {
         await stage(`${t}/sample`, [`${dir}/samples.jsonl`], () => sampleStage(ctx, t, partitions[t - 1]!));
         await stage(`${t}/annotate`, [`${dir}/annotations.jsonl`], () => annotateStage(ctx, t));
       }
@@ -169,6 +179,11 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     // A collapsed iterate is never the result: choose among pi_1 .. pi_t.
     const candidates = stoppedAfter === null ? evals : evals.slice(0, -1);
     const best = await stage("select", [], () => selectBest(candidates));
+    // The mixture of pi_1..pi_T needs every iterate; a run stopped by a guard has no mixture.
+    const mixture =
+      config.eval.mixture && stoppedAfter === null
+        ? await stage("mixture", [`${MIXTURE_DIR}/eval.jsonl`], () => evaluateMixture(ctx))
+        : null;
     const stageSeconds: Record<string, number> = {};
     for (const r of state.all()) stageSeconds[r.name] = r.seconds;
     const lastT = stoppedAfter ?? config.iterations;
@@ -182,6 +197,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       chosenBy: ctx.validationRows.length > 0 ? "validation" : "last",
       warnings,
       stoppedAfter,
+      mixture,
       finalWeightsSha256: last.weightsSha256,
       oracleJudgments: oracle.paidJudgments(),
     };
@@ -312,27 +328,57 @@ async function sampleStage(
   const { config } = ctx;
   const policy = loadPolicy(join(ctx.runDir, policyPath(t)));
   const s = config.sampling;
-  const samples = await sampleResponses(
-    policy,
+  const sample = (prompts: string[], key: string) =>
+    sampleResponses(
+      policy,
+      prompts,
+      {
+        samplesPerPrompt: s.samples_per_prompt,
+        temperature: s.temperature,
+        topP: s.top_p,
+        topK: s.top_k,
+        maxNewTokens: s.max_new_tokens,
+        seed: deriveSeed(config.seed, key, t),
+      },
+      (done, total) => ctx.progress(`${t}/${key}`, done, total),
+    );
+  const samples = await sample(
     partition.map((r) => r.prompt),
-    {
-      samplesPerPrompt: s.samples_per_prompt,
-      temperature: s.temperature,
-      topP: s.top_p,
-      topK: s.top_k,
-      maxNewTokens: s.max_new_tokens,
-      seed: deriveSeed(config.seed, "sample", t),
-    },
-    (done, total) => ctx.progress(`${t}/sample`, done, total),
+    "sample",
   );
-  const rows: SampleRow[] = partition.map((r, i) => ({ ...r, samples: samples[i]! }));
+  const prefixes = config.pairs.rule === "prompted" ? config.pairs.negative_prefixes! : undefined;
+  const negatives =
+    prefixes &&
+    (await sample(
+      partition.map((r) => negativePrefix(prefixes, t) + r.prompt),
+      "sample-negative",
+    ));
+  const rows: SampleRow[] = partition.map((r, i) => ({
+    ...r,
+    samples: samples[i]!,
+    ...(negatives && { negatives: negatives[i]! }),
+  }));
   writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
   return { prompts: rows.length, samples: rows.length * s.samples_per_prompt };
 }
 
 /** Judges every prompt's candidate set {y^1..y^K, y_gold}; r^ counts only pi_t's samples as opponents. */
 async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls: number; failed: number }> {
-  const { config, oracle } = ctx;
+  const { config } = ctx;
+  const trainOracle = config.train_oracle && (await openTrainOracle(config.train_oracle, ctx.runDir, t));
+  try {
+    return await annotateWith(ctx, t, trainOracle ?? ctx.oracle);
+  } finally {
+    trainOracle?.close();
+  }
+}
+
+async function annotateWith(
+  ctx: IterationContext,
+  t: number,
+  oracle: RunOracle,
+): Promise<{ calls: number; failed: number }> {
+  const { config } = ctx;
   const rows = readJsonl(join(ctx.runDir, iterDir(t), "samples.jsonl"), sampleRowSchema);
   const callsBefore = oracle.calls();
   const defects = { n: config.pairs.defects.n, maxRepeatFraction: config.pairs.defects.max_repeat_fraction };
@@ -342,6 +388,7 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
     const row = rows[i]!;
     const texts = row.samples.map((s) => s.text);
     const sources: Candidate["source"][] = texts.map(() => "student");
+    const negatives = row.negatives?.map((s) => s.text) ?? [];
     if (config.sampling.include_gold && row.gold !== undefined) {
       texts.push(row.gold);
       sources.push("teacher");
@@ -349,7 +396,7 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
     const students = sources.flatMap((s, j) => (s === "student" ? [j] : []));
     let scores: (number | null)[] = texts.map(() => null);
     let winRates: (number | null)[] = texts.map(() => null);
-    if (config.pairs.rule !== "spin") {
+    if (config.pairs.rule !== "spin" && config.pairs.rule !== "prompted") {
       let matrix: (number | null)[][];
       if (config.pairs.rule === "score" || oracle.mode === "pointwise") {
         scores = await oracle.score(row.prompt, texts);
@@ -378,6 +425,17 @@ async function annotateStage(ctx: IterationContext, t: number): Promise<{ calls:
         defect: sources[j] === "student" && isDefective(text, defects),
       })),
     });
+    // Only-prompting: the answers under the worse-answer prefix are candidates too, never judged.
+    out[out.length - 1]!.candidates.push(
+      ...negatives.map((text, j) => ({
+        id: negativeId(j),
+        source: "student" as const,
+        text,
+        score: null,
+        winRate: null,
+        defect: isDefective(text, defects),
+      })),
+    );
     ctx.progress(`${t}/annotate`, i + 1, rows.length);
   }
   writeJsonlAt(ctx.runDir, `${iterDir(t)}/annotations.jsonl`, out);
@@ -388,7 +446,11 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
   const { config, runDir } = ctx;
   const readPairs = (k: number) => readJsonl(join(runDir, iterDir(k), "pairs.jsonl"), pairRowSchema);
   let rows: PairRow[];
-  if (dataT !== t) {
+  const offlineFile = config.pairs.offline_data?.file;
+  if (offlineFirstRound(config) && t === 1) {
+    // DICE's first round: DPO on the offline preference data alone.
+    rows = readOfflinePairs(offlineFile!, t);
+  } else if (dataT !== t) {
     // Offline: every iteration trains on the first iteration's pairs again.
     rows = readPairs(dataT).map((p) => ({ ...p, iteration: t, replayedFrom: dataT }));
   } else {
@@ -408,17 +470,29 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       const build =
         p.rule === "spin"
           ? spinPairs(a.id, a.candidates, config.seed, t, p.pairs_per_prompt)
-          : (p.rule === "score" ? scorePairs : winRatePairs)(a.id, a.candidates, options, config.seed, t);
+          : p.rule === "prompted"
+            ? promptedPairs(a.id, a.candidates, t, p.pairs_per_prompt)
+            : (p.rule === "score" ? scorePairs : winRatePairs)(a.id, a.candidates, options, config.seed, t);
       fresh.push(...build);
     }
     const earlier: PairRow[][] = [];
     for (let k = t - 1; k >= 1 && earlier.length < p.replay.length; k--) earlier.push(readPairs(k));
-    const all = withReplay(fresh, earlier, p.replay, config.seed, t);
+    const all: (Pair | PairRow)[] = withReplay(fresh, earlier, p.replay, config.seed, t);
+    if (p.offline_data) {
+      // DICE's experience replay: offline pairs make up `fraction` of the iteration's pairs.
+      const { fraction } = p.offline_data;
+      const count = Math.round((fraction / (1 - fraction)) * fresh.length);
+      const pool = readOfflinePairs(p.offline_data.file, t);
+      all.push(...Rng.derive(config.seed, "offline-replay", t).shuffle(pool).slice(0, count));
+    }
+    const explores = getObjective(config.objective.name).needs.includes("explore");
     rows = all.map((pair) => {
       if (pair.replayedFrom !== undefined) return pair as PairRow;
       const a = texts.get(pair.promptId)!;
       const c = (id: string) => a.candidates.find((x) => x.id === id)!;
+      const exploreText = explores ? exploreSample(a.id, a.candidates, config.seed, t) : undefined;
       return {
+        ...(exploreText !== undefined && { exploreText }),
         ...pair,
         prompt: a.prompt,
         chosenText: c(pair.chosen).text,
@@ -434,7 +508,29 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
     );
   }
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.jsonl`, rows);
-  return pairComposition(rows.filter((r) => r.replayedFrom === undefined || dataT !== t));
+  const offlineOnly = offlineFirstRound(config) && t === 1;
+  return pairComposition(rows.filter((r) => r.replayedFrom === undefined || dataT !== t || offlineOnly));
+}
+
+/** The offline preference file's pairs, marked as replayed from iteration 0 (never built by the run). */
+function readOfflinePairs(file: string, t: number): PairRow[] {
+  return readJsonl(file, offlinePreferenceSchema).map((r, i) => ({
+    promptId: `offline-${r.id ?? i + 1}`,
+    chosen: "offline-chosen",
+    rejected: "offline-rejected",
+    chosenSource: "teacher",
+    rejectedSource: "teacher",
+    rule: "offline",
+    margin: null,
+    target: null,
+    iteration: t,
+    replayedFrom: 0,
+    prompt: r.prompt,
+    chosenText: r.chosen,
+    rejectedText: r.rejected,
+    chosenWinRate: null,
+    rejectedWinRate: null,
+  }));
 }
 
 /** Reference log-probs, once per iteration: pi_t (or the fixed pi_1 for DPO/IPO), and pi_1 as INPO's anchor. */
@@ -442,9 +538,11 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
   const { config, runDir } = ctx;
   const objective = getObjective(config.objective.name);
   const rows = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
+  const explores = objective.needs.includes("explore");
   const items = [
     ...rows.map((r) => ({ prompt: r.prompt, response: r.chosenText })),
     ...rows.map((r) => ({ prompt: r.prompt, response: r.rejectedText })),
+    ...(explores ? rows.map((r) => ({ prompt: r.prompt, response: exploreTextOf(r, t) })) : []),
   ];
   const refT = objective.reference === "fixed" ? 1 : t;
   const logprobsUnder = async (k: number, label: string) => {
@@ -463,9 +561,20 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
     ref_chosen_logps: ref[i]!,
     ref_rejected_logps: ref[n + i]!,
     ...(anchor && { anchor_chosen_logps: anchor[i]!, anchor_rejected_logps: anchor[n + i]! }),
+    ...(explores && { ref_explore_logps: ref[2 * n + i]! }),
   }));
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.trl.jsonl`, trl);
   return { pairs: n };
+}
+
+/** SELM's y_e of a pair; a pair without one (no student sample for its prompt) cannot train SELM. */
+function exploreTextOf(row: PairRow, t: number): string {
+  if (row.exploreText === undefined) {
+    throw new DnoError(
+      `iteration ${t}: pair ${row.promptId} has no sample of pi_t for SELM's optimism term; sample with samples_per_prompt >= 1`,
+    );
+  }
+  return row.exploreText;
 }
 
 async function trainStage(
@@ -482,8 +591,10 @@ async function trainStage(
     );
   }
   const policy = loadPolicy(join(runDir, policyPath(t)));
+  if (config.train.lora) startLoraAdapter(policy, config.train.lora, deriveSeed(config.seed, "lora", t));
   const units = pairs.map((pair, i) => ({ pair, ref: trl[i]! }));
-  const { beta, tau } = config.objective;
+  const { beta, tau, alpha } = config.objective;
+  const explores = objective.needs.includes("explore");
   const log = trainSteps(policy, units, {
     ...config.train,
     lr: config.train.lr * config.train.lr_decay ** (t - 1),
@@ -492,6 +603,7 @@ async function trainStage(
     examplesOf: (batch) => [
       ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.chosenText })),
       ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.rejectedText })),
+      ...(explores ? batch.map((u) => ({ prompt: u.pair.prompt, response: exploreTextOf(u.pair, t) })) : []),
     ],
     lossOf: (batch) => {
       const f64 = (f: (u: (typeof units)[number]) => number) => Float64Array.from(batch, f);
@@ -510,8 +622,9 @@ async function trainStage(
             anchorChosen: f64((u) => u.ref.anchor_chosen_logps!),
             anchorRejected: f64((u) => u.ref.anchor_rejected_logps!),
           }),
+          ...(explores && { refExplore: f64((u) => u.ref.ref_explore_logps!) }),
         },
-        { beta, ...(tau !== undefined && { tau }) },
+        { beta, ...(tau !== undefined && { tau }), ...(alpha !== undefined && { alpha }) },
       );
       return (lp) => {
         const n = batch.length;
@@ -524,7 +637,7 @@ async function trainStage(
     },
     progress: (done, total) => ctx.progress(`${t}/train`, done, total),
   });
-  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir));
+  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir, join(runDir, policyPath(t))));
   writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, log);
   return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
 }
@@ -534,7 +647,7 @@ async function trainStage(
  * against the same-index sample of pi_t and of pi_1, and against the teacher's gold answer.
  */
 async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
-  const { config, runDir, oracle } = ctx;
+  const { config, runDir } = ctx;
   const policy = loadPolicy(join(runDir, policyPath(t + 1)));
   const e = config.eval;
   const sample: SampleFn = (rows, key) =>
@@ -552,16 +665,85 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
       (done, total) => ctx.progress(`${t}/eval ${key}`, done, total),
     );
   const ours = await sample(ctx.evalRows, "eval");
-  const read = (k: number) => readJsonl(join(runDir, iterDir(k), "eval.jsonl"), evalRowSchema);
-  const prev = t > 0 ? read(t - 1) : undefined;
-  const initial = t > 0 ? read(0) : undefined;
+  const read = (k: number) => readEvalRows(runDir, k);
+  const judged = await judgeEvaluation(ctx, {
+    label: `${t}/eval`,
+    out: `${iterDir(t)}/eval.jsonl`,
+    ours: ours.map((xs) => xs.map((s) => s.text)),
+    prev: t > 0 ? read(t - 1) : undefined,
+    initial: t > 0 ? read(0) : undefined,
+    logprobs: (items) => sequenceLogprobs(policy, items),
+  });
+  let validationWinRate: number | null = null;
+  if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
+  const { metrics, avg_length, ...winRates } = judged;
+  return { t, ...winRates, validation_winrate_vs_initial: validationWinRate, avg_length, metrics };
+}
+
+const readEvalRows = (runDir: string, t: number) =>
+  readJsonl(join(runDir, iterDir(t), "eval.jsonl"), evalRowSchema);
+
+/**
+ * Algorithm 1's own output, the uniform mixture of pi_1..pi_T, on the held-out prompts: each sample
+ * from a uniformly drawn iterate, judged against the last iterate's same-index sample (vs_prev), pi_1's
+ * and the teacher's; task metrics with the mixture's exact log-probs.
+ */
+async function evaluateMixture(ctx: IterationContext): Promise<MixtureEvalResult> {
+  const { config, runDir } = ctx;
+  const dirs = mixtureIterates(runDir);
+  const e = config.eval;
+  const ours = await sampleMixture(
+    dirs,
+    ctx.evalRows.map((r) => r.prompt),
+    {
+      samplesPerPrompt: e.samples_per_prompt,
+      temperature: e.temperature,
+      topP: e.top_p,
+      topK: 0,
+      maxNewTokens: config.sampling.max_new_tokens,
+      seed: deriveSeed(config.seed, "eval-mixture"),
+    },
+    (done, total) => ctx.progress("mixture/eval", done, total),
+  );
+  const judged = await judgeEvaluation(ctx, {
+    label: "mixture/eval",
+    out: `${MIXTURE_DIR}/eval.jsonl`,
+    ours: ours.map((xs) => xs.map((s) => s.text)),
+    prev: readEvalRows(runDir, config.iterations),
+    initial: readEvalRows(runDir, 0),
+    logprobs: (items) => mixtureLogprobs(dirs, items),
+  });
+  return { iterates: dirs.length, ...judged };
+}
+
+interface JudgeEvaluationInput {
+  label: string;
+  /** Where the judged rows go, relative to the run directory. */
+  out: string;
+  /** ours[i][j]: sample j for eval prompt i. */
+  ours: string[][];
+  prev: EvalRow[] | undefined;
+  initial: EvalRow[] | undefined;
+  logprobs: LogprobsFn;
+}
+
+type JudgedEvaluation = Omit<EvalResult, "t" | "validation_winrate_vs_initial">;
+
+/** Judges evaluation samples against earlier ones and the teacher; writes the rows; task metrics. */
+async function judgeEvaluation(
+  ctx: IterationContext,
+  input: JudgeEvaluationInput,
+): Promise<JudgedEvaluation> {
+  const { config, runDir, oracle } = ctx;
+  const e = config.eval;
+  const { ours, prev, initial } = input;
   const vs = { prev: [] as number[], initial: [] as number[], teacher: [] as number[] };
   const againstTeacher: HeadToHead[] = [];
   const rows: EvalRow[] = [];
   let lengthSum = 0;
   for (let i = 0; i < ctx.evalRows.length; i++) {
     const r = ctx.evalRows[i]!;
-    const texts = ours[i]!.map((s) => s.text);
+    const texts = ours[i]!;
     const row: EvalRow = {
       id: r.id,
       prompt: r.prompt,
@@ -591,24 +773,17 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
       }
     }
     rows.push(row);
-    ctx.progress(`${t}/eval judge`, i + 1, ctx.evalRows.length);
+    ctx.progress(`${input.label} judge`, i + 1, ctx.evalRows.length);
   }
-  writeJsonlAt(runDir, `${iterDir(t)}/eval.jsonl`, rows);
-  let validationWinRate: number | null = null;
-  if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
+  writeJsonlAt(runDir, input.out, rows);
   const metrics = ctx.taskMetrics
     ? await ctx.taskMetrics(
-        ctx.evalRows.map((r, i) => ({
-          prompt: r.prompt,
-          gold: r.gold,
-          samples: ours[i]!.map((s) => s.text),
-        })),
-        (items) => sequenceLogprobs(policy, items),
+        ctx.evalRows.map((r, i) => ({ prompt: r.prompt, gold: r.gold, samples: ours[i]! })),
+        input.logprobs,
       )
     : {};
   const n = ctx.evalRows.length * e.samples_per_prompt;
   return {
-    t,
     winrate_vs_prev: meanOrNull(vs.prev),
     winrate_vs_initial: meanOrNull(vs.initial),
     winrate_vs_teacher: meanOrNull(vs.teacher),
@@ -618,7 +793,6 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
       vs_initial: seOrNull(vs.initial),
       vs_teacher: seOrNull(vs.teacher),
     },
-    validation_winrate_vs_initial: validationWinRate,
     avg_length: lengthSum / n,
     metrics,
   };

@@ -47,6 +47,8 @@ export interface ReportData {
   /** Key facts of the config, shown as a table (objective, beta, iterations, ...). */
   settings: Record<string, string | number>;
   iterations: ReportIteration[];
+  /** Algorithm 1's output, the uniform mixture of pi_1..pi_T; winrate_vs_prev is against the last iterate. */
+  mixture: (Omit<ReportIteration, "t"> & { iterates: number }) | null;
   /** Training steps of every iteration (t = 0 is SFT). */
   training: { t: number; step: number; loss: number; margin: number | null }[];
   /** The resulting iterate, 1-based (pi_best). */
@@ -374,6 +376,11 @@ export async function renderReport(data: ReportData): Promise<string> {
   const rows = its.map((it) =>
     columns.map(([name, cell]) => (name === "t" ? cell(it) : escapeHtml(cell(it)))),
   );
+  if (data.mixture) {
+    const m = data.mixture;
+    const label = `mixture of pi_1..pi_${m.iterates} (vs prev: vs the last iterate)`;
+    rows.push(columns.map(([, cell], i) => escapeHtml(i === 0 ? label : cell({ ...m, t: -1 }))));
+  }
   const settings = Object.entries(data.settings).map(([k, v]) => [k, String(v)]);
   settings.push(
     ["oracle judgments paid", String(data.oracleJudgments)],

@@ -1,14 +1,19 @@
 import { SingleBar } from "cli-progress";
 import { type Command, InvalidArgumentError } from "commander";
 import { z } from "zod";
+import { readConfig } from "../../model/config.js";
+import type { Sample } from "../../model/generate.js";
+import { generateMixture } from "../../model/mixture.js";
 import { CausalLM } from "../../model/model.js";
 import { loadTokenizer, type Tokenizer } from "../../model/tokenizer.js";
+import { mixtureIterates } from "../../pipeline/paths.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { DnoError } from "../../util/errors.js";
 import { readJsonl, toJsonl } from "../../util/jsonl.js";
 
 interface GenerateFlags {
-  model: string;
+  model?: string;
+  mixture?: string;
   adapter?: string;
   input: string;
   output: string;
@@ -62,12 +67,16 @@ function promptIds(line: PromptLine, tokenizer: Tokenizer, useTemplate: boolean,
 async function runGenerate(flags: GenerateFlags): Promise<void> {
   const lines = readJsonl(flags.input, promptLineSchema);
   if (lines.length === 0) throw new DnoError(`${flags.input}: no prompts`);
-  const model = CausalLM.load(flags.model, { adapter: flags.adapter });
-  const tokenizer = loadTokenizer(flags.model);
+  if ((flags.model === undefined) === (flags.mixture === undefined))
+    throw new DnoError("dno generate: give one of --model DIR and --mixture RUN_DIR");
+  if (flags.mixture !== undefined && flags.adapter !== undefined)
+    throw new DnoError("dno generate: --adapter applies to --model, not to --mixture");
+  const dirs = flags.mixture !== undefined ? mixtureIterates(flags.mixture) : [flags.model!];
+  const tokenizer = loadTokenizer(dirs[0]!);
   const prompts = lines.map((line, i) =>
     promptIds(line, tokenizer, flags.chatTemplate, `${flags.input}:${i + 1}`),
   );
-  const eos = [...new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds])];
+  const eos = [...new Set([...tokenizer.eosTokenIds, ...readConfig(dirs[0]!).eosTokenIds])];
   const total = prompts.length * flags.samples;
   const bar = new SingleBar({
     format: "sampling [{bar}] {value}/{total} samples | {eta_formatted} left",
@@ -76,9 +85,9 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
   });
   const started = performance.now();
   bar.start(total, 0);
-  let samples: Awaited<ReturnType<CausalLM["generate"]>>;
+  let samples: (Sample & { member?: number })[][];
   try {
-    samples = await model.generate(prompts, {
+    const options = {
       samplesPerPrompt: flags.samples,
       temperature: flags.temperature,
       topP: flags.topP,
@@ -88,8 +97,12 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
       seed: flags.seed,
       stopStrings: flags.stop,
       tokenizer,
-      onProgress: (done) => bar.update(done),
-    });
+      onProgress: (done: number) => bar.update(done),
+    };
+    samples =
+      flags.mixture !== undefined
+        ? await generateMixture(dirs.length, (m) => CausalLM.load(dirs[m]!), prompts, options)
+        : await CausalLM.load(dirs[0]!, { adapter: flags.adapter }).generate(prompts, options);
   } finally {
     bar.stop();
   }
@@ -102,6 +115,8 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
       tokens: s.tokens,
       logprob: s.logprob,
       finish_reason: s.finishReason,
+      // The mixture's iterate t (pi_t) this response was drawn from; logprob is under it.
+      ...(s.member !== undefined && { iterate: s.member + 1 }),
     })),
   }));
   writeFileAtomic(flags.output, toJsonl(rows));
@@ -125,9 +140,10 @@ export function register(program: Command): void {
   program
     .command("generate")
     .description("sample K responses per prompt from a checkpoint (KV cache, batched), writing JSONL")
-    .requiredOption(
-      "--model <dir>",
-      "Hugging Face model directory (config.json, safetensors, tokenizer.json)",
+    .option("--model <dir>", "Hugging Face model directory (config.json, safetensors, tokenizer.json)")
+    .option(
+      "--mixture <run-dir>",
+      "sample from the uniform mixture of a run's iterates pi_1..pi_T instead (each response from a uniformly drawn iterate)",
     )
     .option(
       "--adapter <dir>",
