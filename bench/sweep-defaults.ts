@@ -4,6 +4,7 @@
  * Each task instance trains its SFT policy once; every grid point starts from it (as `dno compare`).
  *
  *   npm run build && node dist/bench/sweep-defaults.js --out /tmp/sweep [--model shared/models/babyllama-105]
+ *     [--lrs 5e-5,1.5e-4,5e-4,1e-3] [--betas 0.1,0.3] [--only demo-seed7,hf-babyllama]
  *
  * Tasks: the demo's (reverse a word, from scratch) on instance seed 7 (one of the demo's design
  * instances; seed 1 is the demo's own, kept out), and `dno init --task hf` (shout a word) on --model
@@ -19,8 +20,6 @@ import { parseRunConfig, type RunConfigInput } from "../src/pipeline/config.js";
 import { policyPath, runPipeline } from "../src/pipeline/run.js";
 import { writeFileAtomic } from "../src/util/atomic.js";
 
-const LRS = [5e-5, 1.5e-4, 5e-4, 1e-3];
-const BETAS = [0.1, 0.3];
 
 interface Instance {
   name: string;
@@ -28,12 +27,22 @@ interface Instance {
   seed: number;
 }
 
-const { values } = parseArgs({ options: { out: { type: "string" }, model: { type: "string" } } });
+const { values } = parseArgs({
+  options: {
+    out: { type: "string" },
+    model: { type: "string" },
+    lrs: { type: "string", default: "5e-5,1.5e-4,5e-4,1e-3" },
+    betas: { type: "string", default: "0.1,0.3" },
+    only: { type: "string" },
+  },
+});
 const out = resolve(values.out ?? "sweep");
+const LRS = values.lrs.split(",").map(Number);
+const BETAS = values.betas.split(",").map(Number);
 const instances: Instance[] = [
   { name: "demo-seed7", task: "demo", seed: 7 },
   ...(values.model ? [{ name: "hf-babyllama", task: "hf", seed: 1 }] : []),
-];
+].filter((i) => values.only === undefined || values.only.split(",").includes(i.name));
 
 const rows: string[] = [];
 for (const inst of instances) {
