@@ -20,7 +20,6 @@ import { parseRunConfig, type RunConfigInput } from "../src/pipeline/config.js";
 import { policyPath, runPipeline } from "../src/pipeline/run.js";
 import { writeFileAtomic } from "../src/util/atomic.js";
 
-
 interface Instance {
   name: string;
   task: string;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -49,10 +50,34 @@ constexpr int kPrefillRows = 512;
 
 enum Finish : int32_t { kRunning = 0, kEos = 1, kLength = 2, kStopped = 3 };
 
-// One row of a forward pass: the token at `pos` of prompt `prompt`'s context; `sample` < 0 for a prompt
+// One sample: its RNG, its own KV cache (positions past the prompt), and where its outputs go (arrays
+// of max_new tokens, log-probs and, optionally, logits x V; its length and finish state).
+struct Seq {
+  SampleRng rng;
+  std::vector<float> kv;  // (layers, 2, max_new, kv_dim)
+  int32_t* tokens;
+  float* logp;
+  float* logits;
+  int32_t* len;
+  int32_t* finish;
+};
+
+// A prompt and its K samples: the prompt's keys and values are cached once, shared by the samples.
+// Each group has its own sampling options, so requests with different settings share a decode batch.
+struct Group {
+  std::vector<int32_t> prompt;
+  std::vector<float> kv;  // (layers, 2, prompt length, kv_dim)
+  SamplingOptions o;
+  std::vector<Seq> seqs;
+  int length() const { return int(prompt.size()); }
+};
+
+// One row of a forward pass: the token at `pos` of a group's context; `sample` < 0 for a prompt
 // (prefill) row, else the sample whose own cache holds positions >= the prompt length.
 struct Row {
-  int32_t token, pos, prompt, sample;
+  int32_t token, pos;
+  Group* group;
+  int sample;
 };
 
 // Draws a token from logits (V) and returns it; `model_logp` gets log p(token) under the model itself
@@ -115,6 +140,15 @@ int32_t sample_token(const float* logits, int V, const SamplingOptions& o, Sampl
   return token;
 }
 
+// Where each sample's outputs go: arrays of (samples, max_new) cells, and per-sample len and finish.
+struct Outputs {
+  int32_t* tokens;
+  float* logp;
+  int32_t* len;
+  int32_t* finish;
+  float* logits;  // (samples, max_new, V) or null
+};
+
 class Generator {
  public:
   Generator(const LlamaConfig& c, const float* params) : c_(c), w_(bind_weights(c, const_cast<float*>(params))) {}
@@ -124,80 +158,135 @@ class Generator {
     lora_ = LoraAdapter<float>{spec, bind_lora(c_, spec, const_cast<float*>(params)), {}};
   }
 
-  // Prefills every prompt and draws each sample's first token. Outputs (JS-owned, kept by the caller):
-  // tokens (S, max_new), logp (S, max_new): each token's model log-prob, len (S), finish (S), and, when
-  // not null, logits (S, max_new, V): the logits each token was drawn from. Sample s = p * K + k.
+  // A batch of P prompts x K samples (sample s = p * K + k): every earlier group is dropped, then each
+  // prompt is prefilled and each sample draws its first token.
   void start(const int32_t* prompt_tokens, const int32_t* prompt_starts, int P, int K, const uint32_t* seeds,
-             SamplingOptions o, int32_t* tokens, float* logp, int32_t* len, int32_t* finish, float* logits) {
-    if (o.max_new <= 0) throw std::invalid_argument("maxNewTokens must be positive");
-    P_ = P, K_ = K, S_ = P * K, o_ = std::move(o);
-    tokens_ = tokens, logp_ = logp, len_ = len, finish_ = finish, logits_out_ = logits;
-    prompt_start_.assign(prompt_starts, prompt_starts + P + 1);
-    const int n_prompt = prompt_start_[P];
-    for (int p = 0; p < P; ++p)
-      if (prompt_start_[p + 1] <= prompt_start_[p]) throw std::invalid_argument("every prompt needs a token");
-    rng_.resize(S_);
-    for (int s = 0; s < S_; ++s) rng_[s].state = seeds[s];
-    const int64_t kvd = c_.kv_dim();
-    prompt_kv_.assign(size_t(c_.layers) * 2 * n_prompt * kvd, 0.f);
-    sample_kv_.assign(size_t(c_.layers) * 2 * S_ * o_.max_new * kvd, 0.f);
-    int max_len = 0;
-    for (int p = 0; p < P; ++p) max_len = std::max(max_len, prompt_start_[p + 1] - prompt_start_[p]);
-    ensure_rope(max_len + o_.max_new);
-    std::fill(len_, len_ + S_, 0);
-    std::fill(finish_, finish_ + S_, int32_t(kRunning));
-
-    // Prefill in chunks of rows, in order: a chunk's rows attend to the keys and values that earlier
-    // chunks cached, so activation memory stays bounded however long the prompts are.
-    const int V = c_.vocab;
-    prompt_logits_.resize(size_t(P) * V);
-    for (int r0 = 0; r0 < n_prompt; r0 += kPrefillRows) {
-      const int r1 = std::min(n_prompt, r0 + kPrefillRows);
-      std::vector<Row> rows;
-      std::vector<int> last, last_prompt;
-      for (int p = 0, i = r0; i < r1; ++i) {
-        while (prompt_start_[p + 1] <= i) ++p;
-        rows.push_back(Row{prompt_tokens[i], i - prompt_start_[p], p, -1});
-        if (i == prompt_start_[p + 1] - 1) last.push_back(i - r0), last_prompt.push_back(p);
-      }
-      forward(rows, last);
-      for (size_t m = 0; m < last.size(); ++m)
-        std::memcpy(prompt_logits_.data() + int64_t(last_prompt[m]) * V, logits_.data() + int64_t(m) * V,
-                    sizeof(float) * V);
+             const SamplingOptions& o, const Outputs& out) {
+    groups_.clear();
+    std::vector<Group*> fresh;
+    for (int p = 0; p < P; ++p) {
+      const int32_t* prompt = prompt_tokens + prompt_starts[p];
+      const int L = prompt_starts[p + 1] - prompt_starts[p];
+      fresh.push_back(add_group(p, prompt, L, K, seeds + int64_t(p) * K, o, at_sample(out, o, p * K)));
     }
-    // Each sample draws its first token from its prompt's last-row logits.
-    draw(S_, [&](int s) { return prompt_logits_.data() + int64_t(s / K_) * V; }, [](int s) { return s; });
+    prefill(fresh);
   }
 
-  // Runs up to `steps` decode steps; returns the number of samples still running.
+  // Adds one prompt with K samples to the running batch (continuous batching): it is prefilled now and
+  // decodes with the others from the next step on. Its samples are exactly those start() would draw.
+  void admit(int id, const int32_t* prompt, int L, int K, const uint32_t* seeds, const SamplingOptions& o,
+             const Outputs& out) {
+    if (groups_.count(id)) throw std::invalid_argument("group id already in use");
+    prefill({add_group(id, prompt, L, K, seeds, o, out)});
+  }
+
+  // Drops a group (its caches are freed); its samples stop decoding.
+  void release(int id) { groups_.erase(id); }
+
+  // Runs up to `steps` decode steps over every running sample of every group; returns how many run on.
   int step(int steps) {
     for (int t = 0; t < steps; ++t) {
       std::vector<Row> rows;
-      std::vector<int> who;
-      for (int s = 0; s < S_; ++s) {
-        if (finish_[s] != kRunning) continue;
-        const int p = s / K_, L = prompt_start_[p + 1] - prompt_start_[p], n = len_[s];
-        rows.push_back(Row{tokens_[int64_t(s) * o_.max_new + n - 1], L + n - 1, p, s});
-        who.push_back(s);
+      std::vector<Seq*> who;
+      std::vector<const SamplingOptions*> opts;
+      for (auto& [id, g] : groups_) {
+        for (int k = 0; k < int(g->seqs.size()); ++k) {
+          Seq& q = g->seqs[k];
+          if (*q.finish != kRunning) continue;
+          const int n = *q.len;
+          rows.push_back(Row{q.tokens[n - 1], g->length() + n - 1, g.get(), k});
+          who.push_back(&q);
+          opts.push_back(&g->o);
+        }
       }
       if (rows.empty()) return 0;
       std::vector<int> all(rows.size());
       std::iota(all.begin(), all.end(), 0);
       forward(rows, all);
-      draw(int(who.size()), [&](int i) { return logits_.data() + int64_t(i) * c_.vocab; }, [&](int i) { return who[i]; });
+      draw(int(who.size()), [&](int i) { return logits_.data() + int64_t(i) * c_.vocab; },
+           [&](int i) { return who[i]; }, [&](int i) { return opts[i]; });
     }
     return live();
   }
 
-  void finish(int s) {
-    if (s < 0 || s >= S_) throw std::out_of_range("sample index out of range");
-    if (finish_[s] == kRunning) finish_[s] = kStopped;
+  void finish(int id, int k) {
+    auto it = groups_.find(id);
+    if (it == groups_.end() || k < 0 || k >= int(it->second->seqs.size()))
+      throw std::out_of_range("sample index out of range");
+    int32_t* f = it->second->seqs[k].finish;
+    if (*f == kRunning) *f = kStopped;
   }
 
  private:
+  // The outputs of samples s, s+1, ... of a start() batch.
+  Outputs at_sample(const Outputs& out, const SamplingOptions& o, int s) const {
+    const int64_t at = int64_t(s) * o.max_new;
+    return Outputs{out.tokens + at, out.logp + at, out.len + s, out.finish + s,
+                   out.logits ? out.logits + at * c_.vocab : nullptr};
+  }
+
+  Group* add_group(int id, const int32_t* prompt, int L, int K, const uint32_t* seeds, const SamplingOptions& o,
+                   const Outputs& out) {
+    if (o.max_new <= 0) throw std::invalid_argument("maxNewTokens must be positive");
+    if (L <= 0) throw std::invalid_argument("every prompt needs a token");
+    auto g = std::make_unique<Group>();
+    g->prompt.assign(prompt, prompt + L);
+    g->o = o;
+    const int64_t kvd = c_.kv_dim(), V = c_.vocab;
+    g->kv.assign(size_t(c_.layers) * 2 * L * kvd, 0.f);
+    g->seqs.resize(K);
+    for (int k = 0; k < K; ++k) {
+      Seq& q = g->seqs[k];
+      q.rng.state = seeds[k];
+      q.kv.assign(size_t(c_.layers) * 2 * o.max_new * kvd, 0.f);
+      q.tokens = out.tokens + int64_t(k) * o.max_new;
+      q.logp = out.logp + int64_t(k) * o.max_new;
+      q.logits = out.logits ? out.logits + int64_t(k) * o.max_new * V : nullptr;
+      q.len = out.len + k;
+      q.finish = out.finish + k;
+      *q.len = 0;
+      *q.finish = kRunning;
+    }
+    ensure_rope(L + o.max_new);
+    Group* raw = g.get();
+    groups_[id] = std::move(g);
+    return raw;
+  }
+
+  // Prefills the groups' prompts in chunks of rows, in order (a chunk's rows attend to the keys and
+  // values earlier chunks cached, so activation memory stays bounded), then each sample draws its first
+  // token from its prompt's last-row logits.
+  void prefill(const std::vector<Group*>& groups) {
+    const int V = c_.vocab;
+    std::vector<Row> all;
+    std::vector<int> last_of;  // row index of each group's last prompt token
+    for (Group* g : groups) {
+      for (int j = 0; j < g->length(); ++j) all.push_back(Row{g->prompt[j], j, g, -1});
+      last_of.push_back(int(all.size()) - 1);
+    }
+    prompt_logits_.resize(groups.size() * size_t(V));
+    for (int r0 = 0, gi = 0; r0 < int(all.size()); r0 += kPrefillRows) {
+      const int r1 = std::min(int(all.size()), r0 + kPrefillRows);
+      std::vector<Row> rows(all.begin() + r0, all.begin() + r1);
+      std::vector<int> last, last_group;
+      for (; gi < int(groups.size()) && last_of[gi] < r1; ++gi) last.push_back(last_of[gi] - r0), last_group.push_back(gi);
+      forward(rows, last);
+      for (size_t m = 0; m < last.size(); ++m)
+        std::memcpy(prompt_logits_.data() + int64_t(last_group[m]) * V, logits_.data() + int64_t(m) * V,
+                    sizeof(float) * V);
+    }
+    std::vector<Seq*> who;
+    std::vector<int> group_of;
+    for (int gi = 0; gi < int(groups.size()); ++gi)
+      for (Seq& q : groups[gi]->seqs) who.push_back(&q), group_of.push_back(gi);
+    draw(int(who.size()), [&](int i) { return prompt_logits_.data() + int64_t(group_of[i]) * V; },
+         [&](int i) { return who[i]; }, [&](int i) { return &groups[group_of[i]]->o; });
+  }
+
   int live() const {
     int n = 0;
-    for (int s = 0; s < S_; ++s) n += finish_[s] == kRunning;
+    for (const auto& [id, g] : groups_)
+      for (const Seq& q : g->seqs) n += *q.finish == kRunning;
     return n;
   }
 
@@ -209,15 +298,12 @@ class Generator {
   // Where position j of row r's context keeps its key (kv = 0) or value (kv = 1) in layer l.
   float* kv_at(int l, int kv, const Row& r, int j) {
     const int64_t kvd = c_.kv_dim();
-    const int L = prompt_start_[r.prompt + 1] - prompt_start_[r.prompt];
-    if (j < L) {
-      const int64_t n_prompt = prompt_start_[P_];
-      return prompt_kv_.data() + ((int64_t(l) * 2 + kv) * n_prompt + prompt_start_[r.prompt] + j) * kvd;
-    }
-    const int64_t per = int64_t(S_) * o_.max_new;
-    return sample_kv_.data() + ((int64_t(l) * 2 + kv) * per + int64_t(r.sample) * o_.max_new + (j - L)) * kvd;
+    const Group& g = *r.group;
+    const int L = g.length();
+    if (j < L) return const_cast<float*>(g.kv.data()) + ((int64_t(l) * 2 + kv) * L + j) * kvd;
+    const int max_new = g.o.max_new;
+    return const_cast<float*>(g.seqs[r.sample].kv.data()) + ((int64_t(l) * 2 + kv) * max_new + (j - L)) * kvd;
   }
-
   // Runs rows through the decoder, caching each row's keys and values; logits_ gets (out.size(), V), the
   // logits of rows out[i].
   void forward(const std::vector<Row>& rows, const std::vector<int>& out) {
@@ -296,27 +382,28 @@ class Generator {
     gemm<float>(false, true, M, V, C, 1.f, xn_.data(), C, w_.lm_head, C, 0.f, logits_.data(), V);
   }
 
-  // Sample s_of(i) draws its next token from logits_of(i), for i < n.
-  template <typename LogitsOf, typename SampleOf>
-  void draw(int n, LogitsOf logits_of, SampleOf s_of) {
+  // Sample seq_of(i) draws its next token from logits_of(i) with options opts_of(i), for i < n.
+  template <typename LogitsOf, typename SeqOf, typename OptsOf>
+  void draw(int n, LogitsOf logits_of, SeqOf seq_of, OptsOf opts_of) {
     const int V = c_.vocab;
     parallel_for(n, 8, [&](int64_t b, int64_t e) {
       std::vector<int32_t> order;
       std::vector<double> prob;
       for (int64_t i = b; i < e; ++i) {
-        const int s = s_of(int(i));
+        Seq& q = *seq_of(int(i));
+        const SamplingOptions& o = *opts_of(int(i));
         const float* logits = logits_of(int(i));
         double lp = 0;
-        const int32_t token = sample_token(logits, V, o_, rng_[s], order, prob, &lp);
-        const int64_t at = int64_t(s) * o_.max_new + len_[s];
-        if (logits_out_) std::memcpy(logits_out_ + at * V, logits, sizeof(float) * V);
-        if (std::find(o_.eos.begin(), o_.eos.end(), token) != o_.eos.end()) {
-          finish_[s] = kEos;
+        const int32_t token = sample_token(logits, V, o, q.rng, order, prob, &lp);
+        const int n_done = *q.len;
+        if (q.logits) std::memcpy(q.logits + int64_t(n_done) * V, logits, sizeof(float) * V);
+        if (std::find(o.eos.begin(), o.eos.end(), token) != o.eos.end()) {
+          *q.finish = kEos;
           continue;
         }
-        tokens_[at] = token;
-        logp_[at] = float(lp);
-        if (++len_[s] == o_.max_new) finish_[s] = kLength;
+        q.tokens[n_done] = token;
+        q.logp[n_done] = float(lp);
+        if (++*q.len == o.max_new) *q.finish = kLength;
       }
     });
   }
@@ -325,30 +412,28 @@ class Generator {
   LlamaWeights<float> w_;
   std::optional<LoraAdapter<float>> lora_;
   std::vector<float> lora_u_;
-  int P_ = 0, K_ = 0, S_ = 0;
-  SamplingOptions o_;
-  std::vector<int> prompt_start_;
-  std::vector<SampleRng> rng_;
-  std::vector<float> prompt_kv_, sample_kv_, cos_, sin_;
+  // Groups by id, in id order: the decode batch's rows follow it.
+  std::map<int, std::unique_ptr<Group>> groups_;
+  std::vector<float> cos_, sin_;
   std::vector<float> x_, xn_, rstd_, qkv_, att_, gu_, act_, hidden_, logits_, prompt_logits_;
-  int32_t *tokens_ = nullptr, *len_ = nullptr, *finish_ = nullptr;
-  float *logp_ = nullptr, *logits_out_ = nullptr;
 };
 
-// new Sampler(config, params, lora?: { spec, params }); start(...), step(n), finish(sample): see
-// src/engine/sampler.ts.
+// new Sampler(config, params, lora?: { spec, params }); start(...), step(n), finish(sample), admit(...),
+// release(id), stop(id, k): see src/engine/sampler.ts. Output arrays are the caller's; they are kept alive
+// while in use.
 class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Sampler",
                        {InstanceMethod("start", &SamplerWrap::Start), InstanceMethod("step", &SamplerWrap::Step),
-                        InstanceMethod("finish", &SamplerWrap::Finish)});
+                        InstanceMethod("finish", &SamplerWrap::Finish), InstanceMethod("admit", &SamplerWrap::Admit),
+                        InstanceMethod("release", &SamplerWrap::Release), InstanceMethod("stop", &SamplerWrap::Stop)});
   }
 
   explicit SamplerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SamplerWrap>(info) {
     config_ = config_from_js(info[0]);
     const float* params = array_arg<float>(info, 1, "params", size_t(param_count(config_)));
-    refs_.push_back(Napi::Persistent(info[1].As<Napi::Object>()));
+    params_ref_ = Napi::Persistent(info[1].As<Napi::Object>());
     gen_ = std::make_unique<Generator>(config_, params);
     if (info.Length() > 2 && info[2].IsObject()) {
       const Napi::Object lora = info[2].As<Napi::Object>();
@@ -373,37 +458,42 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
     size_t n_starts = 0;
     const int32_t* starts = array_arg<int32_t>(info, 1, "promptStarts", 2, &n_starts);
     const int P = int(n_starts) - 1;
-    const int32_t* prompt = array_arg<int32_t>(info, 0, "promptTokens", size_t(starts[P]));
-    for (int i = 0; i < starts[P]; ++i)
-      if (prompt[i] < 0 || prompt[i] >= config_.vocab) throw Napi::RangeError::New(env, "prompt token out of vocabulary");
-    const int K = info[2].As<Napi::Number>().Int32Value();
-    if (K <= 0) throw Napi::RangeError::New(env, "samplesPerPrompt must be positive");
-    const int S = P * K;
-    const Napi::Value sv = info[3];
-    if (!sv.IsTypedArray() || sv.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
-        sv.As<Napi::TypedArray>().ElementLength() < size_t(S))
-      throw Napi::TypeError::New(env, "seeds must be a Uint32Array of P*K");
-    const uint32_t* seeds = sv.As<Napi::Uint32Array>().Data();
-    const Napi::Object opts = info[4].As<Napi::Object>();
-    SamplingOptions o;
-    o.temperature = opts.Get("temperature").As<Napi::Number>().FloatValue();
-    o.top_k = opts.Get("topK").As<Napi::Number>().Int32Value();
-    o.top_p = opts.Get("topP").As<Napi::Number>().FloatValue();
-    o.max_new = opts.Get("maxNewTokens").As<Napi::Number>().Int32Value();
-    const Napi::Int32Array eos = opts.Get("eosTokenIds").As<Napi::Int32Array>();
-    o.eos.assign(eos.Data(), eos.Data() + eos.ElementLength());
-    const size_t cells = size_t(S) * size_t(std::max(o.max_new, 1));
-    int32_t* tokens = array_arg<int32_t>(info, 5, "tokens", cells);
-    float* logp = array_arg<float>(info, 6, "logp", cells);
-    int32_t* len = array_arg<int32_t>(info, 7, "len", size_t(S));
-    int32_t* finish = array_arg<int32_t>(info, 8, "finish", size_t(S));
-    float* logits = nullptr;
-    if (!info[9].IsNull() && !info[9].IsUndefined()) logits = array_arg<float>(info, 9, "logits", cells * config_.vocab);
-    refs_.resize(1);
-    for (int i : {5, 6, 7, 8, 9})
-      if (info[i].IsObject()) refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
-    guarded(env, [&] { gen_->start(prompt, starts, P, K, seeds, std::move(o), tokens, logp, len, finish, logits); });
+    const int32_t* prompt = prompt_arg(info, 0, size_t(starts[P]));
+    const int K = samples_arg(info, 2);
+    const uint32_t* seeds = seeds_arg(info, 3, size_t(P) * K);
+    SamplingOptions o = options_arg(info, 4);
+    const Outputs out = outputs_arg(info, 5, size_t(P) * K, o.max_new, true);
+    refs_.clear();
+    K_ = K;
+    guarded(env, [&] { gen_->start(prompt, starts, P, K, seeds, o, out); });
+    refs_[-1] = keep(info, {5, 6, 7, 8, 9});
     return env.Undefined();
+  }
+
+  // admit(id, promptTokens: Int32Array, K, seeds: Uint32Array(K), options, tokens: Int32Array(K*maxNew),
+  //       logp: Float32Array(K*maxNew), len: Int32Array(K), finish: Int32Array(K)): adds one prompt's K
+  //       samples to the running batch; id >= 0, unused.
+  Napi::Value Admit(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    const int id = info[0].As<Napi::Number>().Int32Value();
+    if (id < 0) throw Napi::RangeError::New(env, "group id must be >= 0");
+    size_t L = 0;
+    array_arg<int32_t>(info, 1, "promptTokens", 1, &L);
+    const int32_t* prompt = prompt_arg(info, 1, L);
+    const int K = samples_arg(info, 2);
+    const uint32_t* seeds = seeds_arg(info, 3, size_t(K));
+    SamplingOptions o = options_arg(info, 4);
+    const Outputs out = outputs_arg(info, 5, size_t(K), o.max_new, false);
+    guarded(env, [&] { gen_->admit(id, prompt, int(L), K, seeds, o, out); });
+    refs_[id] = keep(info, {5, 6, 7, 8});
+    return env.Undefined();
+  }
+
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    const int id = info[0].As<Napi::Number>().Int32Value();
+    gen_->release(id);
+    refs_.erase(id);
+    return info.Env().Undefined();
   }
 
   Napi::Value Step(const Napi::CallbackInfo& info) {
@@ -411,15 +501,79 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
     return Napi::Number::New(info.Env(), guarded(info.Env(), [&] { return gen_->step(steps); }));
   }
 
+  // finish(s): ends sample s = p * K + k of the start() batch.
   Napi::Value Finish(const Napi::CallbackInfo& info) {
     const int s = info[0].As<Napi::Number>().Int32Value();
-    guarded(info.Env(), [&] { gen_->finish(s); });
+    if (s < 0 || K_ == 0) throw Napi::RangeError::New(info.Env(), "sample index out of range");
+    guarded(info.Env(), [&] { gen_->finish(s / K_, s % K_); });
     return info.Env().Undefined();
+  }
+
+  // stop(id, k): ends sample k of an admitted group.
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    const int id = info[0].As<Napi::Number>().Int32Value(), k = info[1].As<Napi::Number>().Int32Value();
+    guarded(info.Env(), [&] { gen_->finish(id, k); });
+    return info.Env().Undefined();
+  }
+
+  const int32_t* prompt_arg(const Napi::CallbackInfo& info, size_t i, size_t n) {
+    const int32_t* prompt = array_arg<int32_t>(info, i, "promptTokens", n);
+    for (size_t j = 0; j < n; ++j)
+      if (prompt[j] < 0 || prompt[j] >= config_.vocab)
+        throw Napi::RangeError::New(info.Env(), "prompt token out of vocabulary");
+    return prompt;
+  }
+
+  static int samples_arg(const Napi::CallbackInfo& info, size_t i) {
+    const int K = info[i].As<Napi::Number>().Int32Value();
+    if (K <= 0) throw Napi::RangeError::New(info.Env(), "samplesPerPrompt must be positive");
+    return K;
+  }
+
+  static const uint32_t* seeds_arg(const Napi::CallbackInfo& info, size_t i, size_t n) {
+    const Napi::Value sv = info[i];
+    if (!sv.IsTypedArray() || sv.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+        sv.As<Napi::TypedArray>().ElementLength() < n)
+      throw Napi::TypeError::New(info.Env(), "seeds must be a Uint32Array with one seed per sample");
+    return sv.As<Napi::Uint32Array>().Data();
+  }
+
+  static SamplingOptions options_arg(const Napi::CallbackInfo& info, size_t i) {
+    const Napi::Object opts = info[i].As<Napi::Object>();
+    SamplingOptions o;
+    o.temperature = opts.Get("temperature").As<Napi::Number>().FloatValue();
+    o.top_k = opts.Get("topK").As<Napi::Number>().Int32Value();
+    o.top_p = opts.Get("topP").As<Napi::Number>().FloatValue();
+    o.max_new = opts.Get("maxNewTokens").As<Napi::Number>().Int32Value();
+    if (o.max_new <= 0) throw Napi::RangeError::New(info.Env(), "maxNewTokens must be positive");
+    const Napi::Int32Array eos = opts.Get("eosTokenIds").As<Napi::Int32Array>();
+    o.eos.assign(eos.Data(), eos.Data() + eos.ElementLength());
+    return o;
+  }
+
+  // tokens, logp, len, finish (and logits, when with_logits and not null) from argument i on.
+  Outputs outputs_arg(const Napi::CallbackInfo& info, size_t i, size_t S, int max_new, bool with_logits) {
+    const size_t cells = S * size_t(max_new);
+    Outputs out{array_arg<int32_t>(info, i, "tokens", cells), array_arg<float>(info, i + 1, "logp", cells),
+                array_arg<int32_t>(info, i + 2, "len", S), array_arg<int32_t>(info, i + 3, "finish", S), nullptr};
+    if (with_logits && !info[i + 4].IsNull() && !info[i + 4].IsUndefined())
+      out.logits = array_arg<float>(info, i + 4, "logits", cells * config_.vocab);
+    return out;
+  }
+
+  static std::vector<Napi::ObjectReference> keep(const Napi::CallbackInfo& info, std::initializer_list<size_t> args) {
+    std::vector<Napi::ObjectReference> refs;
+    for (size_t i : args)
+      if (info[i].IsObject()) refs.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+    return refs;
   }
 
   LlamaConfig config_;
   std::unique_ptr<Generator> gen_;
-  std::vector<Napi::ObjectReference> refs_;
+  int K_ = 0;
+  Napi::ObjectReference params_ref_;
+  // The output arrays of each admitted group (-1: the start() batch's).
+  std::map<int, std::vector<Napi::ObjectReference>> refs_;
   Napi::ObjectReference lora_ref_;
 };
 

@@ -251,7 +251,7 @@ async function generateBatch(
  * The first stop string in the decoded response: the shortest token prefix whose text contains it, and the
  * text before it. Undefined when none occurs.
  */
-function findStop(
+export function findStop(
   tokenizer: Tokenizer,
   prompt: readonly number[],
   ids: Int32Array,

@@ -27,10 +27,10 @@ const linkSchema = z
   .default({ kind: "sigmoid", scale: 1 })
   .describe("scores -> preference");
 
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
+export const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
 
 /** Knobs of how calls are made; none of them changes an answer, so none is in the config hash. */
-const reliabilityFields = {
+export const reliabilityFields = {
   cache: z
     .string()
     .min(1)

@@ -1,11 +1,10 @@
 import OpenAI from "openai";
 import { deriveSeed, Rng } from "../core/rng.js";
 import { type Link, makeOracle } from "./adapters.js";
-import { redact } from "./api-key.js";
 import { JudgmentCache, sha256Hex } from "./cache.js";
 import { CachedCaller } from "./cached-caller.js";
-import { classifyStatus } from "./http-status.js";
-import { type Attempt, CallRunner, type ReliabilityOptions, retryAfterMs } from "./reliability.js";
+import { classifyOpenAIError } from "./http-status.js";
+import { type Attempt, CallRunner, type ReliabilityOptions } from "./reliability.js";
 import type { PromptTemplate } from "./templates.js";
 import {
   emptyUsage,
@@ -103,23 +102,8 @@ export function llmJudgeOracle(settings: LlmJudgeSettings): Oracle {
     return { ok: true, value: content, raw: content, promptTokens, completionTokens };
   }
 
-  function classifyError(e: unknown, timeoutMs: number): Attempt<never> {
-    if (e instanceof OpenAI.APIConnectionTimeoutError) {
-      return { ok: false, kind: "retryable", reason: `timed out after ${timeoutMs} ms` };
-    }
-    if (e instanceof OpenAI.APIConnectionError) {
-      const cause = (e as { cause?: unknown }).cause;
-      const detail = cause instanceof Error ? cause.message : e.message;
-      return { ok: false, kind: "retryable", reason: `connection error: ${redact(detail, key)}` };
-    }
-    if (e instanceof OpenAI.APIError && typeof e.status === "number") {
-      const headers = e.headers;
-      const wait = retryAfterMs((name) => headers?.get(name));
-      const detail = redact(e.message.replace(/^\d+\s*/, "").slice(0, 200), key);
-      return classifyStatus(e.status, detail, wait, settings.baseUrl, settings.apiKeyEnv);
-    }
-    return { ok: false, kind: "failed", reason: `malformed response: ${redact(String(e), key)}` };
-  }
+  const classifyError = (e: unknown, timeoutMs: number) =>
+    classifyOpenAIError(e, timeoutMs, settings.baseUrl, settings.apiKeyEnv, key);
 
   async function score(prompt: string, candidates: readonly string[]): Promise<ScoreResult> {
     if (candidates.length === 0) return { scores: [] };

@@ -55,6 +55,33 @@ const optimizerFields = {
   grad_clip: z.number().positive().default(1).describe("the gradient's global norm is clipped to this"),
 };
 
+/** Where samples come from (src/pipeline/sampler.ts). */
+const samplerSchema = z
+  .discriminatedUnion("kind", [
+    z.strictObject({ kind: z.literal("engine") }).describe("the native engine, in this process"),
+  ])
+  .describe("where samples come from");
+
+/** Who trains pi_{t+1} (src/pipeline/trainer.ts; the command contract is in README "External trainers"). */
+const trainerSchema = z
+  .discriminatedUnion("kind", [
+    z.strictObject({ kind: z.literal("engine") }).describe("the native engine, in this process"),
+    z
+      .strictObject({
+        kind: z.literal("command"),
+        command: z
+          .string()
+          .min(1)
+          .describe("a sh command template: {pairs}, {policy}, {out}, {args} are replaced by quoted paths"),
+        env: z
+          .record(z.string(), z.string())
+          .optional()
+          .describe("variables added to the command's environment"),
+      })
+      .describe("a program that trains pi_{t+1} (README: External trainers)"),
+  ])
+  .describe("who trains pi_{t+1}");
+
 export const runConfigSchema = z.strictObject({
   seed: z
     .number()
@@ -264,6 +291,8 @@ export const runConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe("each iteration's training on its pairs"),
+  sampler: samplerSchema.default({ kind: "engine" }),
+  trainer: trainerSchema.default({ kind: "engine" }),
   eval: z
     .strictObject({
       samples_per_prompt: z.number().int().positive().default(4).describe("samples per held-out prompt"),

@@ -96,7 +96,8 @@ export function readGuardInput(
   const d = config.pairs.defects;
   const rows = readJsonl(join(runDir, `iterations/${evaluation.t}/eval.jsonl`), evalRowSchema);
   const share = defectiveShare(
-    rows.flatMap((r) => r.samples),
+    // A sample the sampler failed to produce (null) is not the policy's answer.
+    rows.flatMap((r) => r.samples.filter((x): x is string => x !== null)),
     { n: d.n, maxRepeatFraction: d.max_repeat_fraction },
   );
   return { evaluation, defectiveShare: share, ...(pairs && { pairs }) };

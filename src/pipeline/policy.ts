@@ -7,13 +7,14 @@ import { logSumExp } from "../core/prob.js";
 import { Rng } from "../core/rng.js";
 import { parseConfig } from "../model/config.js";
 import { generate } from "../model/generate.js";
+import { exportGguf, ggufSource } from "../model/gguf.js";
 import { LoraAdapter, type LoraOptions, toLoraConfig } from "../model/lora.js";
 import { generateMixture } from "../model/mixture.js";
 import { CausalLM } from "../model/model.js";
 import {
   byteTokenizer,
+  encodeResponse as continuationIds,
   encodePrompt,
-  encodeResponse,
   loadTokenizer,
   saveTokenizer,
   type Tokenizer,
@@ -34,8 +35,26 @@ export interface TextExample {
   response: string;
 }
 
+/** A (prompt, response) example in token ids: what the model scores and trains on. */
+export interface TokenExample {
+  prompt: number[];
+  response: number[];
+}
+
+/** What turns text into ids and back: a policy's tokenizer, without its weights. */
+export type PolicyText = Pick<Policy, "tokenizer">;
+
 export function loadPolicy(dir: string): Policy {
   return { model: CausalLM.load(dir), tokenizer: loadTokenizer(dir) };
+}
+
+export function loadPolicyText(dir: string): PolicyText {
+  return { tokenizer: loadTokenizer(dir) };
+}
+
+/** Writes the policy as an F32 GGUF (llama.cpp's `llama` architecture) with its tokenizer. */
+export function exportPolicyGguf(policy: Policy, path: string): void {
+  exportGguf(path, ggufSource(policy.model.config, policy.model.params), policy.tokenizer, { dtype: "f32" });
 }
 
 /** A fresh Llama-family model over the built-in byte-level tokenizer. */
@@ -91,15 +110,39 @@ export function policyWeightsSha256(policy: Policy): string {
 }
 
 /** Token ids of a (prompt, response) example; the response ends with EOS. */
-function encode(policy: Policy, e: TextExample): { prompt: number[]; response: number[] } {
-  const { tokenizer } = policy;
-  const prompt = encodePrompt(tokenizer, e.prompt);
-  return { prompt, response: [...encodeResponse(tokenizer, prompt, e.response), tokenizer.eosTokenIds[0]!] };
+export function encodeExample(policy: Policy, e: TextExample): TokenExample {
+  const prompt = encodePromptText(policy, e.prompt);
+  return { prompt, response: encodeResponse(policy, e.response, prompt) };
+}
+
+/** A user prompt's ids, as dno samples it (`encodePrompt`: the chat template when there is one). */
+export function encodePromptText(policy: PolicyText, text: string): number[] {
+  return encodePrompt(policy.tokenizer, text);
+}
+
+/**
+ * A complete response's ids: its text's tokens, then EOS. Given the prompt's ids, the text is encoded
+ * as their continuation (the inverse of how sampled text is decoded; src/model/tokenizer.ts).
+ */
+export function encodeResponse(
+  policy: PolicyText,
+  text: string,
+  promptIds: readonly number[] = [],
+): number[] {
+  return responseIds(policy, continuationIds(policy.tokenizer, promptIds, text), true);
+}
+
+/**
+ * The ids a response is scored and trained on: its tokens, closed by EOS when it ended with one (a
+ * response cut at the token limit is scored as cut). With several EOS ids, the first stands for any.
+ */
+export function responseIds(policy: PolicyText, tokens: readonly number[], finished: boolean): number[] {
+  return finished ? [...tokens, policy.tokenizer.eosTokenIds[0]!] : [...tokens];
 }
 
 /** Tokens the model predicts for a response: its own tokens and the closing EOS. */
 export function responseTokenCount(policy: Policy, e: TextExample): number {
-  return encode(policy, e).response.length;
+  return encodeExample(policy, e).response.length;
 }
 
 const LOGPROB_CHUNK = 64;
@@ -112,8 +155,22 @@ export function sequenceLogprobs(
 ): Float64Array {
   const out = new Float64Array(items.length);
   for (let i = 0; i < items.length; i += LOGPROB_CHUNK) {
-    const chunk = items.slice(i, i + LOGPROB_CHUNK).map((e) => encode(policy, e));
+    const chunk = items.slice(i, i + LOGPROB_CHUNK).map((e) => encodeExample(policy, e));
     out.set(policy.model.sequenceLogprobs(chunk), i);
+    progress?.(Math.min(i + LOGPROB_CHUNK, items.length), items.length);
+  }
+  return out;
+}
+
+/** log pi(response | prompt) for examples already in token ids, in chunks. */
+export function tokenSequenceLogprobs(
+  policy: Policy,
+  items: readonly TokenExample[],
+  progress?: (done: number, total: number) => void,
+): Float64Array {
+  const out = new Float64Array(items.length);
+  for (let i = 0; i < items.length; i += LOGPROB_CHUNK) {
+    out.set(policy.model.sequenceLogprobs(items.slice(i, i + LOGPROB_CHUNK)), i);
     progress?.(Math.min(i + LOGPROB_CHUNK, items.length), items.length);
   }
   return out;
@@ -130,7 +187,10 @@ export interface SampleOptions {
 
 export interface SampledText {
   text: string;
-  logprob: number;
+  /** The response's token ids as sampled (the closing EOS is not one of them). */
+  tokens: number[];
+  /** log pi(tokens | prompt) at temperature 1; null where a remote server did not report it. */
+  logprob: number | null;
   /** Ended with EOS (false: cut at maxNewTokens). */
   finished: boolean;
 }
@@ -161,6 +221,7 @@ export async function sampleResponses(
   return results.map((samples) =>
     samples.map((s) => ({
       text: s.text!,
+      tokens: s.tokens,
       logprob: s.logprob,
       finished: s.finishReason === "eos",
     })),
@@ -183,7 +244,7 @@ export interface TrainOptions<U> {
   grad_clip: number;
   seed: number;
   /** The examples of a batch of units, in the layout the loss expects. */
-  examplesOf: (batch: readonly U[]) => TextExample[];
+  examplesOf: (batch: readonly U[]) => TokenExample[];
   lossOf: (batch: readonly U[]) => BatchLoss;
   progress?: (done: number, total: number) => void;
 }
@@ -205,7 +266,7 @@ export function trainSteps<U>(policy: Policy, units: readonly U[], options: Trai
     const k = step % perEpoch;
     if (k === 0) order = Rng.derive(options.seed, "epoch", step / perEpoch).shuffle([...units]);
     const batch = order.slice(k * options.batch_size, (k + 1) * options.batch_size);
-    const examples = options.examplesOf(batch).map((e) => encode(policy, e));
+    const examples = options.examplesOf(batch);
     const lossFn = options.lossOf(batch);
     let margin: number | null = null;
     const lr = learningRate(step, {
@@ -265,6 +326,7 @@ export async function sampleMixture(
   return results.map((samples) =>
     samples.map((s) => ({
       text: s.text ?? tokenizer.decode(s.tokens),
+      tokens: s.tokens,
       logprob: s.logprob,
       finished: s.finishReason === "eos",
       iterate: s.member,

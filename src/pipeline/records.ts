@@ -5,16 +5,24 @@
 import { z } from "zod";
 
 const nullableNumber = z.number().nullable();
+const tokenIds = z.array(z.number().int().min(0));
 
-const sampleSchema = z.strictObject({ text: z.string(), logprob: z.number(), finished: z.boolean() });
+/** A sample as drawn: its text, its token ids (EOS excluded), log pi at temperature 1 (null: unknown). */
+const sampleSchema = z.strictObject({
+  text: z.string(),
+  tokens: tokenIds,
+  logprob: nullableNumber,
+  finished: z.boolean(),
+});
 
 export const sampleRowSchema = z.strictObject({
   id: z.string(),
   prompt: z.string(),
   gold: z.string().optional(),
-  samples: z.array(sampleSchema),
+  /** null: a sample the sampler failed to produce (never a candidate). */
+  samples: z.array(sampleSchema.nullable()),
   /** pairs.rule prompted: pi_t's samples for the prompt under the iteration's worse-answer prefix. */
-  negatives: z.array(sampleSchema).optional(),
+  negatives: z.array(sampleSchema.nullable()).optional(),
 });
 export type SampleRow = z.infer<typeof sampleRowSchema>;
 
@@ -52,18 +60,36 @@ export const pairRowSchema = z.strictObject({
   rejectedWinRate: nullableNumber,
   /** selm: a sample of pi_t for the prompt, the response the optimism term pushes from. */
   exploreText: z.string().optional(),
+  /** The ids the pair is scored and trained on: the prompt as sampled, the responses as sampled. */
+  promptIds: tokenIds,
+  chosenIds: tokenIds,
+  rejectedIds: tokenIds,
+  exploreIds: tokenIds.optional(),
 });
 export type PairRow = z.infer<typeof pairRowSchema>;
 
-/** What TRL's DPOTrainer reads (prompt/chosen/rejected, precomputed reference log-probs). */
+/**
+ * A line of pairs.trl.jsonl, the external-trainer contract (README "External trainers"): the text,
+ * the exact token ids that were sampled and judged (the keys TRL's DPO collator takes), and the
+ * reference log-probs computed on exactly those ids. `target` (DNO's soft label) and the win rates
+ * (SPPO) are there for the objectives that use them.
+ */
 export const trlRowSchema = z.strictObject({
   prompt: z.string(),
   chosen: z.string(),
   rejected: z.string(),
+  prompt_ids: tokenIds,
+  chosen_ids: tokenIds,
+  rejected_ids: tokenIds,
   ref_chosen_logps: z.number(),
   ref_rejected_logps: z.number(),
   anchor_chosen_logps: z.number().optional(),
   anchor_rejected_logps: z.number().optional(),
+  target: z.number().min(0).max(1).optional(),
+  chosen_win_rate: z.number().optional(),
+  rejected_win_rate: z.number().optional(),
+  /** selm: y_e (a sample of pi_t), its ids and its reference log-prob. */
+  explore_ids: tokenIds.optional(),
   ref_explore_logps: z.number().optional(),
 });
 export type TrlRow = z.infer<typeof trlRowSchema>;
@@ -71,7 +97,8 @@ export type TrlRow = z.infer<typeof trlRowSchema>;
 export const evalRowSchema = z.strictObject({
   id: z.string(),
   prompt: z.string(),
-  samples: z.array(z.string()),
+  /** null: a sample the sampler failed to produce (not judged). */
+  samples: z.array(z.string().nullable()),
   vsPrev: z.array(nullableNumber),
   vsInitial: z.array(nullableNumber),
   vsTeacher: z.array(nullableNumber),

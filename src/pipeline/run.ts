@@ -9,11 +9,13 @@
  *     t/sample                   iterations/t/samples.jsonl: K samples of pi_t per prompt
  *     t/annotate                 iterations/t/annotations.jsonl: oracle judgments, r^, defects
  *     t/pairs                    iterations/t/pairs.jsonl: large-margin pairs + replay
- *     t/reference                iterations/t/pairs.trl.jsonl: prompt/chosen/rejected + reference log-probs
- *     t/train                    checkpoints/pi_{t+1}, iterations/t/train-log.jsonl
+ *     t/reference                iterations/t/pairs.trl.jsonl: text, token ids, reference log-probs
+ *     t/train                    checkpoints/pi_{t+1}, iterations/t/train-args.json, train-log.jsonl
  *     t/eval                     iterations/t/eval.jsonl: pi_{t+1} vs pi_t, pi_1 and the teacher
  *   select                       the best iterate on validation prompts
  *
+ * Sampling goes through the configured `Sampler` (sampler.ts), training through the `Trainer`
+ * (trainer.ts); both default to the native engine.
  * metrics.jsonl and the report are derived from the stages' results and rewritten as they finish.
  * Every random choice draws from Rng.derive(seed, stage, t), so a resumed run ends with the same
  * weights as an uninterrupted one.
@@ -23,7 +25,7 @@ import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { isDefective } from "../core/defects.js";
 import { exploreSample } from "../core/explore.js";
-import { getObjective, sequenceLossFn } from "../core/objectives.js";
+import { getObjective } from "../core/objectives.js";
 import {
   type Candidate,
   type Pair,
@@ -50,17 +52,23 @@ import { openRunOracle, type RunOracle } from "./oracle.js";
 import { iterDir, MIXTURE_DIR, mixtureIterates, policyPath } from "./paths.js";
 import {
   type BatchLoss,
+  encodeExample,
+  encodePromptText,
+  encodeResponse,
   initPolicy,
   loadPolicy,
+  loadPolicyText,
   mixtureLogprobs,
   type Policy,
+  type PolicyText,
   policyWeightsSha256,
+  responseIds,
   responseTokenCount,
+  type SampledText,
   sampleMixture,
-  sampleResponses,
   savePolicy,
   sequenceLogprobs,
-  startLoraAdapter,
+  tokenSequenceLogprobs,
   trainSteps,
 } from "./policy.js";
 import { openTrainOracle } from "./policy-oracles.js";
@@ -76,11 +84,13 @@ import {
   pairRowSchema,
   type SampleRow,
   sampleRowSchema,
-  trlRowSchema,
+  type TrlRow,
 } from "./records.js";
+import { createSampler, type Sampler, type SamplerSession } from "./sampler.js";
 import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
 import { RunState } from "./state.js";
 import { type LogprobsFn, loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
+import { createTrainer, type Trainer, trainArgsOf } from "./trainer.js";
 
 /** Progress of a long stage: `done` of `total` units (prompts, comparisons, steps). */
 export type ProgressFn = (stage: string, done: number, total: number) => void;
@@ -141,7 +151,17 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     const partitions = JSON.parse(
       readFileSync(join(runDir, "data/partitions.json"), "utf8"),
     ) as PromptRow[][];
-    const ctx: IterationContext = { config, runDir, progress, oracle, taskMetrics, evalRows, validationRows };
+    const ctx: IterationContext = {
+      config,
+      runDir,
+      progress,
+      oracle,
+      taskMetrics,
+      evalRows,
+      validationRows,
+      sampler: createSampler(config.sampler, { runDir, seed: config.seed, env: process.env }),
+      trainer: createTrainer(config.trainer),
+    };
 
     const evals: EvalResult[] = [];
     const evalOutputs = (t: number) => [
@@ -164,7 +184,8 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       const composition = await stage(`${t}/pairs`, [`${dir}/pairs.jsonl`], () => pairStage(ctx, t, dataT));
       pairs.push({ t, composition });
       await stage(`${t}/reference`, [`${dir}/pairs.trl.jsonl`], () => referenceStage(ctx, t));
-      await stage(`${t}/train`, [policyPath(t + 1), `${dir}/train-log.jsonl`], () => trainStage(ctx, t));
+      const trainOutputs = [policyPath(t + 1), `${dir}/train-args.json`, `${dir}/train-log.jsonl`];
+      await stage(`${t}/train`, trainOutputs, () => trainStage(ctx, t));
       evals.push(await stage(`${t}/eval`, evalOutputs(t), () => evaluate(ctx, t)));
       guardInputs.push(readGuardInput(runDir, config, evals[t]!, composition));
       const tripped = guardWarnings(guardInputs, guardContext(config));
@@ -215,6 +236,8 @@ interface IterationContext {
   taskMetrics: TaskMetricsFn | undefined;
   evalRows: PromptRow[];
   validationRows: PromptRow[];
+  sampler: Sampler;
+  trainer: Trainer;
 }
 
 /** A run directory belongs to one config: resuming with another would mix two experiments. */
@@ -274,7 +297,7 @@ async function prepare(
   return { partitionSizes: partitions.map((p) => p.length), validation: validation !== undefined };
 }
 
-type SampleFn = (rows: PromptRow[], key: string) => Promise<{ text: string }[][]>;
+type SampleFn = (rows: PromptRow[], key: string) => Promise<(SampledText | null)[][]>;
 
 type StageFn = <T>(name: string, outputs: readonly string[], work: () => Promise<T> | T) => Promise<T>;
 
@@ -308,7 +331,7 @@ async function preparePolicy(
         ...trainSteps(policy, examples, {
           ...config.sft,
           seed: deriveSeed(config.seed, "sft"),
-          examplesOf: (batch) => [...batch],
+          examplesOf: (batch) => batch.map((e) => encodeExample(policy, e)),
           lossOf: (batch) => sftLoss(policy, batch),
           progress: (done, total) => progress("sft", done, total),
         }),
@@ -324,42 +347,58 @@ async function sampleStage(
   ctx: IterationContext,
   t: number,
   partition: PromptRow[],
-): Promise<{ prompts: number; samples: number }> {
+): Promise<{ prompts: number; samples: number; failed: number }> {
   const { config } = ctx;
-  const policy = loadPolicy(join(ctx.runDir, policyPath(t)));
   const s = config.sampling;
-  const sample = (prompts: string[], key: string) =>
-    sampleResponses(
-      policy,
-      prompts,
-      {
-        samplesPerPrompt: s.samples_per_prompt,
-        temperature: s.temperature,
-        topP: s.top_p,
-        topK: s.top_k,
-        maxNewTokens: s.max_new_tokens,
-        seed: deriveSeed(config.seed, key, t),
-      },
-      (done, total) => ctx.progress(`${t}/${key}`, done, total),
+  return withSession(ctx, t, `${t}/sample`, async (session) => {
+    const sample = (prompts: string[], key: string) =>
+      session.sample(
+        prompts,
+        {
+          samplesPerPrompt: s.samples_per_prompt,
+          temperature: s.temperature,
+          topP: s.top_p,
+          topK: s.top_k,
+          maxNewTokens: s.max_new_tokens,
+          seed: deriveSeed(config.seed, key, t),
+        },
+        (done, total) => ctx.progress(`${t}/${key}`, done, total),
+      );
+    const samples = await sample(
+      partition.map((r) => r.prompt),
+      "sample",
     );
-  const samples = await sample(
-    partition.map((r) => r.prompt),
-    "sample",
-  );
-  const prefixes = config.pairs.rule === "prompted" ? config.pairs.negative_prefixes! : undefined;
-  const negatives =
-    prefixes &&
-    (await sample(
-      partition.map((r) => negativePrefix(prefixes, t) + r.prompt),
-      "sample-negative",
-    ));
-  const rows: SampleRow[] = partition.map((r, i) => ({
-    ...r,
-    samples: samples[i]!,
-    ...(negatives && { negatives: negatives[i]! }),
-  }));
-  writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
-  return { prompts: rows.length, samples: rows.length * s.samples_per_prompt };
+    const prefixes = config.pairs.rule === "prompted" ? config.pairs.negative_prefixes! : undefined;
+    const negatives =
+      prefixes &&
+      (await sample(
+        partition.map((r) => negativePrefix(prefixes, t) + r.prompt),
+        "sample-negative",
+      ));
+    const rows: SampleRow[] = partition.map((r, i) => ({
+      ...r,
+      samples: samples[i]!,
+      ...(negatives && { negatives: negatives[i]! }),
+    }));
+    writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
+    const failed = rows.reduce((n, r) => n + r.samples.filter((x) => x === null).length, 0);
+    return { prompts: rows.length, samples: rows.length * s.samples_per_prompt - failed, failed };
+  });
+}
+
+/** Serves pi_k through the run's sampler for the length of one stage. */
+async function withSession<T>(
+  ctx: IterationContext,
+  k: number,
+  stage: string,
+  work: (session: SamplerSession) => Promise<T>,
+): Promise<T> {
+  const session = await ctx.sampler.open(join(ctx.runDir, policyPath(k)), stage);
+  try {
+    return await work(session);
+  } finally {
+    await session.close();
+  }
 }
 
 /** Judges every prompt's candidate set {y^1..y^K, y_gold}; r^ counts only pi_t's samples as opponents. */
@@ -386,10 +425,19 @@ async function annotateWith(
   let failed = 0;
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
-    const texts = row.samples.map((s) => s.text);
-    const sources: Candidate["source"][] = texts.map(() => "student");
-    const negatives = row.negatives?.map((s) => s.text) ?? [];
+    // A failed sample is never a candidate; the others keep their sample index in their id.
+    const ids: string[] = [];
+    const texts: string[] = [];
+    const sources: Candidate["source"][] = [];
+    row.samples.forEach((s, j) => {
+      if (s === null) return;
+      ids.push(`s${j}`);
+      texts.push(s.text);
+      sources.push("student");
+    });
+    const negatives = (row.negatives ?? []).flatMap((s, j) => (s === null ? [] : [{ j, text: s.text }]));
     if (config.sampling.include_gold && row.gold !== undefined) {
+      ids.push("gold");
       texts.push(row.gold);
       sources.push("teacher");
     }
@@ -417,7 +465,7 @@ async function annotateWith(
       id: row.id,
       prompt: row.prompt,
       candidates: texts.map((text, j) => ({
-        id: sources[j] === "teacher" ? "gold" : `s${j}`,
+        id: ids[j]!,
         source: sources[j]!,
         text,
         score: scores[j] ?? null,
@@ -427,7 +475,7 @@ async function annotateWith(
     });
     // Only-prompting: the answers under the worse-answer prefix are candidates too, never judged.
     out[out.length - 1]!.candidates.push(
-      ...negatives.map((text, j) => ({
+      ...negatives.map(({ j, text }) => ({
         id: negativeId(j),
         source: "student" as const,
         text,
@@ -447,9 +495,10 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
   const readPairs = (k: number) => readJsonl(join(runDir, iterDir(k), "pairs.jsonl"), pairRowSchema);
   let rows: PairRow[];
   const offlineFile = config.pairs.offline_data?.file;
+  const policy = loadPolicyText(join(runDir, policyPath(t)));
   if (offlineFirstRound(config) && t === 1) {
     // DICE's first round: DPO on the offline preference data alone.
-    rows = readOfflinePairs(offlineFile!, t);
+    rows = readOfflinePairs(offlineFile!, t, policy);
   } else if (dataT !== t) {
     // Offline: every iteration trains on the first iteration's pairs again.
     rows = readPairs(dataT).map((p) => ({ ...p, iteration: t, replayedFrom: dataT }));
@@ -463,6 +512,9 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       pairsPerPrompt: p.pairs_per_prompt,
       positiveSources: p.positive_sources,
     };
+    const samples = new Map(
+      readJsonl(join(runDir, iterDir(t), "samples.jsonl"), sampleRowSchema).map((r) => [r.id, r]),
+    );
     const texts = new Map<string, AnnotationRow>();
     const fresh: Pair[] = [];
     for (const a of annotations) {
@@ -482,7 +534,7 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       // DICE's experience replay: offline pairs make up `fraction` of the iteration's pairs.
       const { fraction } = p.offline_data;
       const count = Math.round((fraction / (1 - fraction)) * fresh.length);
-      const pool = readOfflinePairs(p.offline_data.file, t);
+      const pool = readOfflinePairs(p.offline_data.file, t, policy);
       all.push(...Rng.derive(config.seed, "offline-replay", t).shuffle(pool).slice(0, count));
     }
     const explores = getObjective(config.objective.name).needs.includes("explore");
@@ -490,15 +542,22 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
       if (pair.replayedFrom !== undefined) return pair as PairRow;
       const a = texts.get(pair.promptId)!;
       const c = (id: string) => a.candidates.find((x) => x.id === id)!;
-      const exploreText = explores ? exploreSample(a.id, a.candidates, config.seed, t) : undefined;
+      const explore = explores ? exploreSample(a.id, a.candidates, config.seed, t) : undefined;
+      const ids = candidateIds(policy, samples.get(a.id)!);
       return {
-        ...(exploreText !== undefined && { exploreText }),
+        ...(explore !== undefined && {
+          exploreText: explore.text,
+          exploreIds: ids(explore.id, explore.text),
+        }),
         ...pair,
         prompt: a.prompt,
         chosenText: c(pair.chosen).text,
         rejectedText: c(pair.rejected).text,
         chosenWinRate: c(pair.chosen).winRate,
         rejectedWinRate: c(pair.rejected).winRate,
+        promptIds: encodePromptText(policy, a.prompt),
+        chosenIds: ids(pair.chosen, c(pair.chosen).text),
+        rejectedIds: ids(pair.rejected, c(pair.rejected).text),
       };
     });
   }
@@ -512,25 +571,49 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
   return pairComposition(rows.filter((r) => r.replayedFrom === undefined || dataT !== t || offlineOnly));
 }
 
+/**
+ * The ids a candidate is scored and trained on: a sample's (or a worse-answer sample's) ids as drawn,
+ * closed by EOS when it ended with one; the gold answer tokenised, plus EOS.
+ */
+function candidateIds(policy: PolicyText, row: SampleRow): (id: string, text: string) => number[] {
+  return (id, text) => {
+    const negative = /^n(\d+)$/.exec(id);
+    const drawn = id.startsWith("s")
+      ? row.samples[Number(id.slice(1))]
+      : negative
+        ? row.negatives?.[Number(negative[1])]
+        : undefined;
+    return drawn
+      ? responseIds(policy, drawn.tokens, drawn.finished)
+      : encodeResponse(policy, text, encodePromptText(policy, row.prompt));
+  };
+}
+
 /** The offline preference file's pairs, marked as replayed from iteration 0 (never built by the run). */
-function readOfflinePairs(file: string, t: number): PairRow[] {
-  return readJsonl(file, offlinePreferenceSchema).map((r, i) => ({
-    promptId: `offline-${r.id ?? i + 1}`,
-    chosen: "offline-chosen",
-    rejected: "offline-rejected",
-    chosenSource: "teacher",
-    rejectedSource: "teacher",
-    rule: "offline",
-    margin: null,
-    target: null,
-    iteration: t,
-    replayedFrom: 0,
-    prompt: r.prompt,
-    chosenText: r.chosen,
-    rejectedText: r.rejected,
-    chosenWinRate: null,
-    rejectedWinRate: null,
-  }));
+function readOfflinePairs(file: string, t: number, policy: PolicyText): PairRow[] {
+  return readJsonl(file, offlinePreferenceSchema).map((r, i) => {
+    const promptIds = encodePromptText(policy, r.prompt);
+    return {
+      promptId: `offline-${r.id ?? i + 1}`,
+      chosen: "offline-chosen",
+      rejected: "offline-rejected",
+      chosenSource: "teacher",
+      rejectedSource: "teacher",
+      rule: "offline",
+      margin: null,
+      target: null,
+      iteration: t,
+      replayedFrom: 0,
+      prompt: r.prompt,
+      chosenText: r.chosen,
+      rejectedText: r.rejected,
+      chosenWinRate: null,
+      rejectedWinRate: null,
+      promptIds,
+      chosenIds: encodeResponse(policy, r.chosen, promptIds),
+      rejectedIds: encodeResponse(policy, r.rejected, promptIds),
+    };
+  });
 }
 
 /** Reference log-probs, once per iteration: pi_t (or the fixed pi_1 for DPO/IPO), and pi_1 as INPO's anchor. */
@@ -540,106 +623,73 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
   const rows = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
   const explores = objective.needs.includes("explore");
   const items = [
-    ...rows.map((r) => ({ prompt: r.prompt, response: r.chosenText })),
-    ...rows.map((r) => ({ prompt: r.prompt, response: r.rejectedText })),
-    ...(explores ? rows.map((r) => ({ prompt: r.prompt, response: exploreTextOf(r, t) })) : []),
+    ...rows.map((r) => ({ prompt: r.promptIds, response: r.chosenIds })),
+    ...rows.map((r) => ({ prompt: r.promptIds, response: r.rejectedIds })),
+    ...(explores ? rows.map((r) => ({ prompt: r.promptIds, response: exploreIdsOf(r, t) })) : []),
   ];
   const refT = objective.reference === "fixed" ? 1 : t;
   const logprobsUnder = async (k: number, label: string) => {
     const policy = loadPolicy(join(runDir, policyPath(k)));
-    return sequenceLogprobs(policy, items, (done, total) =>
+    return tokenSequenceLogprobs(policy, items, (done, total) =>
       ctx.progress(`${t}/reference ${label}`, done, total),
     );
   };
   const ref = await logprobsUnder(refT, "pi_ref");
   const anchor = objective.needs.includes("anchor") ? await logprobsUnder(1, "anchor") : undefined;
   const n = rows.length;
-  const trl = rows.map((r, i) => ({
-    prompt: r.prompt,
-    chosen: r.chosenText,
-    rejected: r.rejectedText,
-    ref_chosen_logps: ref[i]!,
-    ref_rejected_logps: ref[n + i]!,
-    ...(anchor && { anchor_chosen_logps: anchor[i]!, anchor_rejected_logps: anchor[n + i]! }),
-    ...(explores && { ref_explore_logps: ref[2 * n + i]! }),
-  }));
+  const trl = rows.map(
+    (r, i): TrlRow => ({
+      prompt: r.prompt,
+      chosen: r.chosenText,
+      rejected: r.rejectedText,
+      prompt_ids: r.promptIds,
+      chosen_ids: r.chosenIds,
+      rejected_ids: r.rejectedIds,
+      ref_chosen_logps: ref[i]!,
+      ref_rejected_logps: ref[n + i]!,
+      ...(anchor && { anchor_chosen_logps: anchor[i]!, anchor_rejected_logps: anchor[n + i]! }),
+      ...(r.target !== null && { target: r.target }),
+      ...(r.chosenWinRate !== null && { chosen_win_rate: r.chosenWinRate }),
+      ...(r.rejectedWinRate !== null && { rejected_win_rate: r.rejectedWinRate }),
+      ...(explores && { explore_ids: exploreIdsOf(r, t), ref_explore_logps: ref[2 * n + i]! }),
+    }),
+  );
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.trl.jsonl`, trl);
   return { pairs: n };
 }
 
 /** SELM's y_e of a pair; a pair without one (no student sample for its prompt) cannot train SELM. */
-function exploreTextOf(row: PairRow, t: number): string {
-  if (row.exploreText === undefined) {
+function exploreIdsOf(row: PairRow, t: number): number[] {
+  if (row.exploreIds === undefined) {
     throw new DnoError(
       `iteration ${t}: pair ${row.promptId} has no sample of pi_t for SELM's optimism term; sample with samples_per_prompt >= 1`,
     );
   }
-  return row.exploreText;
+  return row.exploreIds;
 }
 
+/** pi_{t+1} from pi_t and the contract files, by the configured trainer. */
 async function trainStage(
   ctx: IterationContext,
   t: number,
 ): Promise<{ weightsSha256: string; steps: number }> {
   const { config, runDir } = ctx;
-  const objective = getObjective(config.objective.name);
-  const pairs = readJsonl(join(runDir, iterDir(t), "pairs.jsonl"), pairRowSchema);
-  const trl = readJsonl(join(runDir, iterDir(t), "pairs.trl.jsonl"), trlRowSchema);
-  if (trl.length !== pairs.length) {
-    throw new DnoError(
-      `${join(runDir, iterDir(t), "pairs.trl.jsonl")}: ${trl.length} rows for ${pairs.length} pairs; the run directory is damaged`,
-    );
-  }
-  const policy = loadPolicy(join(runDir, policyPath(t)));
-  if (config.train.lora) startLoraAdapter(policy, config.train.lora, deriveSeed(config.seed, "lora", t));
-  const units = pairs.map((pair, i) => ({ pair, ref: trl[i]! }));
-  const { beta, tau, alpha } = config.objective;
-  const explores = objective.needs.includes("explore");
-  const log = trainSteps(policy, units, {
-    ...config.train,
-    lr: config.train.lr * config.train.lr_decay ** (t - 1),
-    seed: deriveSeed(config.seed, "train", t),
-    // The layout sequenceLossFn expects: every chosen response, then every rejected one.
-    examplesOf: (batch) => [
-      ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.chosenText })),
-      ...batch.map((u) => ({ prompt: u.pair.prompt, response: u.pair.rejectedText })),
-      ...(explores ? batch.map((u) => ({ prompt: u.pair.prompt, response: exploreTextOf(u.pair, t) })) : []),
-    ],
-    lossOf: (batch) => {
-      const f64 = (f: (u: (typeof units)[number]) => number) => Float64Array.from(batch, f);
-      const refChosen = f64((u) => u.ref.ref_chosen_logps);
-      const refRejected = f64((u) => u.ref.ref_rejected_logps);
-      const anchored = batch[0]!.ref.anchor_chosen_logps !== undefined;
-      const lossFn = sequenceLossFn(
-        objective,
-        {
-          refChosen,
-          refRejected,
-          target: f64((u) => u.pair.target ?? 1),
-          winRateChosen: f64((u) => u.pair.chosenWinRate ?? 0.5),
-          winRateRejected: f64((u) => u.pair.rejectedWinRate ?? 0.5),
-          ...(anchored && {
-            anchorChosen: f64((u) => u.ref.anchor_chosen_logps!),
-            anchorRejected: f64((u) => u.ref.anchor_rejected_logps!),
-          }),
-          ...(explores && { refExplore: f64((u) => u.ref.ref_explore_logps!) }),
-        },
-        { beta, ...(tau !== undefined && { tau }), ...(alpha !== undefined && { alpha }) },
-      );
-      return (lp) => {
-        const n = batch.length;
-        const { loss, grad } = lossFn(lp);
-        let margin = 0;
-        for (let i = 0; i < n; i++)
-          margin += beta * (lp[i]! - refChosen[i]! - (lp[n + i]! - refRejected[i]!));
-        return { loss, grad, margin: margin / n };
-      };
-    },
-    progress: (done, total) => ctx.progress(`${t}/train`, done, total),
+  const dir = join(runDir, iterDir(t));
+  writeJsonAt(runDir, `${iterDir(t)}/train-args.json`, trainArgsOf(config, t));
+  let result: Awaited<ReturnType<Trainer["train"]>> | undefined;
+  await writeDirAt(runDir, policyPath(t + 1), async (outDir) => {
+    result = await ctx.trainer.train({
+      policyDir: join(runDir, policyPath(t)),
+      pairsFile: join(dir, "pairs.trl.jsonl"),
+      argsFile: join(dir, "train-args.json"),
+      args: trainArgsOf(config, t),
+      outDir,
+      logFile: join(dir, "train-output.log"),
+      progress: (done, total) => ctx.progress(`${t}/train`, done, total),
+    });
   });
-  await writeDirAt(runDir, policyPath(t + 1), (dir) => savePolicy(policy, dir, join(runDir, policyPath(t))));
-  writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, log);
-  return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
+  writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, result!.log);
+  return { weightsSha256: result!.weightsSha256, steps: result!.log.length };
 }
 
 /**
@@ -647,12 +697,15 @@ async function trainStage(
  * against the same-index sample of pi_t and of pi_1, and against the teacher's gold answer.
  */
 async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
+  const stage = t === 0 ? "eval/0" : `${t}/eval`;
+  return withSession(ctx, t + 1, stage, (session) => evaluateWith(ctx, t, session));
+}
+
+async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSession): Promise<EvalResult> {
   const { config, runDir } = ctx;
-  const policy = loadPolicy(join(runDir, policyPath(t + 1)));
   const e = config.eval;
   const sample: SampleFn = (rows, key) =>
-    sampleResponses(
-      policy,
+    session.sample(
       rows.map((r) => r.prompt),
       {
         samplesPerPrompt: e.samples_per_prompt,
@@ -669,10 +722,10 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
   const judged = await judgeEvaluation(ctx, {
     label: `${t}/eval`,
     out: `${iterDir(t)}/eval.jsonl`,
-    ours: ours.map((xs) => xs.map((s) => s.text)),
+    ours: ours.map((xs) => xs.map((s) => s?.text ?? null)),
     prev: t > 0 ? read(t - 1) : undefined,
     initial: t > 0 ? read(0) : undefined,
-    logprobs: (items) => sequenceLogprobs(policy, items),
+    logprobs: (items) => sequenceLogprobs(loadPolicy(join(runDir, policyPath(t + 1))), items),
   });
   let validationWinRate: number | null = null;
   if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
@@ -720,8 +773,8 @@ interface JudgeEvaluationInput {
   label: string;
   /** Where the judged rows go, relative to the run directory. */
   out: string;
-  /** ours[i][j]: sample j for eval prompt i. */
-  ours: string[][];
+  /** ours[i][j]: sample j for eval prompt i; null where the sampler failed (not judged). */
+  ours: (string | null)[][];
   prev: EvalRow[] | undefined;
   initial: EvalRow[] | undefined;
   logprobs: LogprobsFn;
@@ -734,13 +787,13 @@ async function judgeEvaluation(
   ctx: IterationContext,
   input: JudgeEvaluationInput,
 ): Promise<JudgedEvaluation> {
-  const { config, runDir, oracle } = ctx;
-  const e = config.eval;
+  const { runDir, oracle } = ctx;
   const { ours, prev, initial } = input;
   const vs = { prev: [] as number[], initial: [] as number[], teacher: [] as number[] };
   const againstTeacher: HeadToHead[] = [];
   const rows: EvalRow[] = [];
   let lengthSum = 0;
+  let produced = 0;
   for (let i = 0; i < ctx.evalRows.length; i++) {
     const r = ctx.evalRows[i]!;
     const texts = ours[i]!;
@@ -753,10 +806,13 @@ async function judgeEvaluation(
       vsTeacher: [],
     };
     for (let j = 0; j < texts.length; j++) {
-      lengthSum += charLength(texts[j]!);
-      const judge = async (other: string | undefined, into: (number | null)[], acc: number[]) => {
-        if (other === undefined) return;
-        const p = await oracle.compare(r.prompt, texts[j]!, other);
+      const text = texts[j]!;
+      if (text === null) continue;
+      produced++;
+      lengthSum += charLength(text);
+      const judge = async (other: string | null | undefined, into: (number | null)[], acc: number[]) => {
+        if (other === undefined || other === null) return;
+        const p = await oracle.compare(r.prompt, text, other);
         into.push(p);
         if (p !== null) acc.push(p);
       };
@@ -767,7 +823,7 @@ async function judgeEvaluation(
         const preference = row.vsTeacher[row.vsTeacher.length - 1] ?? null;
         againstTeacher.push({
           preference,
-          modelLength: charLength(texts[j]!),
+          modelLength: charLength(text),
           baselineLength: charLength(r.gold),
         });
       }
@@ -778,11 +834,14 @@ async function judgeEvaluation(
   writeJsonlAt(runDir, input.out, rows);
   const metrics = ctx.taskMetrics
     ? await ctx.taskMetrics(
-        ctx.evalRows.map((r, i) => ({ prompt: r.prompt, gold: r.gold, samples: ours[i]! })),
+        ctx.evalRows.map((r, i) => ({
+          prompt: r.prompt,
+          gold: r.gold,
+          samples: ours[i]!.filter((x): x is string => x !== null),
+        })),
         input.logprobs,
       )
     : {};
-  const n = ctx.evalRows.length * e.samples_per_prompt;
   return {
     winrate_vs_prev: meanOrNull(vs.prev),
     winrate_vs_initial: meanOrNull(vs.initial),
@@ -793,23 +852,27 @@ async function judgeEvaluation(
       vs_initial: seOrNull(vs.initial),
       vs_teacher: seOrNull(vs.teacher),
     },
-    avg_length: lengthSum / n,
+    avg_length: produced === 0 ? 0 : lengthSum / produced,
     metrics,
   };
 }
 
 /** Win rate against pi_1 on the validation prompts: what chooses the best iterate. */
 async function validate(ctx: IterationContext, t: number, sample: SampleFn): Promise<number | null> {
-  const ours = (await sample(ctx.validationRows, "validation")).map((xs) => xs.map((s) => s.text));
+  const ours = (await sample(ctx.validationRows, "validation")).map((xs) => xs.map((s) => s?.text ?? null));
   writeJsonAt(ctx.runDir, `${iterDir(t)}/validation.json`, ours);
   if (t === 0) return 0.5;
-  const initial = JSON.parse(
-    readFileSync(join(ctx.runDir, iterDir(0), "validation.json"), "utf8"),
-  ) as string[][];
+  const initial = JSON.parse(readFileSync(join(ctx.runDir, iterDir(0), "validation.json"), "utf8")) as (
+    | string
+    | null
+  )[][];
   const wins: number[] = [];
   for (let i = 0; i < ctx.validationRows.length; i++) {
     for (let j = 0; j < ours[i]!.length; j++) {
-      const p = await ctx.oracle.compare(ctx.validationRows[i]!.prompt, ours[i]![j]!, initial[i]![j]!);
+      const mine = ours[i]![j];
+      const theirs = initial[i]![j];
+      if (mine === null || mine === undefined || theirs === null || theirs === undefined) continue;
+      const p = await ctx.oracle.compare(ctx.validationRows[i]!.prompt, mine, theirs);
       if (p !== null) wins.push(p);
     }
   }

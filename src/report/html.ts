@@ -32,7 +32,13 @@ export interface ReportSamples {
   prompts: {
     prompt: string;
     gold: string | null | undefined;
-    answers: { text: string; vsPrev: number | null; vsInitial: number | null; vsTeacher: number | null }[];
+    /** text null: a sample the sampler failed to produce. */
+    answers: {
+      text: string | null;
+      vsPrev: number | null;
+      vsInitial: number | null;
+      vsTeacher: number | null;
+    }[];
   }[];
 }
 
@@ -465,7 +471,8 @@ function resultText(data: ReportData): string {
 
 function sampleSection(s: ReportSamples, open: boolean): string {
   const j = (x: number | null) => (x === null ? "–" : String(Math.round(x * 100) / 100));
-  const text = (x: string) => `<td class="text">${x === "" ? "<em>(empty)</em>" : escapeHtml(x)}</td>`;
+  const text = (x: string | null) =>
+    `<td class="text">${x === null ? "<em>(not sampled)</em>" : x === "" ? "<em>(empty)</em>" : escapeHtml(x)}</td>`;
   const rows = s.prompts.flatMap((p) =>
     p.answers.map((a, k) => [
       ...(k === 0

@@ -11,6 +11,7 @@ import { register as logprobs } from "./logprobs.js";
 import { register as report } from "./report.js";
 import { register as run } from "./run.js";
 import { register as status } from "./status.js";
+import { register as train } from "./train.js";
 
 /** Each command module exports `register(program)`; one line here per command. */
 export const commands: ((program: Command) => void)[] = [
@@ -26,4 +27,5 @@ export const commands: ((program: Command) => void)[] = [
   demo,
   compare,
   logprobs,
+  train,
 ];

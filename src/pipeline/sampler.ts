@@ -1,0 +1,62 @@
+/**
+ * Where a run's samples come from. The sample and eval stages open the policy checkpoint they sample
+ * (pi_t, pi_{t+1}) once, draw every prompt's K responses through the session, and close it. The
+ * native engine is the default. A new
+ * way of sampling (tree search, another engine) is one more implementation of `Sampler` and one more
+ * entry in `SAMPLERS`, not a branch in run.ts.
+ */
+import type { RunConfig } from "./config.js";
+import { loadPolicy, type SampledText, type SampleOptions, sampleResponses } from "./policy.js";
+
+export interface SamplerSession {
+  /**
+   * K samples per prompt, `result[p][k]`, each with its exact response token ids (or re-tokenised,
+   * where a server does not return ids). A sample the backend failed to produce is `null`: it is never
+   * a candidate.
+   */
+  sample(
+    prompts: readonly string[],
+    options: SampleOptions,
+    progress?: (done: number, total: number) => void,
+  ): Promise<(SampledText | null)[][]>;
+  /** Releases the policy (a launched server is stopped). */
+  close(): Promise<void>;
+}
+
+export interface Sampler {
+  /** Serves the checkpoint in `policyDir` for one stage (`stage` names it in messages and logs). */
+  open(policyDir: string, stage: string): Promise<SamplerSession>;
+}
+
+/** In-process sampling on the native engine (src/model/generate.ts): the default. */
+export function engineSampler(): Sampler {
+  return {
+    async open(policyDir) {
+      const policy = loadPolicy(policyDir);
+      return {
+        sample: (prompts, options, progress) => sampleResponses(policy, prompts, options, progress),
+        close: async () => {},
+      };
+    },
+  };
+}
+
+export type SamplerConfig = RunConfig["sampler"];
+
+export interface SamplerContext {
+  runDir: string;
+  /** The run's seed (a launch command's `{seed}`). */
+  seed: number;
+  env: NodeJS.ProcessEnv;
+}
+
+const SAMPLERS: {
+  [K in SamplerConfig["kind"]]: (config: Extract<SamplerConfig, { kind: K }>, ctx: SamplerContext) => Sampler;
+} = {
+  engine: () => engineSampler(),
+};
+
+export function createSampler(config: SamplerConfig, ctx: SamplerContext): Sampler {
+  const make = SAMPLERS[config.kind] as (c: SamplerConfig, x: SamplerContext) => Sampler;
+  return make(config, ctx);
+}
