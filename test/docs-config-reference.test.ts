@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { CONFIG_MEANINGS } from "../src/docs/config-meanings.js";
 import { configReferenceRows, withConfigReference } from "../src/docs/config-reference.js";
 
 const README = fileURLToPath(new URL("../../README.md", import.meta.url));
@@ -18,6 +19,8 @@ test("every config key has a type, a default (or says required / none) and a mea
     assert.ok(r.type.length > 0 && r.default.length > 0, r.key);
   }
   const keys = new Set(rows.map((r) => r.key));
+  for (const k of Object.keys(CONFIG_MEANINGS))
+    assert.ok(keys.has(k), `config-meanings.ts names ${k}, not in the schema`);
   for (const k of [
     "data.prompts_per_iteration",
     "train.lr_decay",

@@ -172,6 +172,6 @@ test("dno eval without a mode, or responses without baseline or oracle, says wha
   );
   assert.match(
     runDno("eval", "--alpaca-annotations", "x", "--bootstrap", "0").stderr,
-    /--bootstrap: expected an integer >= 1/,
+    /--bootstrap must be an integer in \[1, 1000000\]/,
   );
 });

@@ -140,6 +140,6 @@ test("bad games are refused with one line naming the file and the field", () => 
   assert.match(missing.stderr, /nope\.json: cannot read/);
   const beta = dno("game", "--builtin", "rps", "--beta", "-1");
   assert.equal(beta.code, 1);
-  assert.match(beta.stderr, /--beta must be positive/);
+  assert.match(beta.stderr, /^dno: error: .*--beta must be a number in \(0, 1000000\]/);
   assert.notEqual(dno("game", "--builtin", "nope").code, 0);
 });

@@ -58,8 +58,13 @@ test("dno judge: output lines, summary, resume without paying twice, and no key 
       "out.jsonl",
       "--json",
     ];
+    // One failed item of three passes the default --max-failed 0.05: exit 1, the output written anyway.
     const first = await dno(args, env, dir);
-    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.code, 1, first.stderr);
+    assert.match(
+      first.stderr,
+      /dno: error: in\.jsonl: 1 of 3 judgments failed, more than --max-failed 0\.05/,
+    );
     const out = readFileSync(join(dir, "out.jsonl"), "utf8")
       .trim()
       .split("\n")
@@ -79,6 +84,7 @@ test("dno judge: output lines, summary, resume without paying twice, and no key 
     assert.equal(summary.prompt_tokens, judge.promptTokens);
     assert.match(first.stderr, /judged 3 items, 1 failed/);
 
+    args.push("--max-failed", "0.5");
     const second = await dno(args, env, dir);
     assert.equal(second.code, 0, second.stderr);
     const again = JSON.parse(second.stdout);

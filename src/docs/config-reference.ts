@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { runConfigSchema } from "../pipeline/config.js";
+import { CONFIG_MEANINGS } from "./config-meanings.js";
 
 /** The part of JSON Schema that zod emits for our configs. */
 interface JsonSchema {
@@ -82,7 +83,7 @@ function row(
     key,
     type: typeText ?? typeOf(s),
     default: defaultText ?? (s.default !== undefined ? defaultOf(s.default) : required ? "required" : "–"),
-    meaning: s.description ?? "",
+    meaning: s.description ?? CONFIG_MEANINGS[key] ?? "",
   };
 }
 

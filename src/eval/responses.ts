@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { DnoError } from "../util/errors.js";
 import { parseJsonText, readTextFile } from "../util/files.js";
-import { readJsonl } from "../util/jsonl.js";
+import { readInputRecords } from "../util/jsonl.js";
 import { describeZodError } from "../util/zod.js";
 
 /**
@@ -63,9 +63,9 @@ function normalise(r: z.infer<typeof responseRecordSchema>): ResponseRecord {
 export function readResponses(file: string): ResponseRecord[] {
   const head = readTextFile(file).trimStart();
   if (!head.startsWith("[")) {
-    const records = readJsonl(file, responseRecordSchema).map(normalise);
-    if (records.length === 0) throw new DnoError(`${file}: no responses`);
-    return records;
+    return readInputRecords(file, responseRecordSchema, "responses", (r) => r.id).map((r) =>
+      normalise(r.value),
+    );
   }
   const value = parseJsonText(head, file) as unknown[];
   if (value.length === 0) throw new DnoError(`${file}: no responses`);
@@ -83,12 +83,10 @@ const promptRecordSchema = z.looseObject({
 
 /** Reads evaluation prompts, JSONL `{ id?, prompt }` (errors at file:line). */
 export function readPrompts(file: string): EvalPrompt[] {
-  const prompts = readJsonl(file, promptRecordSchema).map((r) => ({
+  return readInputRecords(file, promptRecordSchema, "prompts", (r) => r.id).map(({ value: r }) => ({
     ...(r.id !== undefined && { id: String(r.id) }),
     prompt: r.prompt,
   }));
-  if (prompts.length === 0) throw new DnoError(`${file}: no prompts`);
-  return prompts;
 }
 
 export interface ResponsePair {

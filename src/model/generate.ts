@@ -36,6 +36,8 @@ export interface GenerateOptions {
   /** Generation ends when one of these is drawn (it is not part of the sample). */
   eosTokenIds: number[];
   seed: number;
+  /** The index of prompts[0] in a larger set drawn in parts: seeds follow the index in the whole set. */
+  firstPromptIndex?: number;
   /** Generation ends when the text contains one of these (needs `tokenizer`; the text stops before it). */
   stopStrings?: string[];
   /** Decodes each sample's text as a continuation of its prompt (and finds stop strings). */
@@ -160,7 +162,8 @@ async function generateBatch(
   const promptTokens = Int32Array.from(batch.flatMap((p) => prompts[p]!));
   const seeds = new Uint32Array(S);
   batch.forEach((p, i) => {
-    for (let k = 0; k < K; k++) seeds[i * K + k] = deriveSeed(o.seed, "generate", p, k);
+    for (let k = 0; k < K; k++)
+      seeds[i * K + k] = deriveSeed(o.seed, "generate", p + (o.firstPromptIndex ?? 0), k);
   });
   const tokens = new Int32Array(S * T);
   const logp = new Float32Array(S * T);

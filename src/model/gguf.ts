@@ -596,6 +596,26 @@ export interface GgufFile {
   read(name: string): Float32Array;
 }
 
+/** Bytes each metadata value type takes at least (arrays: type + count; strings: the length). */
+const MIN_VALUE_BYTES: Record<number, number> = {
+  0: 1,
+  1: 1,
+  2: 2,
+  3: 2,
+  4: 4,
+  5: 4,
+  6: 4,
+  7: 1,
+  8: 8,
+  9: 12,
+  10: 8,
+  11: 8,
+  12: 8,
+};
+const MAX_DIMS = 4; // GGML_MAX_DIMS
+const TENSOR_BYTES: Record<number, number> = { [TensorType.F32]: 4, [TensorType.F16]: 2 };
+
+/** Reads a GGUF file (v2 or v3), checking every count, string, offset and size against the file. */
 export function readGguf(path: string): GgufFile {
   let buf: Buffer;
   try {
@@ -603,11 +623,17 @@ export function readGguf(path: string): GgufFile {
   } catch (e) {
     throw new DnoError(`${path}: cannot read: ${(e as Error).message}`);
   }
-  if (buf.length < 4 || buf.readUInt32LE(0) !== GGUF_MAGIC)
-    throw new DnoError(`${path}: not a GGUF file (bad magic)`);
+  return parseGguf(buf, path);
+}
+
+export function parseGguf(buf: Buffer, path: string): GgufFile {
+  const fail = (message: string): never => {
+    throw new DnoError(`${path}: ${message}`);
+  };
+  if (buf.length < 4 || buf.readUInt32LE(0) !== GGUF_MAGIC) fail("not a GGUF file (bad magic)");
   let pos = 4;
   const need = (n: number) => {
-    if (pos + n > buf.length) throw new DnoError(`${path}: truncated at byte ${pos}`);
+    if (pos + n > buf.length) fail(`truncated at byte ${pos} (${n} more bytes needed)`);
   };
   const u32 = () => {
     need(4);
@@ -617,86 +643,138 @@ export function readGguf(path: string): GgufFile {
   };
   const u64 = () => {
     need(8);
-    const v = Number(buf.readBigUInt64LE(pos));
+    const v = buf.readBigUInt64LE(pos);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) fail(`value ${v} at byte ${pos} is too large`);
     pos += 8;
-    return v;
+    return Number(v);
   };
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
   const str = () => {
+    const at = pos;
     const n = u64();
     need(n);
-    const s = buf.toString("utf8", pos, pos + n);
+    let s = "";
+    try {
+      s = utf8.decode(buf.subarray(pos, pos + n));
+    } catch {
+      fail(`string at byte ${at} is not valid UTF-8`);
+    }
     pos += n;
     return s;
   };
-  const scalar = (type: number): unknown => {
+  const fixed = (size: number, read: (at: number) => unknown) => {
+    need(size);
+    pos += size;
+    return read(pos - size);
+  };
+  const scalar = (type: number, depth: number): unknown => {
     switch (type) {
       case 0:
-        need(1);
-        return buf.readUInt8(pos++);
+        return fixed(1, (at) => buf.readUInt8(at));
       case 1:
-        need(1);
-        return buf.readInt8(pos++);
+        return fixed(1, (at) => buf.readInt8(at));
       case 2:
-        need(2);
-        pos += 2;
-        return buf.readUInt16LE(pos - 2);
+        return fixed(2, (at) => buf.readUInt16LE(at));
       case 3:
-        need(2);
-        pos += 2;
-        return buf.readInt16LE(pos - 2);
+        return fixed(2, (at) => buf.readInt16LE(at));
       case ValueType.UINT32:
         return u32();
       case ValueType.INT32:
-        need(4);
-        pos += 4;
-        return buf.readInt32LE(pos - 4);
+        return fixed(4, (at) => buf.readInt32LE(at));
       case ValueType.FLOAT32:
-        need(4);
-        pos += 4;
-        return buf.readFloatLE(pos - 4);
+        return fixed(4, (at) => buf.readFloatLE(at));
       case ValueType.BOOL:
-        need(1);
-        return buf.readUInt8(pos++) !== 0;
+        return fixed(1, (at) => {
+          const b = buf.readUInt8(at);
+          if (b > 1) fail(`bool at byte ${at} is ${b}, not 0 or 1`);
+          return b === 1;
+        });
       case ValueType.STRING:
         return str();
       case ValueType.UINT64:
         return u64();
       case 11:
-        need(8);
-        pos += 8;
-        return Number(buf.readBigInt64LE(pos - 8));
+        return fixed(8, (at) => Number(buf.readBigInt64LE(at)));
       case 12:
-        need(8);
-        pos += 8;
-        return buf.readDoubleLE(pos - 8);
+        return fixed(8, (at) => buf.readDoubleLE(at));
       case ValueType.ARRAY: {
+        const at = pos;
         const elemType = u32();
+        if (depth > 0) fail(`nested array at byte ${at}`);
         const n = u64();
+        const min = MIN_VALUE_BYTES[elemType];
+        if (min === undefined) fail(`unknown array element type ${elemType} at byte ${at}`);
+        if (n * min! > buf.length - pos) fail(`array of ${n} at byte ${at} runs past the end of the file`);
         const items: unknown[] = [];
-        for (let i = 0; i < n; i++) items.push(scalar(elemType));
+        for (let i = 0; i < n; i++) items.push(scalar(elemType, depth + 1));
         return items;
       }
       default:
-        throw new DnoError(`${path}: unknown metadata type ${type} at byte ${pos}`);
+        return fail(`unknown metadata type ${type} at byte ${pos - 4}`);
     }
   };
   const version = u32();
+  if (version !== 2 && version !== 3) fail(`GGUF version ${version}; this reader knows versions 2 and 3`);
   const tensorCount = u64();
   const kvCount = u64();
+  // Each metadata pair takes at least 8 + 4 + 1 bytes, each tensor info at least 8 + 4 + 4 + 8.
+  if (kvCount * 13 + tensorCount * 24 > buf.length - pos) {
+    fail(`${kvCount} metadata pairs and ${tensorCount} tensors cannot fit in ${buf.length} bytes`);
+  }
   const metadata = new Map<string, unknown>();
   for (let i = 0; i < kvCount; i++) {
+    const at = pos;
     const key = str();
-    metadata.set(key, scalar(u32()));
+    if (metadata.has(key)) fail(`metadata key ${JSON.stringify(key)} at byte ${at} appears twice`);
+    metadata.set(key, scalar(u32(), 0));
   }
   const tensors = new Map<string, { dims: number[]; type: number; offset: number }>();
   for (let i = 0; i < tensorCount; i++) {
+    const at = pos;
     const name = str();
+    if (tensors.has(name)) fail(`tensor ${JSON.stringify(name)} at byte ${at} appears twice`);
     const nDims = u32();
+    if (nDims < 1 || nDims > MAX_DIMS)
+      fail(`tensor ${JSON.stringify(name)}: ${nDims} dimensions (1 to ${MAX_DIMS})`);
     const dims = Array.from({ length: nDims }, () => u64());
     tensors.set(name, { dims, type: u32(), offset: u64() });
   }
-  const alignment = (metadata.get("general.alignment") as number | undefined) ?? ALIGNMENT;
-  const dataOffset = Math.ceil(pos / alignment) * alignment;
+  const alignment = metadata.get("general.alignment") ?? ALIGNMENT;
+  if (
+    typeof alignment !== "number" ||
+    !Number.isInteger(alignment) ||
+    alignment < 1 ||
+    alignment & (alignment - 1)
+  ) {
+    fail(`general.alignment ${JSON.stringify(alignment)} is not a power of two`);
+  }
+  const align = alignment as number;
+  const dataOffset = Math.ceil(pos / align) * align;
+  // Tensor data: aligned, inside the file, no two tensors sharing a byte.
+  const ranges: { name: string; begin: number; end: number }[] = [];
+  for (const [name, t] of tensors) {
+    const size = TENSOR_BYTES[t.type];
+    const numel = t.dims.reduce((a, b) => a * b, 1);
+    const where = `tensor ${JSON.stringify(name)}`;
+    if (t.offset % align !== 0)
+      fail(`${where}: offset ${t.offset} is not a multiple of the alignment ${align}`);
+    if (size === undefined) continue; // a quantized type this reader does not size; read() refuses it
+    const begin = dataOffset + t.offset;
+    const end = begin + numel * size;
+    if (!Number.isSafeInteger(end) || end > buf.length) {
+      fail(`${where}: its data, bytes ${begin}-${end - 1}, runs past the end of the ${buf.length}-byte file`);
+    }
+    ranges.push({ name, begin, end });
+  }
+  ranges.sort((a, b) => a.begin - b.begin);
+  for (let i = 1; i < ranges.length; i++) {
+    const [a, b] = [ranges[i - 1]!, ranges[i]!];
+    if (b.begin < a.end && b.end > b.begin) {
+      fail(
+        `tensor ${JSON.stringify(b.name)} (bytes ${b.begin}-${b.end - 1}) overlaps tensor ${JSON.stringify(a.name)} (bytes ${a.begin}-${a.end - 1})`,
+      );
+    }
+  }
   return {
     version,
     metadata,

@@ -159,7 +159,7 @@ export class LoraAdapter {
             `${weights}: tensor ${name} has shape [${shape}], r ${config.r} and the model imply [${slot.shape}]`,
           );
         }
-        reader.read(name, adapter.tensor(name));
+        reader.readWeights(name, adapter.tensor(name));
       }
       for (const { a, b } of adapter.pairs()) {
         if (reader.entries.has(a.name) !== reader.entries.has(b.name)) {

@@ -141,7 +141,7 @@ export class CausalLM {
             `${reader.path}: tensor ${name} has shape [${shape}], config.json implies [${slot.shape}]`,
           );
         }
-        reader.read(name, model.tensor(name));
+        reader.readWeights(name, model.tensor(name));
         loaded.add(name);
       }
     });

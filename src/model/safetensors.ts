@@ -83,7 +83,13 @@ export class SafetensorsReader {
     const dataStart = 8 + n;
     for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
       if (name === "__metadata__") {
-        Object.assign(this.metadata, info);
+        if (typeof info !== "object" || info === null || Array.isArray(info)) {
+          this.fail("__metadata__ (header at byte 8) is not an object of strings");
+        }
+        for (const [k, v] of Object.entries(info)) {
+          if (typeof v !== "string") this.fail(`__metadata__.${k} (header at byte 8) is not a string`);
+          this.metadata[k] = v;
+        }
         continue;
       }
       const where = `tensor ${JSON.stringify(name)} (header at byte 8)`;
@@ -121,6 +127,29 @@ export class SafetensorsReader {
       }
       this.entries.set(name, { name, dtype, shape: shape as number[], begin, end });
     }
+    this.checkLayout(dataStart, size);
+  }
+
+  /**
+   * As the format requires: sorted by offset, the tensors' byte ranges follow each other without
+   * overlap or hole, from the end of the header to the end of the file.
+   */
+  private checkLayout(dataStart: number, size: number): void {
+    const sorted = [...this.entries.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
+    let at = dataStart;
+    let previous: TensorEntry | undefined;
+    const range = (e: TensorEntry) => `tensor ${JSON.stringify(e.name)} (bytes ${e.begin}-${e.end - 1})`;
+    for (const e of sorted) {
+      if (e.begin < at) this.fail(`${range(e)} overlaps ${range(previous!)}`);
+      if (e.begin > at) {
+        this.fail(`bytes ${at}-${e.begin - 1} before ${range(e)} belong to no tensor (a hole in the data)`);
+      }
+      if (e.end > e.begin) {
+        at = e.end;
+        previous = e;
+      }
+    }
+    if (at !== size) this.fail(`bytes ${at}-${size - 1} at the end belong to no tensor (trailing data)`);
   }
 
   /** The tensor converted to float32, into `out` (which must have its element count) or a new array. */
@@ -150,6 +179,17 @@ export class SafetensorsReader {
       }
     }
     return dst;
+  }
+
+  /** `read`, for weights: a NaN or infinite value (meaningless outputs downstream) is an error naming it. */
+  readWeights(name: string, out?: Float32Array): Float32Array {
+    const data = this.read(name, out);
+    for (let k = 0; k < data.length; k++) {
+      const x = data[k]!;
+      if (x - x !== 0)
+        this.fail(`tensor ${JSON.stringify(name)}: element ${k} is ${x}; weights must be finite`);
+    }
+    return data;
   }
 
   private readBytes(e: TensorEntry, into: Uint8Array): void {

@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
-import { readJsonFile } from "../util/files.js";
+import { readJsonFile, readTextFile } from "../util/files.js";
 
 export interface ChatMessage {
   role: string;
@@ -115,7 +115,7 @@ export function loadTokenizer(dir: string): Tokenizer {
   const configPath = join(dir, "tokenizer_config.json");
   const tokenizerConfig = existsSync(configPath) ? (readJsonFile(configPath) as Record<string, unknown>) : {};
   const templatePath = join(dir, "chat_template.jinja");
-  if (existsSync(templatePath)) tokenizerConfig.chat_template = readFileSync(templatePath, "utf8");
+  if (existsSync(templatePath)) tokenizerConfig.chat_template = readTextFile(templatePath);
   const generationPath = join(dir, "generation_config.json");
   const generationEos = existsSync(generationPath)
     ? (readJsonFile(generationPath) as { eos_token_id?: number | number[] }).eos_token_id
@@ -150,7 +150,9 @@ function fromFiles(
   } catch (e) {
     throw new DnoError(`${where}/tokenizer.json: cannot build the tokenizer: ${(e as Error).message}`);
   }
-  const vocabSize = Math.max(...hf.get_vocab(true).values()) + 1;
+  const ids = [...hf.get_vocab(true).values()];
+  if (ids.length === 0) throw new DnoError(`${where}/tokenizer.json: the vocabulary is empty`);
+  const vocabSize = ids.reduce((a, b) => Math.max(a, b), 0) + 1;
   const tokenId = (key: string): number | undefined => {
     const text = specialTokenText(tokenizerConfig[key]);
     if (text === undefined) return undefined;
@@ -164,7 +166,14 @@ function fromFiles(
   const eos = new Set<number>();
   const eosId = tokenId("eos_token");
   if (eosId !== undefined) eos.add(eosId);
-  for (const id of generationEos === undefined ? [] : [generationEos].flat()) eos.add(id);
+  for (const id of generationEos === undefined ? [] : [generationEos].flat()) {
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+      throw new DnoError(
+        `${where}/generation_config.json: eos_token_id ${JSON.stringify(id)} is not a token id (0..${vocabSize - 1})`,
+      );
+    }
+    eos.add(id);
+  }
 
   const chatTemplate = pickChatTemplate(tokenizerConfig.chat_template, where);
   const template = chatTemplate === undefined ? undefined : parseTemplate(chatTemplate, where);

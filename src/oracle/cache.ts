@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { DnoError } from "../util/errors.js";
 
@@ -13,6 +14,30 @@ export interface CachedJudgment {
 }
 
 const SCHEMA_VERSION = 1;
+
+/**
+ * How many judgments a cache file holds, without writing next to it: SQLite opens a WAL database with
+ * -wal/-shm files, so a cache no process has open (no -wal file) is read from a temporary copy.
+ */
+export function cachedJudgmentCount(path: string): number {
+  const inUse = existsSync(`${path}-wal`);
+  const tmp = inUse ? undefined : mkdtempSync(join(tmpdir(), "dno-cache-"));
+  try {
+    const file = tmp ? join(tmp, "cache.sqlite") : path;
+    if (tmp) copyFileSync(path, file);
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      if (db.pragma("user_version", { simple: true }) === 0) return 0;
+      return (db.prepare("SELECT COUNT(*) AS n FROM judgments").get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  } catch (e) {
+    throw new DnoError(`${path}: cannot read the judgment cache: ${(e as Error).message}`);
+  } finally {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
+}
 
 /**
  * Durable store of successful judgments, keyed by `judgmentKey`, so a repeated or resumed run never

@@ -16,122 +16,73 @@ import type { Oracle } from "./types.js";
 
 const linkSchema = z
   .discriminatedUnion("kind", [
-    z
-      .strictObject({
-        kind: z.literal("sigmoid"),
-        scale: z.number().positive().default(1).describe("multiplies the score difference"),
-      })
-      .describe("P(a > b) = sigmoid(scale * (s_a - s_b))"),
-    z.strictObject({ kind: z.literal("step") }).describe("P(a > b) = 1, 0.5 or 0 as s_a >, =, < s_b"),
+    z.strictObject({ kind: z.literal("sigmoid"), scale: z.number().positive().max(1e6).default(1) }),
+    z.strictObject({ kind: z.literal("step") }),
   ])
-  .default({ kind: "sigmoid", scale: 1 })
-  .describe("scores -> preference");
+  .default({ kind: "sigmoid", scale: 1 });
 
 export const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
 
+/** Oracles are reached over HTTP(S) only: file:, data: or other schemes are refused at validation. */
+const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" });
+
 /** Knobs of how calls are made; none of them changes an answer, so none is in the config hash. */
 export const reliabilityFields = {
-  cache: z
-    .string()
-    .min(1)
-    .optional()
-    .describe("SQLite file of paid judgments, relative to the config file (default: in memory only)"),
-  concurrency: z.number().int().min(1).max(1024).default(4).describe("requests in flight at most"),
-  timeoutMs: z.number().int().positive().default(120_000).describe("per-request timeout"),
-  maxRetries: z
-    .number()
-    .int()
-    .min(0)
-    .max(100)
-    .default(5)
-    .describe("retries on 429, 408, 409, 5xx, timeouts and connection errors"),
-  retryBaseMs: z.number().int().min(0).default(1000).describe("first backoff (exponential, with jitter)"),
-  retryMaxMs: z.number().int().min(0).default(60_000).describe("longest backoff"),
+  /** SQLite file of paid judgments; relative to the config file. Omitted: kept in memory only. */
+  cache: z.string().min(1).optional(),
+  concurrency: z.number().int().min(1).max(1024).default(4),
+  timeoutMs: z.number().int().positive().max(86_400_000).default(120_000),
+  maxRetries: z.number().int().min(0).max(100).default(5),
+  retryBaseMs: z.number().int().min(0).max(3_600_000).default(1000),
+  retryMaxMs: z.number().int().min(0).max(86_400_000).default(60_000),
   budget: z
     .strictObject({
-      maxCalls: z.number().int().positive().optional().describe("no request is sent once this many were"),
-      maxTokens: z
-        .number()
-        .int()
-        .positive()
-        .optional()
-        .describe("no request is sent once this many tokens were used"),
+      maxCalls: z.number().int().positive().max(1e12).optional(),
+      maxTokens: z.number().int().positive().max(1e15).optional(),
     })
-    .default({})
-    .describe("spending limits"),
+    .default({}),
 };
 
-export const llmJudgeConfigSchema = z
-  .strictObject({
-    kind: z.literal("llm-judge"),
-    mode: z
-      .enum(["pointwise", "pairwise"])
-      .default("pointwise")
-      .describe("pointwise: all candidates scored in one prompt; pairwise: each pair, both orders"),
-    baseUrl: z.url().describe("OpenAI-compatible API base URL"),
-    model: z.string().min(1).describe("judge model name"),
-    apiKeyEnv: envName
-      .optional()
-      .describe("name of the environment variable holding the API key (never the key)"),
-    temperature: z.number().min(0).max(2).default(0).describe("sent with each request"),
-    maxTokens: z.number().int().positive().default(2048).describe("sent with each request"),
-    seed: z
-      .number()
-      .int()
-      .min(0)
-      .default(0)
-      .describe("sent with each request; also shuffles the candidates shown"),
-    system: z.string().optional().describe("an optional system message"),
-    templates: z
-      .strictObject({
-        pointwise: z
-          .string()
-          .optional()
-          .describe("jinja file (`dno judge --write-templates` writes the default)"),
-        pairwise: z
-          .string()
-          .optional()
-          .describe("jinja file (`dno judge --write-templates` writes the default)"),
-      })
-      .default({})
-      .describe("prompt templates, relative to the config file"),
-    link: linkSchema,
-    ...reliabilityFields,
-  })
-  .describe("an LLM judge over an OpenAI-compatible chat-completions server");
+export const llmJudgeConfigSchema = z.strictObject({
+  kind: z.literal("llm-judge"),
+  mode: z.enum(["pointwise", "pairwise"]).default("pointwise"),
+  baseUrl: httpUrl,
+  model: z.string().min(1),
+  /** Name of the environment variable holding the API key (never the key itself). */
+  apiKeyEnv: envName.optional(),
+  temperature: z.number().min(0).max(2).default(0),
+  maxTokens: z
+    .number()
+    .int()
+    .positive()
+    .max(1 << 20)
+    .default(2048),
+  seed: z.number().int().min(0).max(0xffffffff).default(0),
+  system: z.string().optional(),
+  /** Jinja template files (relative to the config file); the defaults are `defaultTemplates`. */
+  templates: z
+    .strictObject({ pointwise: z.string().optional(), pairwise: z.string().optional() })
+    .default({}),
+  link: linkSchema,
+  ...reliabilityFields,
+});
 
-export const rewardModelConfigSchema = z
-  .strictObject({
-    kind: z.literal("reward-model"),
-    url: z.url().describe("POST {model?, prompt, responses} -> {scores}"),
-    model: z.string().min(1).optional().describe("sent as `model`"),
-    apiKeyEnv: envName
-      .optional()
-      .describe("name of the environment variable holding the API key (never the key)"),
-    link: linkSchema,
-    ...reliabilityFields,
-  })
-  .describe("a reward model behind an HTTP endpoint");
+export const rewardModelConfigSchema = z.strictObject({
+  kind: z.literal("reward-model"),
+  url: httpUrl,
+  model: z.string().min(1).optional(),
+  apiKeyEnv: envName.optional(),
+  link: linkSchema,
+  ...reliabilityFields,
+});
 
-export const programmaticConfigSchema = z
-  .strictObject({
-    kind: z.literal("programmatic"),
-    module: z
-      .string()
-      .min(1)
-      .describe(
-        "a .js/.mjs module (relative to the config file) exporting prefer(prompt, a, b) and/or score(prompt, candidates)",
-      ),
-    export: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        "a named export holding { prefer, score } (default: the module's own exports, then its default export)",
-      ),
-    link: linkSchema,
-  })
-  .describe("your own code");
+export const programmaticConfigSchema = z.strictObject({
+  kind: z.literal("programmatic"),
+  /** A .js/.mjs module (relative to the config file) exporting prefer and/or score. */
+  module: z.string().min(1),
+  export: z.string().min(1).optional(),
+  link: linkSchema,
+});
 
 /** An oracle that judges on its own (not an ensemble): what an ensemble is made of. */
 export const memberConfigSchema = z.discriminatedUnion("kind", [
@@ -143,28 +94,18 @@ export const memberConfigSchema = z.discriminatedUnion("kind", [
 export const ensembleConfigSchema = z
   .strictObject({
     kind: z.literal("ensemble"),
-    members: z
-      .array(memberConfigSchema)
-      .min(1)
-      .describe("the member oracles (llm-judge, reward-model or programmatic configs)"),
-    aggregate: z
-      .enum(["mean", "min", "uncertainty"])
-      .default("mean")
-      .describe("mean; min (worst case); uncertainty (mean - lambda * variance across members)"),
-    lambda: z.number().min(0).default(1).describe("uncertainty: the weight of the variance"),
-    minMembers: z
-      .number()
-      .int()
-      .positive()
-      .optional()
-      .describe("members that must answer a judgment for it to count (default: all)"),
+    members: z.array(memberConfigSchema).min(1),
+    /** mean; min (worst case); uncertainty (mean - lambda * variance across members). */
+    aggregate: z.enum(["mean", "min", "uncertainty"]).default("mean"),
+    lambda: z.number().min(0).max(1e6).default(1),
+    /** Members that must answer a judgment for it to count; default: all. */
+    minMembers: z.number().int().positive().max(1024).optional(),
     link: linkSchema,
   })
   .refine((c) => (c.minMembers ?? 1) <= c.members.length, {
     message: "minMembers cannot exceed the number of members",
     path: ["minMembers"],
-  })
-  .describe("several oracles' judgments combined");
+  });
 
 export const oracleConfigSchema = z.discriminatedUnion("kind", [
   llmJudgeConfigSchema,

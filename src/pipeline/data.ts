@@ -1,7 +1,10 @@
 /** The run's prompt files: `{id, prompt, gold?}` per JSONL line, checked once at the edge. */
 import { z } from "zod";
-import { DnoError } from "../util/errors.js";
-import { readJsonl } from "../util/jsonl.js";
+import { checkFitsContext, checkMaxNewTokens } from "../model/context.js";
+import { atLine, DnoError } from "../util/errors.js";
+import { readInputRecords } from "../util/jsonl.js";
+import type { RunConfig } from "./config.js";
+import type { PolicyShape } from "./policy.js";
 
 export const promptRowSchema = z.strictObject({
   id: z.string().min(1),
@@ -11,16 +14,14 @@ export const promptRowSchema = z.strictObject({
 });
 export type PromptRow = z.infer<typeof promptRowSchema>;
 
-/** Reads a prompt file; duplicate ids are an error naming both lines' ids. */
+/** Reads a prompt file (the shared input rules: no empty file, no duplicate id). */
 export function readPrompts(file: string): PromptRow[] {
-  const rows = readJsonl(file, promptRowSchema);
-  const seen = new Set<string>();
-  for (const r of rows) {
-    if (seen.has(r.id)) throw new DnoError(`${file}: duplicate id "${r.id}"`);
-    seen.add(r.id);
-  }
-  if (rows.length === 0) throw new DnoError(`${file}: no prompts`);
-  return rows;
+  return readPromptLines(file).map((r) => r.value);
+}
+
+/** `readPrompts`, each row with its line number. */
+export function readPromptLines(file: string): { line: number; value: PromptRow }[] {
+  return readInputRecords(file, promptRowSchema, "prompts", (r) => r.id);
 }
 
 /** Evaluation must be on held-out prompts: no prompt text may appear in both files. */
@@ -37,4 +38,85 @@ export function checkDisjoint(
       `${heldOutFile}: prompt of id "${shared.id}" also appears in ${trainFile}; held-out prompts must be disjoint`,
     );
   }
+}
+
+export interface RunInputs {
+  prompts: PromptRow[];
+  eval: PromptRow[];
+  validation?: PromptRow[];
+  sft?: PromptRow[];
+}
+
+/**
+ * Every input file of a run, read and checked: the shared input rules, held-out files disjoint from
+ * the training prompts, SFT rows with gold answers, and every prompt (with its longest response, or
+ * with its gold answer where that is trained on) within the model's context. Runs before a fresh run
+ * directory is written to, so bad inputs leave nothing behind.
+ */
+export function readRunInputs(config: RunConfig, shape: PolicyShape): RunInputs {
+  const lines = (file: string) => readPromptLines(file);
+  const prompts = lines(config.data.prompts);
+  const evalRows = lines(config.data.eval);
+  const validation = config.data.validation ? lines(config.data.validation) : undefined;
+  const sft = config.sft ? lines(config.sft.data) : undefined;
+  const values = (rows: { value: PromptRow }[]) => rows.map((r) => r.value);
+  checkDisjoint(values(prompts), config.data.prompts, values(evalRows), config.data.eval);
+  if (validation) {
+    checkDisjoint(values(prompts), config.data.prompts, values(validation), config.data.validation!);
+    checkDisjoint(values(evalRows), config.data.eval, values(validation), config.data.validation!);
+  }
+  const maxNew = config.sampling.max_new_tokens;
+  checkMaxNewTokens(maxNew, shape.context, "sampling.max_new_tokens");
+  const sampled = (file: string, rows: { line: number; value: PromptRow }[]) => {
+    for (const { line, value } of rows) {
+      checkFitsContext(
+        `${file}:${line}`,
+        shape.promptTokens(value.prompt),
+        maxNew,
+        shape.context,
+        "sampling.max_new_tokens",
+      );
+    }
+  };
+  const trained = (file: string, rows: { line: number; value: PromptRow }[]) => {
+    for (const { line, value } of rows) {
+      if (value.gold === undefined) continue;
+      const n = shape.promptTokens(value.prompt) + shape.responseTokens(value.gold);
+      if (n > shape.context) {
+        throw atLine(
+          file,
+          line,
+          `prompt and gold answer are ${n} tokens, more than the model's context of ${shape.context} (max_position_embeddings)`,
+        );
+      }
+    }
+  };
+  sampled(config.data.prompts, prompts);
+  sampled(config.data.eval, evalRows);
+  if (validation) sampled(config.data.validation!, validation);
+  if (config.sampling.include_gold) trained(config.data.prompts, prompts);
+  if (sft) {
+    for (const { line, value } of sft) {
+      if (value.gold === undefined) throw atLine(config.sft!.data, line, 'SFT needs a "gold" answer');
+    }
+    trained(config.sft!.data, sft);
+  }
+  const T = partitionCount(config);
+  const per = config.data.prompts_per_iteration ?? Math.floor(prompts.length / T);
+  if (per < 1 || per * T > prompts.length) {
+    throw new DnoError(
+      `${config.data.prompts}: ${prompts.length} prompts cannot fill ${T} partitions of ${per} (data.prompts_per_iteration)`,
+    );
+  }
+  return {
+    prompts: values(prompts),
+    eval: values(evalRows),
+    ...(validation && { validation: values(validation) }),
+    ...(sft && { sft: values(sft) }),
+  };
+}
+
+/** Prompt partitions: one per iteration, or one for offline pairs. */
+export function partitionCount(config: RunConfig): number {
+  return config.pairs.offline ? 1 : config.iterations;
 }

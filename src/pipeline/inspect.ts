@@ -1,9 +1,12 @@
-/** Reading a run directory after the fact: `dno status` and `dno report`. */
+/**
+ * Reading a run directory after the fact: `dno status` and `dno report`. Read-only: the state is opened
+ * read-only, and every recorded file is checked against its SHA-256.
+ */
 import { existsSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { z } from "zod";
 import type { PairComposition } from "../core/pairs.js";
-import { JudgmentCache } from "../oracle/cache.js";
+import { cachedJudgmentCount } from "../oracle/cache.js";
 import type { ReportData, ReportIteration, ReportSamples } from "../report/html.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
@@ -17,6 +20,7 @@ import {
   readGuardInput,
 } from "./guards.js";
 import { type EvalResult, evalRowSchema, type MixtureEvalResult, type TrainLogRow } from "./records.js";
+import { refuseResultsWithoutState, runDamage } from "./run-dir.js";
 import { RunState, type StageRecord } from "./state.js";
 
 export interface RunSnapshot {
@@ -25,10 +29,13 @@ export interface RunSnapshot {
   stages: StageRecord[];
   /** Every stage the config implies, in order. */
   plan: string[];
+  /** Recorded files (stage outputs, the config snapshot) that are missing or changed. */
+  damage: { stage: string; message: string }[];
 }
 
 export function readRun(runDir: string): RunSnapshot {
-  if (!existsSync(join(runDir, "state.sqlite"))) {
+  if (!RunState.usable(runDir)) {
+    refuseResultsWithoutState(runDir);
     const config = configIn(runDir);
     if (config !== undefined) {
       throw new DnoError(
@@ -43,7 +50,7 @@ export function readRun(runDir: string): RunSnapshot {
     if (text === undefined)
       throw new DnoError(`${runDir}: the run state has no config; the run directory is damaged`);
     const config = JSON.parse(text) as RunConfig;
-    return { runDir, config, stages: state.all(), plan: stagePlan(config) };
+    return { runDir, config, stages: state.all(), plan: stagePlan(config), damage: runDamage(state) };
   } finally {
     state.close();
   }
@@ -86,22 +93,28 @@ function shown(path: string): string {
   return relative(process.cwd(), path) || ".";
 }
 
-/** Human-readable status: finished stages with their time, then what runs next. */
+/** Human-readable status: finished stages with their time (or their damage), then what runs next. */
 export function statusText(run: RunSnapshot): string {
   const done = new Map(run.stages.map((s) => [s.name, s]));
-  const lines = [`run ${run.runDir}: ${done.size} of ${run.plan.length} stages finished`];
+  const damaged = new Set(run.damage.map((d) => d.stage));
+  const intact = run.stages.filter((s) => !damaged.has(s.name)).length;
+  const lines = [`run ${run.runDir}: ${intact} of ${run.plan.length} stages finished`];
+  if (damaged.size > 0) lines[0] += `, ${run.stages.length - intact} damaged`;
   for (const name of run.plan) {
     const s = done.get(name);
+    const mark = damaged.has(name) ? "DAMAGED" : "done";
     lines.push(
       s
-        ? `  done  ${name.padEnd(14)} ${s.seconds.toFixed(1).padStart(7)} s  ${s.finishedAt}`
-        : `  todo  ${name}`,
+        ? `  ${mark.padEnd(7)} ${name.padEnd(14)} ${s.seconds.toFixed(1).padStart(7)} s  ${s.finishedAt}`
+        : `  todo    ${name}`,
     );
   }
+  for (const d of run.damage) lines.push(`damaged: ${d.message}`);
   const next = nextStage(run);
   // The snapshot resumes the run: it is the config as run, paths absolute, every default filled in.
   const resume = `dno run --config ${shown(join(run.runDir, "config.yaml"))}`;
-  if (next) lines.push(`next: ${next} (${resume} continues)`);
+  if (damaged.size > 0) lines.push("dno run refuses this directory until the files above are restored");
+  else if (next) lines.push(`next: ${next} (${resume} continues)`);
   else if (run.plan.every((n) => done.has(n))) lines.push("finished");
   else
     lines.push(
@@ -114,6 +127,15 @@ export function statusText(run: RunSnapshot): string {
 export function nextStage(run: RunSnapshot): string | undefined {
   const done = new Set(run.stages.map((s) => s.name));
   return done.has("select") ? undefined : run.plan.find((n) => !done.has(n));
+}
+
+/** Throws the first damage as a DnoError: a damaged run is never reported as if it were whole. */
+export function checkUndamaged(run: RunSnapshot): void {
+  const first = run.damage[0];
+  if (first) {
+    const more = run.damage.length > 1 ? ` (and ${run.damage.length - 1} more; dno status lists them)` : "";
+    throw new DnoError(`${first.message}${more}`);
+  }
 }
 
 const trainLogSchema = z.strictObject({
@@ -152,12 +174,7 @@ export function reportData(run: RunSnapshot): ReportData {
   const selected = byName.get("select")?.result as number | undefined;
   const lastT = iterations[iterations.length - 1]?.t ?? 0;
   const cacheFile = join(run.runDir, "oracle-cache.sqlite");
-  let judgments = 0;
-  if (existsSync(cacheFile)) {
-    const cache = new JudgmentCache(cacheFile);
-    judgments = cache.size();
-    cache.close();
-  }
+  const judgments = existsSync(cacheFile) ? cachedJudgmentCount(cacheFile) : 0;
   return {
     title: `dno run: ${config.objective.name}, ${config.iterations} iterations`,
     settings: {

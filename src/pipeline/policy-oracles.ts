@@ -26,43 +26,29 @@ import { cachedOracle, openRunOracle, type RunOracle, runOracleOf } from "./orac
 import { policyPath } from "./paths.js";
 import { loadPolicy, sampleResponses, sequenceLogprobs } from "./policy.js";
 
-export const implicitRewardConfigSchema = z
-  .strictObject({
-    kind: z.literal("implicit-reward"),
-    beta: z
-      .number()
-      .positive()
-      .default(0.1)
-      .describe("the DPO beta of the implicit reward; it only scales scores (pairs depend on their order)"),
-    length_penalty: z
-      .number()
-      .min(0)
-      .default(0)
-      .describe("DICE's length-regularised shaping: minus this much per character of the response"),
-  })
-  .describe("DICE: the policy's implicit reward beta * log(pi_t / pi_{t-1}) scores the candidates");
+export const implicitRewardConfigSchema = z.strictObject({
+  kind: z.literal("implicit-reward"),
+  /** The DPO beta of the implicit reward; it only scales scores (pairs depend on their order). */
+  beta: z.number().positive().max(1e6).default(0.1),
+  /** DICE's length-regularised shaping: minus this much per character of the response. */
+  length_penalty: z.number().min(0).max(1e6).default(0),
+});
 
-export const selfJudgeConfigSchema = z
-  .strictObject({
-    kind: z.literal("self"),
-    template: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        "a jinja file with the pointwise template's variables, relative to the config (default: ours)",
-      ),
-    min_score: z.number().int().default(0).describe("the rubric's lowest score"),
-    max_score: z.number().int().default(6).describe("the rubric's highest score"),
-    readout: z
-      .enum(["generate", "expected"])
-      .default("generate")
-      .describe(
-        "generate: a greedy answer in our JSON format; expected: the exact mean of the bare-number answers",
-      ),
-    max_new_tokens: z.number().int().positive().default(256).describe("longest judge answer (generate)"),
-  })
-  .describe("self-rewarding: pi_t judges its own candidates pointwise");
+export const selfJudgeConfigSchema = z.strictObject({
+  kind: z.literal("self"),
+  /** A jinja file with our pointwise template's variables (relative to the config); default: ours. */
+  template: z.string().min(1).optional(),
+  min_score: z.number().int().min(-1e6).max(1e6).default(0),
+  max_score: z.number().int().min(-1e6).max(1e6).default(6),
+  /** generate: a greedy answer in our JSON format; expected: the exact mean of the bare-number answers. */
+  readout: z.enum(["generate", "expected"]).default("generate"),
+  max_new_tokens: z
+    .number()
+    .int()
+    .positive()
+    .max(1 << 20)
+    .default(256),
+});
 
 /** What labels the training candidates: any oracle of src/oracle, or one built on the policy. */
 export const trainOracleConfigSchema = z.discriminatedUnion("kind", [

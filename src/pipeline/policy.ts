@@ -2,15 +2,17 @@
  * The pipeline's view of a policy: a CausalLM and its tokenizer, spoken to in text. Everything the
  * pipeline asks of src/model and src/train goes through here (load, save, sample, score, train).
  */
-import { relative } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, relative } from "node:path";
 import { logSumExp } from "../core/prob.js";
 import { Rng } from "../core/rng.js";
-import { parseConfig } from "../model/config.js";
+import { parseConfig, readConfig } from "../model/config.js";
 import { generate } from "../model/generate.js";
 import { exportGguf, ggufSource } from "../model/gguf.js";
 import { LoraAdapter, type LoraOptions, toLoraConfig } from "../model/lora.js";
 import { generateMixture } from "../model/mixture.js";
 import { CausalLM } from "../model/model.js";
+import { SafetensorsReader, writeSafetensors } from "../model/safetensors.js";
 import {
   byteTokenizer,
   encodeResponse as continuationIds,
@@ -19,9 +21,11 @@ import {
   saveTokenizer,
   type Tokenizer,
 } from "../model/tokenizer.js";
-import { AdamW } from "../train/adamw.js";
+import { AdamW, NonFiniteError } from "../train/adamw.js";
 import { learningRate } from "../train/schedule.js";
 import { trainStep } from "../train/step.js";
+import { DnoError } from "../util/errors.js";
+import { parseJsonText } from "../util/files.js";
 import type { RunConfig } from "./config.js";
 import type { TrainLogRow } from "./records.js";
 
@@ -79,6 +83,27 @@ export function initPolicy(arch: NonNullable<RunConfig["model"]["from_scratch"]>
   };
   const model = CausalLM.init(parseConfig(config, "model.from_scratch"), seed);
   return { model, tokenizer };
+}
+
+/** What the context check needs of the starting policy, without loading its weights. */
+export interface PolicyShape {
+  /** max_position_embeddings */
+  context: number;
+  promptTokens(prompt: string): number;
+  /** Tokens of a response as trained on: its own and the closing EOS. */
+  responseTokens(response: string): number;
+}
+
+export function policyShape(model: RunConfig["model"]): PolicyShape {
+  const tokenizer = model.path ? loadTokenizer(model.path) : byteTokenizer();
+  const context = model.path
+    ? readConfig(model.path).maxPositionEmbeddings
+    : model.from_scratch!.max_position_embeddings;
+  return {
+    context,
+    promptTokens: (prompt) => encodePrompt(tokenizer, prompt).length,
+    responseTokens: (response) => tokenizer.encode(response, { addSpecialTokens: false }).length + 1,
+  };
 }
 
 /** From now on training updates a fresh LoRA adapter (PEFT's init, from `seed`) alone; the base is frozen. */
@@ -183,6 +208,8 @@ export interface SampleOptions {
   topK: number;
   maxNewTokens: number;
   seed: number;
+  /** The index of prompts[0] when a prompt set is sampled in parts (seeds follow the whole set). */
+  firstPromptIndex?: number;
 }
 
 export interface SampledText {
@@ -214,6 +241,7 @@ export async function sampleResponses(
       maxNewTokens: options.maxNewTokens,
       eosTokenIds: tokenizer.eosTokenIds,
       seed: options.seed,
+      firstPromptIndex: options.firstPromptIndex ?? 0,
       tokenizer,
       ...(progress && { onProgress: progress }),
     },
@@ -235,6 +263,16 @@ export type BatchLoss = (seqLogprobs: Float64Array) => {
   margin: number | null;
 };
 
+/**
+ * Where weights, optimizer state, step and the log so far are saved (atomically, every `everySeconds`;
+ * 0: after every step) and resumed from: a kill loses at most that much training. The caller removes
+ * `file` once the trained checkpoint is written.
+ */
+export interface TrainResume {
+  file: string;
+  everySeconds: number;
+}
+
 export interface TrainOptions<U> {
   lr: number;
   batch_size: number;
@@ -243,6 +281,9 @@ export interface TrainOptions<U> {
   weight_decay: number;
   grad_clip: number;
   seed: number;
+  /** Names the training in errors (a stage name). */
+  stage?: string;
+  resume?: TrainResume;
   /** The examples of a batch of units, in the layout the loss expects. */
   examplesOf: (batch: readonly U[]) => TokenExample[];
   lossOf: (batch: readonly U[]) => BatchLoss;
@@ -252,6 +293,9 @@ export interface TrainOptions<U> {
 /**
  * AdamW over shuffled batches of units (an SFT example, or a preference pair), `epochs` passes
  * (a fractional last pass takes the first part of its shuffle). Linear warmup, then linear decay to 0.
+ * The data order depends only on (seed, epoch), so a resumed run takes the same batches as an
+ * uninterrupted one and ends with the same weights. A NaN or infinite loss or gradient stops training
+ * (a DnoError naming the step) before that step changes anything.
  */
 export function trainSteps<U>(policy: Policy, units: readonly U[], options: TrainOptions<U>): TrainLogRow[] {
   const perEpoch = Math.ceil(units.length / options.batch_size);
@@ -260,11 +304,18 @@ export function trainSteps<U>(policy: Policy, units: readonly U[], options: Trai
     weightDecay: options.weight_decay,
     maxGradNorm: options.grad_clip,
   });
-  const log: TrainLogRow[] = [];
+  const key = trainingKey(units.length, total, options);
+  const { resume } = options;
+  const resumed = resume ? loadTrainProgress(resume.file, key, optimizer) : undefined;
+  const log: TrainLogRow[] = resumed?.log ?? [];
+  let lastSave = performance.now();
+  let savedStep = log.length;
   let order: U[] = [];
-  for (let step = 0; step < total; step++) {
+  for (let step = log.length; step < total; step++) {
     const k = step % perEpoch;
-    if (k === 0) order = Rng.derive(options.seed, "epoch", step / perEpoch).shuffle([...units]);
+    if (k === 0 || step === log.length) {
+      order = Rng.derive(options.seed, "epoch", Math.floor(step / perEpoch)).shuffle([...units]);
+    }
     const batch = order.slice(k * options.batch_size, (k + 1) * options.batch_size);
     const examples = options.examplesOf(batch);
     const lossFn = options.lossOf(batch);
@@ -275,25 +326,100 @@ export function trainSteps<U>(policy: Policy, units: readonly U[], options: Trai
       totalSteps: total,
       decay: "linear",
     });
-    const { loss } = trainStep(
-      policy.model,
-      optimizer,
-      [
-        {
-          examples,
-          loss: (lp) => {
-            const r = lossFn(lp);
-            margin = r.margin;
-            return { loss: r.loss, grad: r.grad };
+    let loss: number;
+    try {
+      ({ loss } = trainStep(
+        policy.model,
+        optimizer,
+        [
+          {
+            examples,
+            loss: (lp) => {
+              const r = lossFn(lp);
+              margin = r.margin;
+              return { loss: r.loss, grad: r.grad };
+            },
           },
-        },
-      ],
-      lr,
-    );
+        ],
+        lr,
+      ));
+    } catch (e) {
+      if (!(e instanceof NonFiniteError)) throw e;
+      const kept =
+        resume && savedStep > 0
+          ? `the last good state (after step ${savedStep}) is kept in ${resume.file}`
+          : "the stage's input checkpoint is kept";
+      throw new DnoError(
+        `${options.stage ?? "training"}: training stopped at step ${step + 1} of ${total}: ${e.message}; ` +
+          `no update was applied, ${kept} (lower the learning rate, or check the data)`,
+      );
+    }
     log.push({ step: step + 1, lr, loss, margin });
     options.progress?.(step + 1, total);
+    if (resume && performance.now() - lastSave >= resume.everySeconds * 1000 && step + 1 < total) {
+      saveTrainProgress(resume.file, key, optimizer, log);
+      lastSave = performance.now();
+      savedStep = log.length;
+    }
   }
   return log;
+}
+
+/** What must match for saved progress to be resumed: the same units, schedule and seed. */
+function trainingKey<U>(units: number, total: number, o: TrainOptions<U>): string {
+  const { lr, batch_size, epochs, warmup_steps, weight_decay, grad_clip, seed, stage } = o;
+  return JSON.stringify({
+    stage,
+    units,
+    total,
+    lr,
+    batch_size,
+    epochs,
+    warmup_steps,
+    weight_decay,
+    grad_clip,
+    seed,
+  });
+}
+
+/** What trains (every weight, or a LoRA adapter alone) and its AdamW moments, with the log so far. */
+function saveTrainProgress(file: string, key: string, optimizer: AdamW, log: TrainLogRow[]): void {
+  const flat = (name: string, data: Float32Array) => ({ name, shape: [data.length], data });
+  mkdirSync(dirname(file), { recursive: true });
+  writeSafetensors(
+    file,
+    [
+      flat("params", optimizer.model.trainable.params),
+      flat("adamw.m", optimizer.m),
+      flat("adamw.v", optimizer.v),
+    ],
+    "F32",
+    { dno: "train-progress", key, adamw_step: String(optimizer.step), log: JSON.stringify(log) },
+  );
+}
+
+/** Restores saved progress into the model and optimizer; returns the log of the steps it covers. */
+function loadTrainProgress(file: string, key: string, optimizer: AdamW): { log: TrainLogRow[] } | undefined {
+  if (!existsSync(file)) return undefined;
+  const r = new SafetensorsReader(file);
+  try {
+    if (r.metadata.dno !== "train-progress" || r.metadata.key !== key) {
+      throw new DnoError(
+        `${file}: saved training progress of other training (settings differ); remove it to train from the start`,
+      );
+    }
+    r.read("params", optimizer.model.trainable.params);
+    r.read("adamw.m", optimizer.m);
+    r.read("adamw.v", optimizer.v);
+    optimizer.step = Number(r.metadata.adamw_step);
+    const log = parseJsonText(r.metadata.log ?? "", file) as TrainLogRow[];
+    if (!Array.isArray(log) || !Number.isInteger(optimizer.step)) {
+      throw new DnoError(`${file}: saved training progress is damaged (metadata)`);
+    }
+    return { log };
+  } finally {
+    r.close();
+  }
 }
 
 /**

@@ -20,9 +20,8 @@
  * Every random choice draws from Rng.derive(seed, stage, t), so a resumed run ends with the same
  * weights as an uninterrupted one.
  */
-import { mkdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { stringify as toYaml } from "yaml";
 import { isDefective } from "../core/defects.js";
 import { exploreSample } from "../core/explore.js";
 import { getObjective } from "../core/objectives.js";
@@ -40,13 +39,12 @@ import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
 import { type HeadToHead, lengthControlledWinRate } from "../eval/length-controlled.js";
 import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
-import { canonicalJson } from "../oracle/cache.js";
 import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
-import { readJsonl } from "../util/jsonl.js";
+import { readJsonl, toJsonl } from "../util/jsonl.js";
 import { offlineFirstRound, type RunConfig } from "./config.js";
-import { checkDisjoint, type PromptRow, promptRowSchema, readPrompts } from "./data.js";
+import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
 import { type GuardInput, type GuardWarning, guardContext, guardWarnings, readGuardInput } from "./guards.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
 import { iterDir, MIXTURE_DIR, mixtureIterates, policyPath } from "./paths.js";
@@ -61,6 +59,7 @@ import {
   mixtureLogprobs,
   type Policy,
   type PolicyText,
+  policyShape,
   policyWeightsSha256,
   responseIds,
   responseTokenCount,
@@ -86,9 +85,9 @@ import {
   sampleRowSchema,
   type TrlRow,
 } from "./records.js";
+import { openRunDir } from "./run-dir.js";
 import { createSampler, type Sampler, type SamplerSession } from "./sampler.js";
-import { runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
-import { RunState } from "./state.js";
+import { keptBatches, runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
 import { type LogprobsFn, loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
 import { createTrainer, type Trainer, trainArgsOf } from "./trainer.js";
 
@@ -126,16 +125,21 @@ export interface RunResult {
 
 export { policyPath };
 
+/** Prompts sampled between two saves of a sampling stage's progress. */
+const PROMPTS_PER_BATCH = 32;
+/** Sequences scored between two saves of a reference stage's progress (a multiple of policy.ts's chunk). */
+const LOGPROBS_PER_BATCH = 256;
+/** Training progress toward a checkpoint, kept beside it until the checkpoint is written. */
+const resumeFileOf = (checkpoint: string): string => `${checkpoint}.progress.safetensors`;
+
 /** Runs (or resumes) the whole pipeline in the config's run directory. */
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
   const { config } = options;
   const runDir = config.run_dir;
   const progress = options.progress ?? (() => {});
-  mkdirSync(runDir, { recursive: true });
-  const state = RunState.open(runDir);
+  const state = openRunDir(config, () => readRunInputs(config, policyShape(config.model)));
   let oracle: RunOracle | undefined;
   try {
-    checkSameConfig(state, config, runDir);
     const stage = <T>(name: string, outputs: readonly string[], work: () => Promise<T> | T) =>
       runStage(state, name, outputs, work, options.events);
 
@@ -240,59 +244,21 @@ interface IterationContext {
   trainer: Trainer;
 }
 
-/** A run directory belongs to one config: resuming with another would mix two experiments. */
-function checkSameConfig(state: RunState, config: RunConfig, runDir: string): void {
-  const text = canonicalJson(config);
-  const stored = state.getMeta("config");
-  if (stored === undefined) {
-    // The snapshot first: once the state names a config, the snapshot is never written again.
-    writeFileAtomic(join(runDir, "config.yaml"), snapshotYaml(config));
-    state.setMeta("config", text);
-    return;
-  }
-  if (stored !== text) {
-    const before = JSON.parse(stored) as Record<string, unknown>;
-    const changed = Object.keys({ ...before, ...config }).filter(
-      (k) => canonicalJson(before[k]) !== canonicalJson((config as Record<string, unknown>)[k]),
-    );
-    throw new DnoError(
-      `${runDir}: this run directory was started with a different config (changed: ${changed.join(", ")}); ` +
-        "use a new run directory, or the original config to resume",
-    );
-  }
-}
-
-/** The config as run, every default filled in. Oracle configs name the key's variable, never the key. */
-function snapshotYaml(config: RunConfig): string {
-  return `# dno run config snapshot (all defaults filled in; API keys are never stored, only their variable names)\n${toYaml(config)}`;
-}
-
 async function prepare(
   config: RunConfig,
   runDir: string,
 ): Promise<{ partitionSizes: number[]; validation: boolean }> {
-  const prompts = readPrompts(config.data.prompts);
-  const evalRows = readPrompts(config.data.eval);
-  checkDisjoint(prompts, config.data.prompts, evalRows, config.data.eval);
-  const validation = config.data.validation ? readPrompts(config.data.validation) : undefined;
-  if (validation) {
-    checkDisjoint(prompts, config.data.prompts, validation, config.data.validation!);
-    checkDisjoint(evalRows, config.data.eval, validation, config.data.validation!);
-  }
-  const T = config.pairs.offline ? 1 : config.iterations;
+  const inputs = readRunInputs(config, policyShape(config.model));
+  const { prompts, validation } = inputs;
+  const T = partitionCount(config);
   const per = config.data.prompts_per_iteration ?? Math.floor(prompts.length / T);
-  if (per < 1 || per * T > prompts.length) {
-    throw new DnoError(
-      `${config.data.prompts}: ${prompts.length} prompts cannot fill ${T} partitions of ${per} (data.prompts_per_iteration)`,
-    );
-  }
   const shuffled = Rng.derive(config.seed, "partition").shuffle([...prompts]);
   const partitions = Array.from({ length: T }, (_, i) => shuffled.slice(i * per, (i + 1) * per));
   await writeDirAt(runDir, "data", (dir) => {
     writeFileAtomic(join(dir, "partitions.json"), JSON.stringify(partitions));
-    writeJsonlAt(dir, "eval.jsonl", evalRows);
+    writeJsonlAt(dir, "eval.jsonl", inputs.eval);
     if (validation) writeJsonlAt(dir, "validation.jsonl", validation);
-    if (config.sft) writeJsonlAt(dir, "sft.jsonl", readPrompts(config.sft.data));
+    if (inputs.sft) writeJsonlAt(dir, "sft.jsonl", inputs.sft);
   });
   return { partitionSizes: partitions.map((p) => p.length), validation: validation !== undefined };
 }
@@ -331,6 +297,11 @@ async function preparePolicy(
         ...trainSteps(policy, examples, {
           ...config.sft,
           seed: deriveSeed(config.seed, "sft"),
+          stage: "sft",
+          resume: {
+            file: join(runDir, resumeFileOf(policyPath(1))),
+            everySeconds: config.sft.checkpoint_seconds,
+          },
           examplesOf: (batch) => batch.map((e) => encodeExample(policy, e)),
           lossOf: (batch) => sftLoss(policy, batch),
           progress: (done, total) => progress("sft", done, total),
@@ -339,6 +310,7 @@ async function preparePolicy(
     }
     await writeDirAt(runDir, policyPath(1), (dir) => savePolicy(policy, dir));
     writeJsonlAt(runDir, "iterations/sft-log.jsonl", log);
+    rmSync(join(runDir, resumeFileOf(policyPath(1))), { force: true });
     return { weightsSha256: policyWeightsSha256(policy), steps: log.length };
   });
 }
@@ -350,19 +322,24 @@ async function sampleStage(
 ): Promise<{ prompts: number; samples: number; failed: number }> {
   const { config } = ctx;
   const s = config.sampling;
+  const K = s.samples_per_prompt;
+  const kept = (key: string) => `${iterDir(t)}/${key}.partial`;
   return withSession(ctx, t, `${t}/sample`, async (session) => {
     const sample = (prompts: string[], key: string) =>
-      session.sample(
-        prompts,
-        {
-          samplesPerPrompt: s.samples_per_prompt,
-          temperature: s.temperature,
-          topP: s.top_p,
-          topK: s.top_k,
-          maxNewTokens: s.max_new_tokens,
-          seed: deriveSeed(config.seed, key, t),
-        },
-        (done, total) => ctx.progress(`${t}/${key}`, done, total),
+      keptBatches(ctx.runDir, kept(key), prompts.length, PROMPTS_PER_BATCH, (start, end) =>
+        session.sample(
+          prompts.slice(start, end),
+          {
+            samplesPerPrompt: K,
+            temperature: s.temperature,
+            topP: s.top_p,
+            topK: s.top_k,
+            maxNewTokens: s.max_new_tokens,
+            seed: deriveSeed(config.seed, key, t),
+            firstPromptIndex: start,
+          },
+          (done) => ctx.progress(`${t}/${key}`, start * K + done, prompts.length * K),
+        ),
       );
     const samples = await sample(
       partition.map((r) => r.prompt),
@@ -381,6 +358,8 @@ async function sampleStage(
       ...(negatives && { negatives: negatives[i]! }),
     }));
     writeJsonlAt(ctx.runDir, `${iterDir(t)}/samples.jsonl`, rows);
+    for (const key of ["sample", "sample-negative"])
+      rmSync(join(ctx.runDir, kept(key)), { recursive: true, force: true });
     const failed = rows.reduce((n, r) => n + r.samples.filter((x) => x === null).length, 0);
     return { prompts: rows.length, samples: rows.length * s.samples_per_prompt - failed, failed };
   });
@@ -628,11 +607,22 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
     ...(explores ? rows.map((r) => ({ prompt: r.promptIds, response: exploreIdsOf(r, t) })) : []),
   ];
   const refT = objective.reference === "fixed" ? 1 : t;
+  const kept = `${iterDir(t)}/reference.partial`;
   const logprobsUnder = async (k: number, label: string) => {
     const policy = loadPolicy(join(runDir, policyPath(k)));
-    return tokenSequenceLogprobs(policy, items, (done, total) =>
-      ctx.progress(`${t}/reference ${label}`, done, total),
+    const values = await keptBatches(
+      runDir,
+      `${kept}/${label}`,
+      items.length,
+      LOGPROBS_PER_BATCH,
+      async (start, end) =>
+        Array.from(
+          tokenSequenceLogprobs(policy, items.slice(start, end), (done) =>
+            ctx.progress(`${t}/reference ${label}`, start + done, items.length),
+          ),
+        ),
     );
+    return Float64Array.from(values);
   };
   const ref = await logprobsUnder(refT, "pi_ref");
   const anchor = objective.needs.includes("anchor") ? await logprobsUnder(1, "anchor") : undefined;
@@ -655,6 +645,7 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
     }),
   );
   writeJsonlAt(runDir, `${iterDir(t)}/pairs.trl.jsonl`, trl);
+  rmSync(join(runDir, kept), { recursive: true, force: true });
   return { pairs: n };
 }
 
@@ -676,6 +667,7 @@ async function trainStage(
   const { config, runDir } = ctx;
   const dir = join(runDir, iterDir(t));
   writeJsonAt(runDir, `${iterDir(t)}/train-args.json`, trainArgsOf(config, t));
+  const resumeFile = join(runDir, resumeFileOf(policyPath(t + 1)));
   let result: Awaited<ReturnType<Trainer["train"]>> | undefined;
   await writeDirAt(runDir, policyPath(t + 1), async (outDir) => {
     result = await ctx.trainer.train({
@@ -685,10 +677,13 @@ async function trainStage(
       args: trainArgsOf(config, t),
       outDir,
       logFile: join(dir, "train-output.log"),
+      stage: `${t}/train`,
+      resume: { file: resumeFile, everySeconds: config.train.checkpoint_seconds },
       progress: (done, total) => ctx.progress(`${t}/train`, done, total),
     });
   });
   writeJsonlAt(runDir, `${iterDir(t)}/train-log.jsonl`, result!.log);
+  rmSync(resumeFile, { force: true });
   return { weightsSha256: result!.weightsSha256, steps: result!.log.length };
 }
 
@@ -911,11 +906,16 @@ function sftLoss(policy: Policy, batch: readonly { prompt: string; response: str
   };
 }
 
-/** metrics.jsonl: one line per evaluated policy, with the collapse guards it tripped. */
+/**
+ * metrics.jsonl: one line per evaluated policy, with the collapse guards it tripped; derived from the
+ * finished evaluations, and left alone when it already says the same.
+ */
 function writeMetrics(runDir: string, evals: readonly EvalResult[], warnings: readonly GuardWarning[]): void {
   const rows = evals.map((e) => ({
     ...e,
     guards: warnings.filter((w) => w.t === e.t).map(({ guard, message }) => ({ guard, message })),
   }));
+  const file = join(runDir, "metrics.jsonl");
+  if (existsSync(file) && readFileSync(file, "utf8") === toJsonl(rows)) return;
   writeJsonlAt(runDir, "metrics.jsonl", rows);
 }

@@ -7,6 +7,8 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
+import { DnoError } from "../util/errors.js";
+import { parseJsonText, readTextFile } from "../util/files.js";
 import { toJsonl } from "../util/jsonl.js";
 import type { RunState, StageRecord } from "./state.js";
 
@@ -38,6 +40,40 @@ export async function runStage<T>(
   const record = state.finish(name, outputs, result, (performance.now() - started) / 1000);
   events.finish?.(record, false);
   return result;
+}
+
+/**
+ * Work over `count` items in batches of `batchSize`, each finished batch's results kept (atomically) in
+ * the run-relative folder `dir`: a killed stage resumes after its last finished batch. The results must
+ * not depend on the batching (samples draw seeds by prompt index). The caller removes `dir` once the
+ * stage's own output is written.
+ */
+export async function keptBatches<T>(
+  runDir: string,
+  dir: string,
+  count: number,
+  batchSize: number,
+  work: (start: number, end: number) => Promise<T[]>,
+): Promise<T[]> {
+  const folder = join(runDir, dir);
+  mkdirSync(folder, { recursive: true });
+  const out: T[] = [];
+  for (let start = 0; start < count; start += batchSize) {
+    const end = Math.min(count, start + batchSize);
+    const file = join(folder, `${start}-${end}.json`);
+    let rows: T[];
+    if (existsSync(file)) {
+      rows = parseJsonText(readTextFile(file), file) as T[];
+      if (!Array.isArray(rows) || rows.length !== end - start) {
+        throw new DnoError(`${file}: a kept batch of ${end - start} results is damaged; remove ${folder}`);
+      }
+    } else {
+      rows = await work(start, end);
+      writeFileAtomic(file, JSON.stringify(rows));
+    }
+    out.push(...rows);
+  }
+  return out;
 }
 
 /** Writes `rows` as JSONL at a run-relative path, atomically. */

@@ -11,6 +11,7 @@ import Database from "better-sqlite3";
 import { DnoError } from "../util/errors.js";
 
 const SCHEMA_VERSION = 1;
+export const STATE_FILE = "state.sqlite";
 
 export interface StageRecord<T = unknown> {
   name: string;
@@ -22,21 +23,26 @@ export interface StageRecord<T = unknown> {
 }
 
 export class RunState {
+  /** Stages whose files were verified since this state was opened. */
+  private readonly verified = new Set<string>();
+
   private constructor(
     private readonly db: Database.Database,
     readonly runDir: string,
   ) {}
 
-  /** Opens (`create`: or creates) the state of a run directory. */
+  /**
+   * Opens (`create`: or creates) the state of a run directory. Without `create` the state is opened
+   * read-only: reading a run (`dno status`, `dno report`) never writes to it.
+   */
   static open(runDir: string, options: { create: boolean } = { create: true }): RunState {
-    const file = join(runDir, "state.sqlite");
-    if (!options.create && !existsSync(file)) {
-      throw new DnoError(`${runDir}: not a dno run directory (no state.sqlite)`);
-    }
+    const file = join(runDir, STATE_FILE);
+    if (!options.create) return RunState.openReadOnly(runDir, file);
     let db: Database.Database;
     try {
       db = new Database(file);
-      db.pragma("journal_mode = WAL");
+      // A rollback journal, not WAL: read-only readers (dno status) then leave no -wal/-shm files behind.
+      db.pragma("journal_mode = DELETE");
       db.pragma("synchronous = FULL");
       const version = db.pragma("user_version", { simple: true }) as number;
       if (version === 0) {
@@ -60,6 +66,36 @@ export class RunState {
     return new RunState(db, runDir);
   }
 
+  private static openReadOnly(runDir: string, file: string): RunState {
+    if (!existsSync(file) || statSync(file).size === 0) {
+      throw new DnoError(`${runDir}: not a dno run directory (no ${STATE_FILE}, or an empty one)`);
+    }
+    let db: Database.Database;
+    try {
+      db = new Database(file, { readonly: true, fileMustExist: true });
+      const version = db.pragma("user_version", { simple: true }) as number;
+      if (version !== SCHEMA_VERSION) {
+        throw new Error(`state schema version ${version}, this dno reads version ${SCHEMA_VERSION}`);
+      }
+      db.prepare("SELECT COUNT(*) FROM stages").get();
+    } catch (e) {
+      throw new DnoError(`${file}: cannot open the run state: ${(e as Error).message}`);
+    }
+    return new RunState(db, runDir);
+  }
+
+  /** Whether `runDir` holds a run state that names its config (a run that can be resumed). */
+  static usable(runDir: string): boolean {
+    const file = join(runDir, STATE_FILE);
+    if (!existsSync(file) || statSync(file).size === 0) return false;
+    const state = RunState.open(runDir, { create: false });
+    try {
+      return state.getMeta("config") !== undefined;
+    } finally {
+      state.close();
+    }
+  }
+
   getMeta(key: string): string | undefined {
     const row = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as
       | { value: string }
@@ -67,8 +103,12 @@ export class RunState {
     return row?.value;
   }
 
-  setMeta(key: string, value: string): void {
-    this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(key, value);
+  /** Sets several meta keys in one transaction: all or none survive a crash. */
+  setMeta(entries: Record<string, string>): void {
+    const insert = this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
+    this.db.transaction(() => {
+      for (const [key, value] of Object.entries(entries)) insert.run(key, value);
+    })();
   }
 
   get<T>(name: string): StageRecord<T> | undefined {
@@ -107,19 +147,24 @@ export class RunState {
 
   /** Throws a DnoError naming the first file of a finished stage that is missing or changed. */
   verify(record: StageRecord): void {
+    if (this.verified.has(record.name)) return;
+    const problem = this.damageOf(record)[0];
+    if (problem) throw new DnoError(problem);
+    this.verified.add(record.name);
+  }
+
+  /** One message per recorded file (of every finished stage) that is missing or changed. */
+  damage(): { stage: string; message: string }[] {
+    return this.all().flatMap((r) => this.damageOf(r).map((message) => ({ stage: r.name, message })));
+  }
+
+  private damageOf(record: StageRecord): string[] {
+    const problems: string[] = [];
     for (const [path, hash] of Object.entries(record.outputs)) {
-      const file = join(this.runDir, path);
-      if (!existsSync(file)) {
-        throw new DnoError(
-          `${file}: missing, but stage "${record.name}" finished with it; the run directory is damaged`,
-        );
-      }
-      if (hashFile(file) !== hash) {
-        throw new DnoError(
-          `${file}: changed since stage "${record.name}" wrote it (SHA-256 mismatch); the run directory is damaged`,
-        );
-      }
+      const problem = fileDamage(join(this.runDir, path), hash, `stage "${record.name}"`);
+      if (problem) problems.push(problem);
     }
+    return problems;
   }
 
   close(): void {
@@ -135,6 +180,14 @@ function expandFiles(runDir: string, path: string): string[] {
     .filter((d) => d.isFile())
     .map((d) => relative(runDir, join(d.parentPath, d.name)))
     .sort();
+}
+
+/** Why `file` no longer matches the SHA-256 that `writer` recorded for it, or undefined. */
+export function fileDamage(file: string, hash: string, writer: string): string | undefined {
+  if (!existsSync(file)) return `${file}: missing, but ${writer} wrote it; the run directory is damaged`;
+  if (hashFile(file) !== hash)
+    return `${file}: changed since ${writer} wrote it (SHA-256 mismatch); the run directory is damaged`;
+  return undefined;
 }
 
 export function hashFile(file: string): string {

@@ -18,6 +18,7 @@ import {
   policyWeightsSha256,
   savePolicy,
   startLoraAdapter,
+  type TrainResume,
   trainSteps,
 } from "./policy.js";
 import { type TrainLogRow, type TrlRow, trlRowSchema } from "./records.js";
@@ -60,6 +61,10 @@ export interface TrainJob {
   outDir: string;
   /** A file for the trainer's own output (a command's stdout and stderr). */
   logFile: string;
+  /** The stage, for messages (a non-finite loss names it and the step). */
+  stage?: string;
+  /** In-process training saves its progress here and resumes from it (commands keep their own). */
+  resume?: TrainResume;
   progress?: (done: number, total: number) => void;
 }
 
@@ -81,7 +86,10 @@ export function engineTrainer(): Trainer {
     async train(job) {
       const policy = loadPolicy(job.policyDir);
       const rows = readJsonl(job.pairsFile, trlRowSchema);
-      const log = trainOnPreferences(policy, rows, job.args, job.pairsFile, job.progress);
+      const log = trainOnPreferences(policy, rows, job.args, job.pairsFile, job.progress, {
+        ...(job.stage !== undefined && { stage: job.stage }),
+        ...(job.resume && { resume: job.resume }),
+      });
       // With LoRA: an adapter checkpoint over pi_t; the policy in memory is then pi_t with it merged.
       savePolicy(policy, job.outDir, job.policyDir);
       return { weightsSha256: policyWeightsSha256(policy), steps: log.length, log };
@@ -100,6 +108,7 @@ export function trainOnPreferences(
   args: TrainArgs,
   source: string,
   progress?: (done: number, total: number) => void,
+  run: { stage?: string; resume?: TrainResume } = {},
 ): TrainLogRow[] {
   const objective = getObjective(args.objective);
   if (rows.length === 0) throw new DnoError(`${source}: no preference pairs to train on`);
@@ -125,6 +134,7 @@ export function trainOnPreferences(
   const { beta, tau, alpha } = args;
   return trainSteps(policy, rows, {
     ...args,
+    ...run,
     // The layout sequenceLossFn expects: every chosen response, then every rejected one (then y_e).
     examplesOf: (batch) => [
       ...batch.map((r) => ({ prompt: r.prompt_ids, response: r.chosen_ids })),

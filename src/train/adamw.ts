@@ -17,6 +17,11 @@ export interface AdamWOptions {
   maxGradNorm?: number;
 }
 
+/** A NaN or infinite loss or gradient: the step is refused before any parameter changes. */
+export class NonFiniteError extends Error {
+  override name = "NonFiniteError";
+}
+
 export interface StepInfo {
   lr: number;
   /** global gradient norm before clipping */
@@ -55,6 +60,7 @@ export class AdamW {
     const e = engine();
     const { params, grads } = this.target;
     const gradNorm = Math.sqrt(e.sumSquares(grads));
+    if (!Number.isFinite(gradNorm)) throw new NonFiniteError(`the gradient norm is ${gradNorm}`);
     const max = this.opts.maxGradNorm;
     if (max > 0 && gradNorm > max) e.scale(grads, max / (gradNorm + 1e-6)); // torch's clip_grad_norm_
     this.step++;

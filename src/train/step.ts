@@ -5,7 +5,7 @@
  */
 import { engine } from "../engine/index.js";
 import type { CausalLM, Example, SequenceLoss } from "../model/model.js";
-import type { AdamW, StepInfo } from "./adamw.js";
+import { type AdamW, NonFiniteError, type StepInfo } from "./adamw.js";
 
 export interface MicroBatch {
   examples: Example[];
@@ -22,6 +22,7 @@ export function trainStep(
   model.zeroGrad();
   let loss = 0;
   for (const mb of microBatches) loss += model.accumulateGradients(mb.examples, mb.loss).loss;
+  if (!Number.isFinite(loss)) throw new NonFiniteError(`the loss is ${loss}`);
   if (microBatches.length > 1) engine().scale(model.grads, 1 / microBatches.length);
   return { ...optimizer.update(lr), loss: loss / microBatches.length };
 }

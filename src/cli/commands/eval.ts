@@ -20,6 +20,7 @@ import {
 } from "../../eval/responses.js";
 import { charLength } from "../../eval/winrate.js";
 import { readConfig } from "../../model/config.js";
+import { fitToContext } from "../../model/context.js";
 import type { Sample } from "../../model/generate.js";
 import { generateMixture } from "../../model/mixture.js";
 import { CausalLM } from "../../model/model.js";
@@ -36,6 +37,7 @@ import { mixtureIterates } from "../../pipeline/paths.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { DnoError } from "../../util/errors.js";
 import { toJsonl } from "../../util/jsonl.js";
+import { intFlag, MAX_SEED, numberFlag } from "../flags.js";
 
 interface EvalOptions {
   alpacaAnnotations?: string;
@@ -51,6 +53,8 @@ interface EvalOptions {
   temperature: number;
   topP: number;
   maxNewTokens: number;
+  /** Whether --max-new-tokens was given (a default one is lowered to fit the context). */
+  maxNewTokensGiven?: boolean;
   oracle?: string;
   annotationsOut?: string;
   instructionDifficulty?: string;
@@ -150,6 +154,14 @@ async function generateResponses(
 ): Promise<ResponseRecord[]> {
   const dirs = "dir" in source ? [source.dir] : mixtureIterates(source.mixture);
   const tokenizer = loadTokenizer(dirs[0]!);
+  const { ids, maxNewTokens } = fitToContext(
+    prompts.map((p, i) => ({
+      where: p.id !== undefined ? `prompt ${JSON.stringify(p.id)}` : `prompt ${i + 1}`,
+      ids: encodePrompt(tokenizer, p.prompt),
+    })),
+    { value: options.maxNewTokens, explicit: options.maxNewTokensGiven === true, name: "--max-new-tokens" },
+    readConfig(dirs[0]!).maxPositionEmbeddings,
+  );
   const bar = new SingleBar({
     stream: process.stderr,
     format: `generating (${basename("dir" in source ? source.dir : `${source.mixture} mixture`)}) [{bar}] {value}/{total} prompts | ETA {eta_formatted}`,
@@ -157,12 +169,11 @@ async function generateResponses(
   let samples: Sample[][];
   try {
     bar.start(prompts.length, 0);
-    const ids = prompts.map((p) => encodePrompt(tokenizer, p.prompt));
     const generateOptions = {
       samplesPerPrompt: 1,
       temperature: options.temperature,
       topP: options.topP,
-      maxNewTokens: options.maxNewTokens,
+      maxNewTokens,
       eosTokenIds: [...new Set([...tokenizer.eosTokenIds, ...readConfig(dirs[0]!).eosTokenIds])],
       seed: options.seed,
       tokenizer,
@@ -348,24 +359,6 @@ async function evalHeadToHead(options: EvalOptions): Promise<void> {
   warnIfExtreme(metrics.win_rate, lc, report.n);
 }
 
-function numberAtLeast(flag: string, min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === "" || !(n >= min))
-      throw new DnoError(`${flag}: expected a number >= ${min}, got "${value}"`);
-    return n;
-  };
-}
-
-function integerAtLeast(flag: string, min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min)
-      throw new DnoError(`${flag}: expected an integer >= ${min}, got "${value}"`);
-    return n;
-  };
-}
-
 export function register(program: Command): void {
   program
     .command("eval")
@@ -387,9 +380,14 @@ export function register(program: Command): void {
     .option("--baseline <file>", "baseline responses to the same prompts (matched by id, else by prompt)")
     .option("--baseline-model <dir>", "generate the baseline's responses with this checkpoint instead")
     .option("--prompts <file>", "prompts (JSONL {id?, prompt}) when both sides are checkpoints")
-    .option("--temperature <t>", "generation temperature (0 = greedy)", numberAtLeast("--temperature", 0), 0)
-    .option("--top-p <p>", "generation nucleus mass", numberAtLeast("--top-p", 0), 1)
-    .option("--max-new-tokens <n>", "generation length limit", integerAtLeast("--max-new-tokens", 1), 512)
+    .option(
+      "--temperature <t>",
+      "generation temperature (0 = greedy)",
+      numberFlag("--temperature", 0, 100),
+      0,
+    )
+    .option("--top-p <p>", "generation nucleus mass", numberFlag("--top-p", 0, 1, { exclusiveMin: true }), 1)
+    .option("--max-new-tokens <n>", "generation length limit", intFlag("--max-new-tokens", 1, 1 << 20), 512)
     .option("--responses-out <file>", "save the model's generated responses (JSONL)")
     .option("--baseline-out <file>", "save the baseline's generated responses (JSONL)")
     .option("--oracle <config>", "judge config (YAML), as for dno judge and a pipeline's oracle: section")
@@ -398,16 +396,17 @@ export function register(program: Command): void {
       "--instruction-difficulty <csv>",
       "AlpacaEval instruction_difficulty.csv (index,instruction_difficulty) for the LC fit",
     )
-    .option("--seed <n>", "seed of generation and of the bootstrap", integerAtLeast("--seed", 0), 0)
-    .option("--bootstrap <n>", "bootstrap resamples", integerAtLeast("--bootstrap", 1), 2000)
+    .option("--seed <n>", "seed of generation and of the bootstrap", intFlag("--seed", 0, MAX_SEED), 0)
+    .option("--bootstrap <n>", "bootstrap resamples", intFlag("--bootstrap", 1, 1_000_000), 2000)
     .option(
       "--lc-bootstrap <n>",
       "bootstrap refits of the LC GLM for its interval (0: none)",
-      integerAtLeast("--lc-bootstrap", 0),
+      intFlag("--lc-bootstrap", 0, 1_000_000),
       1000,
     )
     .option("--json", "print one JSON object")
-    .action(async (options: EvalOptions) => {
+    .action(async (options: EvalOptions, command: Command) => {
+      options.maxNewTokensGiven = command.getOptionValueSource("maxNewTokens") !== "default";
       if (options.alpacaAnnotations && (options.responses || options.model || options.mixture))
         throw new DnoError("dno eval: give either --alpaca-annotations or responses to judge, not both");
       if (options.alpacaAnnotations) return evalAlpaca(options.alpacaAnnotations, options);

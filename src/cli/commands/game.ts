@@ -1,23 +1,11 @@
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, Option } from "commander";
 import { BUILTIN_GAMES, builtinGame } from "../../game/builtins.js";
 import { DEFAULT_GAME_OPTIONS, GAME_MODES, type GameRunOptions, runGame } from "../../game/dynamics.js";
 import { loadGame } from "../../game/game.js";
 import { formatGameRun, gamePlotSpec } from "../../game/report.js";
 import { vegaLiteToSvg } from "../../report/svg.js";
 import { writeFileAtomic } from "../../util/atomic.js";
-import { DnoError } from "../../util/errors.js";
-
-function number(value: string): number {
-  const v = Number(value);
-  if (value.trim() === "" || !Number.isFinite(v)) throw new InvalidArgumentError("not a number.");
-  return v;
-}
-
-function integer(value: string): number {
-  const v = number(value);
-  if (!Number.isInteger(v)) throw new InvalidArgumentError("not an integer.");
-  return v;
-}
+import { intFlag, MAX_SEED, numberFlag } from "../flags.js";
 
 /** The run's options as flags, plus where the game comes from and how to show the result. */
 interface GameFlags extends GameRunOptions {
@@ -40,30 +28,53 @@ export function register(program: Command): void {
     )
     .option("--game <file.json>", "a game in the JSON format of the README")
     .addOption(new Option("--mode <mode>", "method").choices(GAME_MODES).default(d.mode))
-    .option("--iterations <T>", "iterations", integer, d.iterations)
+    .option("--iterations <T>", "iterations", intFlag("--iterations", 1, 100_000), d.iterations)
     .option(
       "--beta <beta>",
       "log-ratio coefficient (Algorithm 1's eta); each step is r_t / beta",
-      number,
+      numberFlag("--beta", 0, 1e6, { exclusiveMin: true }),
       d.beta,
     )
     .option(
       "--tau <tau>",
       "exact mode: regularisation toward pi_1 (Nash-MD mixture), 0 <= tau <= beta",
-      number,
+      numberFlag("--tau", 0, 1e6),
       d.tau,
     )
-    .option("--samples <K>", "sampled modes: samples of pi_t per prompt and iteration", integer, d.samples)
-    .option("--steps <n>", "sampled modes: Adam steps per iteration", integer, d.steps)
-    .option("--lr <lr>", "sampled modes: Adam learning rate", number, d.lr)
-    .option("--margin <m>", "prct: required win-rate margin of a pair", number, d.margin)
-    .option("--seed <seed>", "seed of the sampled modes", integer, d.seed)
-    .option("--every <n>", "table: show every n-th iteration (default 1-5, 10, 20, 50, ...)", integer)
+    .option(
+      "--samples <K>",
+      "sampled modes: samples of pi_t per prompt and iteration",
+      intFlag("--samples", 1, 1_000_000),
+      d.samples,
+    )
+    .option(
+      "--steps <n>",
+      "sampled modes: Adam steps per iteration",
+      intFlag("--steps", 1, 1_000_000),
+      d.steps,
+    )
+    .option(
+      "--lr <lr>",
+      "sampled modes: Adam learning rate",
+      numberFlag("--lr", 0, 10, { exclusiveMin: true }),
+      d.lr,
+    )
+    .option(
+      "--margin <m>",
+      "prct: required win-rate margin of a pair",
+      numberFlag("--margin", 0, 1),
+      d.margin,
+    )
+    .option("--seed <seed>", "seed of the sampled modes", intFlag("--seed", 0, MAX_SEED), d.seed)
+    .option(
+      "--every <n>",
+      "table: show every n-th iteration (default 1-5, 10, 20, 50, ...)",
+      intFlag("--every", 1, 1_000_000),
+    )
     .option("--json", "print one JSON object instead of the table")
     .option("--plot <file.svg>", "write an SVG plot of exploitability per iteration")
     .action(async (flags: GameFlags) => {
       const game = flags.game !== undefined ? loadGame(flags.game) : builtinGame(flags.builtin ?? "rps");
-      if (flags.every !== undefined && flags.every < 1) throw new DnoError("game: --every must be >= 1");
       const run = runGame(game, {
         mode: flags.mode,
         iterations: flags.iterations,
@@ -77,11 +88,7 @@ export function register(program: Command): void {
       });
       if (flags.plot !== undefined) {
         const svg = await vegaLiteToSvg(gamePlotSpec(run));
-        try {
-          writeFileAtomic(flags.plot, svg);
-        } catch (e) {
-          throw new DnoError(`${flags.plot}: cannot write the plot: ${(e as Error).message}`);
-        }
+        writeFileAtomic(flags.plot, svg);
       }
       process.stdout.write(
         flags.json ? `${JSON.stringify(run, null, 2)}\n` : formatGameRun(run, flags.every),

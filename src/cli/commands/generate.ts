@@ -1,7 +1,8 @@
 import { SingleBar } from "cli-progress";
-import { type Command, InvalidArgumentError } from "commander";
+import { type Command, Option } from "commander";
 import { z } from "zod";
 import { readConfig } from "../../model/config.js";
+import { fitToContext } from "../../model/context.js";
 import type { Sample } from "../../model/generate.js";
 import { generateMixture } from "../../model/mixture.js";
 import { CausalLM } from "../../model/model.js";
@@ -9,7 +10,8 @@ import { loadTokenizer, type Tokenizer } from "../../model/tokenizer.js";
 import { mixtureIterates } from "../../pipeline/paths.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { DnoError } from "../../util/errors.js";
-import { readJsonl, toJsonl } from "../../util/jsonl.js";
+import { readInputRecords, toJsonl } from "../../util/jsonl.js";
+import { intFlag, MAX_SEED, numberFlag } from "../flags.js";
 
 interface GenerateFlags {
   model?: string;
@@ -26,6 +28,7 @@ interface GenerateFlags {
   stop?: string[];
   chatTemplate: boolean;
   json?: boolean;
+  truncate?: "left";
 }
 
 const messageSchema = z.object({ role: z.string(), content: z.string() });
@@ -39,14 +42,6 @@ const promptLineSchema = z
     message: 'each line needs exactly one of "prompt" (a string) or "messages" ([{role, content}])',
   });
 type PromptLine = z.infer<typeof promptLineSchema>;
-
-function number(name: string, check: (n: number) => boolean, what: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === "" || !check(n)) throw new InvalidArgumentError(`${name} must be ${what}`);
-    return n;
-  };
-}
 
 /** Token ids of one input line: the chat template applied when the tokenizer has one (and it is wanted). */
 function promptIds(line: PromptLine, tokenizer: Tokenizer, useTemplate: boolean, where: string): number[] {
@@ -64,17 +59,23 @@ function promptIds(line: PromptLine, tokenizer: Tokenizer, useTemplate: boolean,
   return tokenizer.encode(text, { addSpecialTokens: false });
 }
 
-async function runGenerate(flags: GenerateFlags): Promise<void> {
-  const lines = readJsonl(flags.input, promptLineSchema);
-  if (lines.length === 0) throw new DnoError(`${flags.input}: no prompts`);
+async function runGenerate(flags: GenerateFlags, explicitMaxNewTokens: boolean): Promise<void> {
+  const records = readInputRecords(flags.input, promptLineSchema, "prompts", (l) => l.id);
+  const lines = records.map((r) => r.value);
   if ((flags.model === undefined) === (flags.mixture === undefined))
     throw new DnoError("dno generate: give one of --model DIR and --mixture RUN_DIR");
   if (flags.mixture !== undefined && flags.adapter !== undefined)
     throw new DnoError("dno generate: --adapter applies to --model, not to --mixture");
   const dirs = flags.mixture !== undefined ? mixtureIterates(flags.mixture) : [flags.model!];
   const tokenizer = loadTokenizer(dirs[0]!);
-  const prompts = lines.map((line, i) =>
-    promptIds(line, tokenizer, flags.chatTemplate, `${flags.input}:${i + 1}`),
+  const { ids: prompts, maxNewTokens } = fitToContext(
+    records.map(({ line, value }) => {
+      const where = `${flags.input}:${line}`;
+      return { where, ids: promptIds(value, tokenizer, flags.chatTemplate, where) };
+    }),
+    { value: flags.maxNewTokens, explicit: explicitMaxNewTokens, name: "--max-new-tokens" },
+    readConfig(dirs[0]!).maxPositionEmbeddings,
+    flags.truncate,
   );
   const eos = [...new Set([...tokenizer.eosTokenIds, ...readConfig(dirs[0]!).eosTokenIds])];
   const total = prompts.length * flags.samples;
@@ -92,7 +93,7 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
       temperature: flags.temperature,
       topP: flags.topP,
       topK: flags.topK,
-      maxNewTokens: flags.maxNewTokens,
+      maxNewTokens,
       eosTokenIds: eos,
       seed: flags.seed,
       stopStrings: flags.stop,
@@ -107,6 +108,14 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
     bar.stop();
   }
   const seconds = (performance.now() - started) / 1000;
+  samples.forEach((ss, p) => {
+    const bad = ss.findIndex((x) => !Number.isFinite(x.logprob));
+    if (bad >= 0) {
+      throw new DnoError(
+        `${flags.input}:${records[p]!.line}: sample ${bad} has log-prob ${ss[bad]!.logprob}; the model's outputs are not finite`,
+      );
+    }
+  });
   const rows = lines.map((line, p) => ({
     id: line.id ?? p,
     ...(line.prompt !== undefined ? { prompt: line.prompt } : { messages: line.messages }),
@@ -157,44 +166,27 @@ export function register(program: Command): void {
       "--output <file>",
       "JSONL lines {id, prompt, responses: [{text, tokens, logprob, finish_reason}]}",
     )
-    .option(
-      "-k, --samples <n>",
-      "samples per prompt",
-      number("--samples", (n) => Number.isInteger(n) && n >= 1, "an integer >= 1"),
-      1,
-    )
-    .option(
-      "--temperature <t>",
-      "0 = greedy",
-      number("--temperature", (n) => n >= 0, ">= 0"),
-      0.7,
-    )
-    .option(
-      "--top-p <p>",
-      "nucleus mass, 1 = off",
-      number("--top-p", (n) => n > 0 && n <= 1, "in (0, 1]"),
-      1,
-    )
-    .option(
-      "--top-k <k>",
-      "keep the k likeliest tokens, 0 = off",
-      number("--top-k", (n) => Number.isInteger(n) && n >= 0, "an integer >= 0"),
-      0,
-    )
+    .option("-k, --samples <n>", "samples per prompt", intFlag("--samples", 1, 4096), 1)
+    .option("--temperature <t>", "0 = greedy", numberFlag("--temperature", 0, 100), 0.7)
+    .option("--top-p <p>", "nucleus mass, 1 = off", numberFlag("--top-p", 0, 1, { exclusiveMin: true }), 1)
+    .option("--top-k <k>", "keep the k likeliest tokens, 0 = off", intFlag("--top-k", 0, 1 << 24), 0)
     .option(
       "--max-new-tokens <n>",
       "tokens per response at most",
-      number("--max-new-tokens", (n) => Number.isInteger(n) && n >= 1, "an integer >= 1"),
+      intFlag("--max-new-tokens", 1, 1 << 20),
       256,
     )
-    .option(
-      "--seed <n>",
-      "same seed, same samples",
-      number("--seed", (n) => Number.isInteger(n) && n >= 0, "an integer >= 0"),
-      0,
-    )
+    .option("--seed <n>", "same seed, same samples", intFlag("--seed", 0, MAX_SEED), 0)
     .option("--stop <strings...>", "stop strings: a response ends before the first one")
     .option("--no-chat-template", "feed prompts as plain text even when the tokenizer has a chat template")
+    .addOption(
+      new Option(
+        "--truncate <side>",
+        "cut prompts longer than the context allows (with --max-new-tokens) from this side, instead of an error",
+      ).choices(["left"]),
+    )
     .option("--json", "also print the summary as one JSON object on stdout")
-    .action(async (flags: GenerateFlags) => runGenerate(flags));
+    .action(async (flags: GenerateFlags, command: Command) =>
+      runGenerate(flags, command.getOptionValueSource("maxNewTokens") !== "default"),
+    );
 }

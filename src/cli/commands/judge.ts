@@ -1,14 +1,15 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { SingleBar } from "cli-progress";
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, Option } from "commander";
 import { type JudgeRow, judgeAll, judgeItemSchema } from "../../oracle/batch.js";
 import { configBaseDir, createOracle, parseOracleConfig, readOracleConfigFile } from "../../oracle/config.js";
 import { defaultTemplates } from "../../oracle/templates.js";
 import type { OracleUsage } from "../../oracle/types.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { DnoError } from "../../util/errors.js";
-import { readJsonl, toJsonl } from "../../util/jsonl.js";
+import { readInputRecords, toJsonl } from "../../util/jsonl.js";
+import { intFlag, numberFlag } from "../flags.js";
 
 interface JudgeFlags {
   config?: string;
@@ -24,16 +25,11 @@ interface JudgeFlags {
   maxRetries?: number;
   json?: boolean;
   writeTemplates?: string;
+  maxFailed: number;
 }
 
-function positiveInt(name: string, min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min)
-      throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
-    return n;
-  };
-}
+/** The default --max-failed: a few unparseable answers are normal; more means a broken judge setup. */
+const MAX_FAILED_SHARE = 0.05;
 
 /** The config file's settings with the flags laid over them (flags name settings of llm-judge etc.). */
 function mergedConfig(flags: JudgeFlags): Record<string, unknown> {
@@ -97,7 +93,9 @@ async function runJudge(flags: JudgeFlags): Promise<void> {
   }
   if (!flags.input || !flags.output) throw new DnoError("dno judge needs --input and --output");
   const config = parseOracleConfig(mergedConfig(flags), flags.config ?? "judge flags");
-  const items = readJsonl(flags.input, judgeItemSchema);
+  const items = readInputRecords(flags.input, judgeItemSchema, "items", (item) => item.id).map(
+    (r) => r.value,
+  );
   const oracle = await createOracle(config, flags.config ? { baseDir: configBaseDir(flags.config) } : {});
   const bar = new SingleBar({
     format: "judging [{bar}] {value}/{total} items | {failed} failed | {hits} cached | {calls} calls",
@@ -131,9 +129,11 @@ async function runJudge(flags: JudgeFlags): Promise<void> {
       ` -> ${flags.output}\n`,
   );
   if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  if (summary.items > 0 && summary.failed_items === summary.items) {
+  if (summary.items > 0 && summary.failed_items / summary.items > flags.maxFailed) {
     throw new DnoError(
-      `every item failed, so ${flags.output} holds no judgment (the first failure is above)`,
+      `${flags.input}: ${summary.failed_items} of ${summary.items} judgments failed, more than --max-failed ` +
+        `${flags.maxFailed}${firstFailure ? ` (first: ${firstFailure})` : ""}; ${flags.output} marks them failed, ` +
+        "and a rerun retries only them",
     );
   }
 }
@@ -152,12 +152,18 @@ export function register(program: Command): void {
     .option("--model <name>", "judge model name")
     .option("--api-key-env <name>", "environment variable holding the API key")
     .option("--cache <file>", "SQLite cache of paid judgments (reused across runs)")
-    .option("--concurrency <n>", "requests in flight at most", positiveInt("--concurrency", 1))
-    .option("--timeout-ms <n>", "per-request timeout", positiveInt("--timeout-ms", 1))
+    .option("--concurrency <n>", "requests in flight at most", intFlag("--concurrency", 1, 1024))
+    .option("--timeout-ms <n>", "per-request timeout", intFlag("--timeout-ms", 1, 86_400_000))
     .option(
       "--max-retries <n>",
       "retries on 429, 5xx, timeouts and connection errors",
-      positiveInt("--max-retries", 0),
+      intFlag("--max-retries", 0, 100),
+    )
+    .option(
+      "--max-failed <share>",
+      "exit 1 when more than this share of items failed to be judged (the output is written anyway)",
+      numberFlag("--max-failed", 0, 1),
+      MAX_FAILED_SHARE,
     )
     .option("--json", "also print the summary as one JSON object on stdout")
     .option("--write-templates <dir>", "write the default prompt templates to edit, then exit")

@@ -46,7 +46,13 @@ export function register(program: Command): void {
       const sequences = readInput(opts.input);
       const model = CausalLM.load(opts.model, { adapter: opts.adapter });
       const V = model.config.vocabSize;
+      const context = model.config.maxPositionEmbeddings;
       sequences.forEach((s, i) => {
+        if (s.length > context) {
+          throw new DnoError(
+            `${opts.input}: sequences[${i}]: ${s.length} tokens, more than the model's context of ${context} (max_position_embeddings)`,
+          );
+        }
         const j = s.findIndex((t) => t >= V);
         if (j >= 0) {
           throw new DnoError(
@@ -55,6 +61,14 @@ export function register(program: Command): void {
         }
       });
       const { tokenLogprobs, lastLogits } = model.tokenLogprobs(sequences);
+      tokenLogprobs.forEach((lp, i) => {
+        const j = lp.findIndex((x) => !Number.isFinite(x));
+        if (j >= 0) {
+          throw new DnoError(
+            `${opts.input}: sequences[${i}][${j + 1}]: log-prob ${lp[j]}; the model's outputs are not finite`,
+          );
+        }
+      });
       const lps = tokenLogprobs.map((a) => Array.from(a));
       writeFileAtomic(
         opts.out,

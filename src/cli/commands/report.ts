@@ -1,12 +1,14 @@
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { readRun, reportData } from "../../pipeline/inspect.js";
+import { checkUndamaged, readRun, reportData } from "../../pipeline/inspect.js";
 import { renderReport } from "../../report/html.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 
 /** Renders `runDir/report.html` from what the run has finished so far; returns its path. */
 export async function writeRunReport(runDir: string, out?: string): Promise<string> {
-  const html = await renderReport(reportData(readRun(runDir)));
+  const run = readRun(runDir);
+  checkUndamaged(run);
+  const html = await renderReport(reportData(run));
   const file = resolve(out ?? join(runDir, "report.html"));
   writeFileAtomic(file, html);
   return file;

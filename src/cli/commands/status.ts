@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { nextStage, readRun, statusText } from "../../pipeline/inspect.js";
+import { checkUndamaged, nextStage, readRun, statusText } from "../../pipeline/inspect.js";
 
 export function register(program: Command): void {
   program
@@ -12,11 +12,13 @@ export function register(program: Command): void {
       if (flags.json) {
         const done = run.stages.map((s) => ({ name: s.name, seconds: s.seconds, finished_at: s.finishedAt }));
         const next = nextStage(run) ?? null;
+        const damage = run.damage.map((d) => d.message);
         process.stdout.write(
-          `${JSON.stringify({ run_dir: runDir, stages: done, planned: run.plan.length, next })}\n`,
+          `${JSON.stringify({ run_dir: runDir, stages: done, planned: run.plan.length, next, damage })}\n`,
         );
       } else {
         process.stdout.write(`${statusText(run)}\n`);
       }
+      checkUndamaged(run);
     });
 }
