@@ -4,7 +4,7 @@
  * Each task instance trains its SFT policy once; every grid point starts from it (as `dno compare`).
  *
  *   npm run build && node dist/bench/sweep-defaults.js --out /tmp/sweep [--model shared/models/babyllama-105]
- *     [--lrs 5e-5,1.5e-4,5e-4,1e-3] [--betas 0.1,0.3] [--only demo-seed7,hf-babyllama]
+ *     [--lrs 5e-5,1.5e-4,5e-4,1e-3] [--betas 0.1,0.3] [--only demo-seed7,hf-babyllama] [--pi1 DIR]
  *
  * Tasks: the demo's (reverse a word, from scratch) on instance seed 7 (one of the demo's design
  * instances; seed 1 is the demo's own, kept out), and `dno init --task hf` (shout a word) on --model
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     lrs: { type: "string", default: "5e-5,1.5e-4,5e-4,1e-3" },
     betas: { type: "string", default: "0.1,0.3" },
     only: { type: "string" },
+    /** pi_1 of an earlier sweep of the same instance (its checkpoints/pi_1): skips the SFT. */
+    pi1: { type: "string" },
   },
 });
 const out = resolve(values.out ?? "sweep");
@@ -52,7 +54,7 @@ for (const inst of instances) {
     if (!existsSync(join(dir, name))) writeFileAtomic(join(dir, name), content);
   }
   const base = parseYaml(files["dno.yaml"]!) as RunConfigInput;
-  let shared: string | undefined;
+  let shared: string | undefined = values.pi1 && resolve(values.pi1);
   for (const lr of LRS) {
     for (const beta of BETAS) {
       const name = `lr${lr}-beta${beta}`;
