@@ -417,6 +417,49 @@ withFile(
   logprobs,
 );
 
+const train = (dir: string) => [
+  "train",
+  "--model",
+  join(dir, "model"),
+  "--pairs",
+  join(dir, "pairs.jsonl"),
+  "--out",
+  join(dir, "trained"),
+];
+const pair = JSON.stringify({ prompt: "rev ab=", chosen: "ba", rejected: "ab" });
+withFile(
+  "jsonl",
+  "pairs.jsonl",
+  "an empty preference file",
+  /pairs\.jsonl: no preference pairs \(the file holds no records\)/,
+  "",
+  train,
+);
+withFile(
+  "jsonl",
+  "pairs.jsonl",
+  "a bad row after a blank line",
+  /pairs\.jsonl:3: .*rejected/,
+  `${pair}\n\n{"prompt": "x", "chosen": "y"}\n`,
+  train,
+);
+withFile(
+  "jsonl",
+  "pairs.jsonl",
+  "invalid UTF-8 in a preference file",
+  /pairs\.jsonl:2: invalid UTF-8/,
+  Buffer.concat([Buffer.from(`${pair}\n`), Buffer.from([0xe2, 0x82])]),
+  train,
+);
+withFile(
+  "flags",
+  "pairs.jsonl",
+  "dno train --batch-size 0",
+  /--batch-size must be an integer in \[1, 1048576\]/,
+  `${pair}\n`,
+  (dir) => [...train(dir), "--batch-size", "0"],
+);
+
 // --- games: `dno game --game game.json` ---
 const game = (dir: string) => ["game", "--game", join(dir, "game.json"), "--json"];
 const withGame = (name: string, error: RegExp, f: (g: { prompts: Record<string, unknown>[] }) => void) =>

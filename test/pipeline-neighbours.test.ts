@@ -238,6 +238,18 @@ test("self-rewarding: pi_t scores its own samples; a rerun and a reopened judge 
   );
   assert.equal(judge.calls(), 0);
   judge.close();
+  // Read as a greedy answer in our JSON format, this tiny model's judgments fail: null, never a label.
+  const greedy = await openTrainOracle(
+    parseRunConfig(
+      { ...config, train_oracle: { ...config.train_oracle, readout: "generate", max_new_tokens: 4 } },
+      join(dir, "g.yaml"),
+    ).train_oracle!,
+    run,
+    1,
+  );
+  assert.deepEqual(await greedy.score(annotation.prompt, texts.slice(0, 2)), [null, null]);
+  assert.equal(greedy.calls(), 1);
+  greedy.close();
   // The score is pi_1's expected rubric score: sum_s s * pi_1(s | judge prompt), normalised over 0..2.
   const policy = loadPolicy(join(run, "checkpoints/pi_1"));
   const judgePrompt = `judge ${annotation.prompt} ${texts[0]}`;

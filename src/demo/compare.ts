@@ -62,8 +62,8 @@ export const VARIANTS: Variant[] = [
   },
   {
     name: "selm",
-    description: "SELM: DPO loss + optimism alpha beta lr(y_e), y_e ~ pi_t, alpha = 0.1",
-    overrides: { objective: { name: "selm", beta: 0.3, alpha: 0.1 } },
+    description: "SELM: DPO loss + optimism alpha beta lr(y_e), y_e ~ pi_t, the paper's alpha = 0.001",
+    overrides: { objective: { name: "selm", beta: 0.3, alpha: 0.001 } },
   },
   {
     name: "ensemble",

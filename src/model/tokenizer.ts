@@ -138,6 +138,16 @@ export function saveTokenizer(tokenizer: Tokenizer, dir: string): void {
   );
 }
 
+/** A tokenizer.json that built but fails at work (a malformed part) is a DnoError naming the file. */
+function guarded<T>(where: string, what: string, work: () => T): T {
+  try {
+    return work();
+  } catch (e) {
+    if (e instanceof DnoError) throw e;
+    throw new DnoError(`${where}/tokenizer.json: cannot ${what}: ${(e as Error).message}`);
+  }
+}
+
 function fromFiles(
   files: TokenizerFiles,
   where: string,
@@ -187,10 +197,15 @@ function fromFiles(
 
   return {
     encode: (text, options = {}) =>
-      hf.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids,
+      guarded(
+        where,
+        "encode",
+        () => hf.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids,
+      ),
     decode: (ids) => {
       const known = ids.filter((id) => Number.isInteger(id) && id >= 0 && id < vocabSize);
-      return known.length === 0 ? "" : hf.decode(known, { clean_up_tokenization_spaces: decodeSpaces });
+      if (known.length === 0) return "";
+      return guarded(where, "decode", () => hf.decode(known, { clean_up_tokenization_spaces: decodeSpaces }));
     },
     bosTokenId,
     eosTokenIds: [...eos],

@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import { Template } from "@huggingface/jinja";
 import { DnoError } from "../util/errors.js";
+import { readTextFile } from "../util/files.js";
 
 /**
  * The default judge prompts (jinja). Copy one to a file, edit it, and name it in the config
@@ -82,11 +82,5 @@ export function compileTemplate(source: string, where: string): PromptTemplate {
 /** The template in `file`, or the default when no file is given. */
 export function loadTemplate(name: TemplateName, file: string | undefined): PromptTemplate {
   if (file === undefined) return compileTemplate(defaultTemplates[name], `default ${name} template`);
-  let source: string;
-  try {
-    source = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new DnoError(`${file}: cannot read the ${name} template: ${(e as Error).message}`);
-  }
-  return compileTemplate(source, file);
+  return compileTemplate(readTextFile(file), file);
 }

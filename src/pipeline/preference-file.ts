@@ -6,8 +6,8 @@
  * response as its text plus EOS. Rows without reference log-probs get them from a reference policy.
  */
 import { z } from "zod";
-import { atLine, DnoError } from "../util/errors.js";
-import { readJsonl } from "../util/jsonl.js";
+import { atLine } from "../util/errors.js";
+import { readInputRecords } from "../util/jsonl.js";
 import {
   encodePromptText,
   encodeResponse,
@@ -47,11 +47,12 @@ export interface ReadPreferencesOptions {
 
 /** The file's rows in the trainer's form; one clear error naming file:line for a bad row. */
 export function readPreferenceFile(file: string, policy: Policy, options: ReadPreferencesOptions): TrlRow[] {
-  const lines = readJsonl(file, preferenceLineSchema);
-  if (lines.length === 0) throw new DnoError(`${file}: no preference pairs`);
+  const records = readInputRecords(file, preferenceLineSchema, "preference pairs");
   const vocab = policy.model.config.vocabSize;
-  const rows = lines.map((line, i) => toRow(line, policy, vocab, (m) => atLine(file, i + 1, m)));
-  const missing = lines.map((l, i) => (hasBoth(l.ref_chosen_logps, l.ref_rejected_logps, i, file) ? -1 : i));
+  const rows = records.map(({ line, value }) => toRow(value, policy, vocab, (m) => atLine(file, line, m)));
+  const missing = records.map(({ line, value: l }, i) =>
+    hasBoth(l.ref_chosen_logps, l.ref_rejected_logps, line, file) ? -1 : i,
+  );
   const todo = missing.filter((i) => i >= 0);
   if (todo.length > 0) {
     const reference = options.reference();
@@ -68,9 +69,9 @@ export function readPreferenceFile(file: string, policy: Policy, options: ReadPr
   return rows;
 }
 
-function hasBoth(a: number | undefined, b: number | undefined, i: number, file: string): boolean {
+function hasBoth(a: number | undefined, b: number | undefined, line: number, file: string): boolean {
   if ((a === undefined) !== (b === undefined)) {
-    throw atLine(file, i + 1, "give both ref_chosen_logps and ref_rejected_logps, or neither");
+    throw atLine(file, line, "give both ref_chosen_logps and ref_rejected_logps, or neither");
   }
   return a !== undefined;
 }

@@ -42,7 +42,7 @@ import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
 import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
-import { readJsonl, toJsonl } from "../util/jsonl.js";
+import { readInputRecords, readJsonl, toJsonl } from "../util/jsonl.js";
 import { offlineFirstRound, type RunConfig } from "./config.js";
 import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
 import { type GuardInput, type GuardWarning, guardContext, guardWarnings, readGuardInput } from "./guards.js";
@@ -570,7 +570,8 @@ function candidateIds(policy: PolicyText, row: SampleRow): (id: string, text: st
 
 /** The offline preference file's pairs, marked as replayed from iteration 0 (never built by the run). */
 function readOfflinePairs(file: string, t: number, policy: PolicyText): PairRow[] {
-  return readJsonl(file, offlinePreferenceSchema).map((r, i) => {
+  const records = readInputRecords(file, offlinePreferenceSchema, "preference pairs", (r) => r.id);
+  return records.map(({ value: r }, i) => {
     const promptIds = encodePromptText(policy, r.prompt);
     return {
       promptId: `offline-${r.id ?? i + 1}`,
@@ -699,18 +700,23 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
 async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSession): Promise<EvalResult> {
   const { config, runDir } = ctx;
   const e = config.eval;
+  const M = e.samples_per_prompt;
+  const kept = (key: string) => `${iterDir(t)}/${key}.partial`;
   const sample: SampleFn = (rows, key) =>
-    session.sample(
-      rows.map((r) => r.prompt),
-      {
-        samplesPerPrompt: e.samples_per_prompt,
-        temperature: e.temperature,
-        topP: e.top_p,
-        topK: 0,
-        maxNewTokens: config.sampling.max_new_tokens,
-        seed: deriveSeed(config.seed, key, t),
-      },
-      (done, total) => ctx.progress(`${t}/eval ${key}`, done, total),
+    keptBatches(runDir, kept(key), rows.length, PROMPTS_PER_BATCH, (start, end) =>
+      session.sample(
+        rows.slice(start, end).map((r) => r.prompt),
+        {
+          samplesPerPrompt: M,
+          temperature: e.temperature,
+          topP: e.top_p,
+          topK: 0,
+          maxNewTokens: config.sampling.max_new_tokens,
+          seed: deriveSeed(config.seed, key, t),
+          firstPromptIndex: start,
+        },
+        (done) => ctx.progress(`${t}/eval ${key}`, start * M + done, rows.length * M),
+      ),
     );
   const ours = await sample(ctx.evalRows, "eval");
   const read = (k: number) => readEvalRows(runDir, k);
@@ -724,6 +730,7 @@ async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSe
   });
   let validationWinRate: number | null = null;
   if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
+  for (const key of ["eval", "validation"]) rmSync(join(runDir, kept(key)), { recursive: true, force: true });
   const { metrics, avg_length, ...winRates } = judged;
   return { t, ...winRates, validation_winrate_vs_initial: validationWinRate, avg_length, metrics };
 }

@@ -13,6 +13,11 @@ export function summaryTable(s: DemoSummary): string {
       (it) =>
         `${String(it.t).padStart(2)} | ${f(it.winrate_vs_prev).padStart(7)} | ${f(it.winrate_vs_sft).padStart(6)} | ${f(it.winrate_vs_teacher).padStart(10)} | ${f(it.accuracy).padStart(8)} | ${f(it.exploitability).padStart(14)} | ${String(it.pairs.teacher_over_student).padStart(7)} ${String(it.pairs.student_over_teacher).padStart(3)} ${String(it.pairs.student_over_student).padStart(3)} | ${it.seconds.toFixed(1).padStart(7)}`,
     ),
+    ...(s.mixture
+      ? [
+          `mixture of pi_1..pi_${s.mixture.iterates} (Algorithm 1's output): vs last ${f(s.mixture.winrate_vs_last)}, vs SFT ${f(s.mixture.winrate_vs_sft)}, vs teacher ${f(s.mixture.winrate_vs_teacher)}, accuracy ${f(s.mixture.accuracy)}, exploitability ${f(s.mixture.exploitability)}`,
+        ]
+      : []),
     `total ${s.total_seconds.toFixed(1)} s of stage work, ${s.oracle_calls} oracle judgments, final weights sha256 ${s.final_weights_sha256}`,
   ];
   return lines.join("\n");

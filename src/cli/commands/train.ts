@@ -1,6 +1,6 @@
 import { basename, dirname, resolve } from "node:path";
 import { SingleBar } from "cli-progress";
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
 import { OBJECTIVE_NAMES } from "../../core/objectives.js";
 import { loadPolicy, policyWeightsSha256, savePolicy } from "../../pipeline/policy.js";
 import { readPreferenceFile } from "../../pipeline/preference-file.js";
@@ -9,6 +9,7 @@ import { type TrainArgs, trainArgsSchema, trainOnPreferences } from "../../pipel
 import { DnoError } from "../../util/errors.js";
 import { readJsonFile } from "../../util/files.js";
 import { describeZodError } from "../../util/zod.js";
+import { intFlag, MAX_SEED, numberFlag } from "../flags.js";
 
 interface TrainFlags {
   model: string;
@@ -98,17 +99,6 @@ async function runTrain(flags: TrainFlags): Promise<void> {
   );
 }
 
-function number(name: string, check: (n: number) => boolean, what: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === "" || !check(n)) throw new InvalidArgumentError(`${name} must be ${what}`);
-    return n;
-  };
-}
-
-const positive = (name: string) => number(name, (n) => n > 0 && Number.isFinite(n), "> 0");
-const count = (name: string) => number(name, (n) => Number.isInteger(n) && n >= 0, "an integer >= 0");
-
 export function register(program: Command): void {
   program
     .command("train")
@@ -129,22 +119,30 @@ export function register(program: Command): void {
     .option("--ref-model <dir>", "reference policy for rows without reference log-probs (default: --model)")
     .option("--log <file>", "write the per-step loss and margin as JSONL")
     .option("--objective <name>", `one of ${OBJECTIVE_NAMES.join(", ")} (default dno-prct)`)
-    .option("--beta <x>", "the objective's beta (default 0.1)", positive("--beta"))
     .option(
-      "--tau <x>",
-      "INPO's tau",
-      number("--tau", (n) => n >= 0, ">= 0"),
+      "--beta <x>",
+      "the objective's beta (default 0.1)",
+      numberFlag("--beta", 0, 1e6, { exclusiveMin: true }),
     )
-    .option("--lr <x>", "peak learning rate (default 5e-5)", positive("--lr"))
-    .option("--epochs <x>", "passes over the pairs (default 1)", positive("--epochs"))
-    .option("--batch-size <n>", "pairs per step (default 16)", count("--batch-size"))
-    .option("--warmup-steps <n>", "linear warmup steps (default 0)", count("--warmup-steps"))
+    .option("--tau <x>", "INPO's tau", numberFlag("--tau", 0, 1e6))
     .option(
-      "--weight-decay <x>",
-      "AdamW weight decay (default 0)",
-      number("--weight-decay", (n) => n >= 0, ">= 0"),
+      "--lr <x>",
+      "peak learning rate (default 5e-5)",
+      numberFlag("--lr", 0, 10, { exclusiveMin: true }),
     )
-    .option("--grad-clip <x>", "gradient norm clip (default 1)", positive("--grad-clip"))
-    .option("--seed <n>", "shuffle seed (default 0)", count("--seed"))
+    .option(
+      "--epochs <x>",
+      "passes over the pairs (default 1)",
+      numberFlag("--epochs", 0, 10000, { exclusiveMin: true }),
+    )
+    .option("--batch-size <n>", "pairs per step (default 16)", intFlag("--batch-size", 1, 1 << 20))
+    .option("--warmup-steps <n>", "linear warmup steps (default 0)", intFlag("--warmup-steps", 0, 1e9))
+    .option("--weight-decay <x>", "AdamW weight decay (default 0)", numberFlag("--weight-decay", 0, 10))
+    .option(
+      "--grad-clip <x>",
+      "gradient norm clip (default 1)",
+      numberFlag("--grad-clip", 0, 1e6, { exclusiveMin: true }),
+    )
+    .option("--seed <n>", "shuffle seed (default 0)", intFlag("--seed", 0, MAX_SEED))
     .action(async (flags: TrainFlags) => runTrain(flags));
 }
