@@ -186,4 +186,16 @@ export const CONFIG_MEANINGS: Record<string, string> = {
     "training progress is saved this often (seconds; 0: every step), so a kill loses at most this much",
   "train.checkpoint_seconds":
     "training progress is saved this often (seconds; 0: every step), so a kill loses at most this much",
+  "eval.benchmark": "after every iteration, a standard benchmark of the policy: MT-Bench or Arena-Hard",
+  "eval.benchmark.kind": "mt-bench (1-10 score) or arena-hard (win rate % against a baseline)",
+  "eval.benchmark.questions": "the benchmark's question.jsonl (FastChat's or arena-hard-auto's format)",
+  "eval.benchmark.baseline": "arena-hard: the baseline's answers (arena-hard-auto model_answer format)",
+  "eval.benchmark.references":
+    "mt-bench: reference answers (FastChat model_answer format) when the questions carry none",
+  "eval.benchmark.judge_prompts":
+    "FastChat judge_prompts.jsonl or an arena-hard-auto judge config (default: dno's own prompts)",
+  "eval.benchmark.oracle": "an oracle config file for the judge (default: the run's oracle)",
+  "eval.benchmark.temperature": "arena-hard: sampling temperature of the answers (arena-hard-auto uses 0)",
+  "eval.benchmark.style_control": "arena-hard: control the Bradley-Terry fit for style",
+  "eval.benchmark.rounds": "arena-hard: bootstrap rounds of the interval",
 };

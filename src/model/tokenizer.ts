@@ -57,10 +57,17 @@ export interface TokenizerJson {
  * tokenizer has one, the plain text with the tokenizer's special tokens otherwise.
  */
 export function encodePrompt(tokenizer: Tokenizer, prompt: string): number[] {
-  if (tokenizer.chatTemplate === undefined) return tokenizer.encode(prompt);
-  const text = tokenizer.applyChatTemplate([{ role: "user", content: prompt }], {
-    addGenerationPrompt: true,
-  });
+  return encodeConversation(tokenizer, [{ role: "user", content: prompt }]);
+}
+
+/**
+ * The prompt ids of a conversation ending with a user turn, for the assistant's next answer: the chat
+ * template applied when the tokenizer has one; otherwise the turns' texts joined by newlines.
+ */
+export function encodeConversation(tokenizer: Tokenizer, messages: readonly ChatMessage[]): number[] {
+  if (tokenizer.chatTemplate === undefined)
+    return tokenizer.encode(messages.map((m) => m.content).join("\n"));
+  const text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
   return tokenizer.encode(text, { addSpecialTokens: false });
 }
 

@@ -10,6 +10,7 @@ import { cachedJudgmentCount } from "../oracle/cache.js";
 import type { ReportData, ReportIteration, ReportSamples } from "../report/html.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
+import type { BenchmarkResult } from "./benchmark.js";
 import { loadRunConfig, offlineFirstRound, type RunConfig } from "./config.js";
 import { promptRowSchema } from "./data.js";
 import {
@@ -57,7 +58,8 @@ export function readRun(runDir: string): RunSnapshot {
 }
 
 export function stagePlan(config: RunConfig): string[] {
-  const plan = ["prepare", ...(config.model.from_scratch ? ["init"] : []), "sft", "eval/0"];
+  const bench = (t: number) => (config.eval.benchmark ? [`${t}/benchmark`] : []);
+  const plan = ["prepare", ...(config.model.from_scratch ? ["init"] : []), "sft", "eval/0", ...bench(0)];
   for (let t = 1; t <= config.iterations; t++) {
     const fresh = (!config.pairs.offline || t === 1) && !(offlineFirstRound(config) && t === 1);
     plan.push(
@@ -66,6 +68,7 @@ export function stagePlan(config: RunConfig): string[] {
       `${t}/reference`,
       `${t}/train`,
       `${t}/eval`,
+      ...bench(t),
     );
   }
   plan.push("select", ...(config.eval.mixture ? ["mixture"] : []));
@@ -162,7 +165,15 @@ export function reportData(run: RunSnapshot): ReportData {
     if (!e) break;
     const pairs = byName.get(`${t}/pairs`)?.result as PairComposition | undefined;
     const seconds = run.stages.filter((s) => s.name.startsWith(`${t}/`)).reduce((a, s) => a + s.seconds, 0);
-    iterations.push({ ...e, ...(pairs && { pairs }), seconds });
+    const benchmark = byName.get(`${t}/benchmark`)?.result as BenchmarkResult | undefined;
+    iterations.push({
+      ...e,
+      ...(pairs && { pairs }),
+      ...(benchmark && {
+        benchmark: { kind: benchmark.kind, score: benchmark.score, low: benchmark.low, high: benchmark.high },
+      }),
+      seconds,
+    });
     guardInputs.push(readGuardInput(run.runDir, guarded, e, pairs));
     samples.push(sampleTable(run.runDir, t));
     const log = join(run.runDir, `iterations/${t}/train-log.jsonl`);

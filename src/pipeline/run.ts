@@ -43,6 +43,7 @@ import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { readInputRecords, readJsonl, toJsonl } from "../util/jsonl.js";
+import { type BenchmarkResult, benchmarkOutputs, benchmarkStage, writeBenchmarks } from "./benchmark.js";
 import { offlineFirstRound, type RunConfig } from "./config.js";
 import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
 import { type GuardInput, type GuardWarning, guardContext, guardWarnings, readGuardInput } from "./guards.js";
@@ -176,6 +177,22 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     const guardInputs: GuardInput[] = [readGuardInput(runDir, config, evals[0]!)];
     const warnings: GuardWarning[] = [];
     writeMetrics(runDir, evals, warnings);
+    const benchmarks: BenchmarkResult[] = [];
+    const benchmark = async (t: number) => {
+      if (!config.eval.benchmark) return;
+      const input = {
+        benchmark: config.eval.benchmark,
+        oracle: config.oracle,
+        runDir,
+        seed: config.seed,
+        maxNewTokens: config.sampling.max_new_tokens,
+        topP: config.eval.top_p,
+        progress,
+      };
+      benchmarks.push(await stage(`${t}/benchmark`, benchmarkOutputs(t), () => benchmarkStage(input, t)));
+      writeBenchmarks(runDir, benchmarks);
+    };
+    await benchmark(0);
     const pairs: RunResult["pairs"] = [];
     let stoppedAfter: number | null = null;
     for (let t = 1; t <= config.iterations; t++) {
@@ -196,6 +213,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       warnings.push(...tripped);
       for (const w of tripped) options.warn?.(w);
       writeMetrics(runDir, evals, warnings);
+      await benchmark(t);
       if (tripped.length > 0 && config.guards.stop_on_collapse) {
         stoppedAfter = t;
         break;
