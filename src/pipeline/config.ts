@@ -7,6 +7,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
 import { loraOptionsSchema } from "../model/lora.js";
+import { envName, reliabilityFields } from "../oracle/config.js";
 import { type OracleConfig, oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
@@ -48,8 +49,36 @@ const optimizerFields = {
   checkpoint_seconds: z.number().min(0).max(86400).default(300),
 };
 
-/** Where samples come from (src/pipeline/sampler.ts). */
-const samplerSchema = z.discriminatedUnion("kind", [z.strictObject({ kind: z.literal("engine") })]);
+/** Where samples come from (src/pipeline/sampler.ts; `openai`: src/pipeline/remote.ts). */
+const samplerSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("engine") }),
+  z.strictObject({
+    kind: z.literal("openai"),
+    /** The server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1; with `launch`, `{port}` is its port. */
+    baseUrl: z.string().min(1),
+    /** The model name the server serves. */
+    model: z.string().min(1),
+    apiKeyEnv: envName.optional(),
+    concurrency: reliabilityFields.concurrency,
+    timeoutMs: reliabilityFields.timeoutMs,
+    maxRetries: reliabilityFields.maxRetries,
+    retryBaseMs: reliabilityFields.retryBaseMs,
+    retryMaxMs: reliabilityFields.retryMaxMs,
+    /** Serve pi_t for each sample and eval stage: a sh command template, stopped when the stage ends. */
+    launch: z
+      .strictObject({
+        /** {policy} = the checkpoint directory, {policy_gguf} = it exported to GGUF, {port}, {seed}. */
+        command: z.string().min(1),
+        /** Fixed port; default: a free one. */
+        port: z.number().int().min(1).max(65535).optional(),
+        /** Polled until it answers 200; default: baseUrl + /models. `{port}` is replaced. */
+        ready: z.string().min(1).optional(),
+        readyTimeoutMs: z.number().int().positive().default(600_000),
+        env: z.record(z.string(), z.string()).optional(),
+      })
+      .optional(),
+  }),
+]);
 
 /** Who trains pi_{t+1} (src/pipeline/trainer.ts; the command contract is in README "External trainers"). */
 const trainerSchema = z.discriminatedUnion("kind", [
