@@ -198,4 +198,21 @@ export const CONFIG_MEANINGS: Record<string, string> = {
   "eval.benchmark.temperature": "arena-hard: sampling temperature of the answers (arena-hard-auto uses 0)",
   "eval.benchmark.style_control": "arena-hard: control the Bradley-Terry fit for style",
   "eval.benchmark.rounds": "arena-hard: bootstrap rounds of the interval",
+  "sampler (kind: openai)": "an OpenAI-compatible server (dno serve, vLLM, llama.cpp) samples pi_t",
+  "sampler.baseUrl":
+    "the server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1; with launch, {port} is its port",
+  "sampler.model": "the model name the server serves",
+  "sampler.apiKeyEnv": "name of the environment variable holding the API key (never the key)",
+  "sampler.concurrency": "requests in flight at most",
+  "sampler.timeoutMs": "per-request timeout",
+  "sampler.maxRetries": "retries on 429, 408, 409, 5xx, timeouts and connection errors",
+  "sampler.retryBaseMs": "first backoff (exponential, with jitter)",
+  "sampler.retryMaxMs": "longest backoff",
+  "sampler.launch": "serve pi_t for each sample and eval stage: a command started and stopped with the stage",
+  "sampler.launch.command":
+    "a sh command template: {policy} = the checkpoint directory, {policy_gguf} = it exported to GGUF, {port}, {seed}",
+  "sampler.launch.port": "fixed port (default: a free one)",
+  "sampler.launch.ready": "polled until it answers 200 (default: baseUrl + /models; {port} is replaced)",
+  "sampler.launch.readyTimeoutMs": "how long to wait for ready",
+  "sampler.launch.env": "variables added to the command's environment",
 };
