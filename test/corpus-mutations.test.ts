@@ -5,16 +5,17 @@
  * another exception, a hang, or a native abort (which would end this process).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { parseConfig } from "../src/model/config.js";
 import { exportGguf, ggufSource, parseGguf } from "../src/model/gguf.js";
 import { CausalLM } from "../src/model/model.js";
 import { SafetensorsReader, writeSafetensors } from "../src/model/safetensors.js";
-import { byteTokenizer, saveTokenizer } from "../src/model/tokenizer.js";
+import { byteTokenizer, loadTokenizer, saveTokenizer } from "../src/model/tokenizer.js";
 import { loadRunConfig } from "../src/pipeline/config.js";
 import { readPrompts } from "../src/pipeline/data.js";
 import { DnoError } from "../src/util/errors.js";
@@ -237,6 +238,43 @@ test(`JSONL reader: ${RUNS} mutated prompt files, each a clean error or well-for
       });
     }),
     { numRuns: RUNS, seed: 37 },
+  );
+});
+
+test("tokenizers: 400 tokenizer.json files with a part replaced load cleanly (and encode) or are refused", () => {
+  const source = fileURLToPath(new URL("../../test/fixtures/tok-tinyllama", import.meta.url));
+  const tokDir = join(dir, "tokenizer");
+  cpSync(source, tokDir, { recursive: true });
+  const original = JSON.parse(readFileSync(join(source, "tokenizer.json"), "utf8")) as Record<
+    string,
+    unknown
+  >;
+  const parts = [
+    "model",
+    "normalizer",
+    "pre_tokenizer",
+    "decoder",
+    "added_tokens",
+    "post_processor",
+    "model.vocab",
+    "model.type",
+    "model.merges",
+    "model.unk_token",
+  ];
+  fc.assert(
+    fc.property(fc.constantFrom(...parts), fc.jsonValue(), (part, value) => {
+      const json = structuredClone(original);
+      const path = part.split(".");
+      let at = json;
+      for (const key of path.slice(0, -1)) at = at[key] as Record<string, unknown>;
+      at[path[path.length - 1]!] = value;
+      writeFileSync(join(tokDir, "tokenizer.json"), JSON.stringify(json));
+      cleanly(() => {
+        const tokenizer = loadTokenizer(tokDir);
+        tokenizer.decode(tokenizer.encode("Hello, world: 12 + 30 = 42"));
+      });
+    }),
+    { numRuns: 400, seed: 43 },
   );
 });
 

@@ -84,6 +84,7 @@ test("dno eval --alpaca-annotations --json prints exactly the leaderboard keys",
     "discrete_win_rate",
     "avg_length",
     "length_controlled_winrate",
+    "lc_standard_error",
   ]);
   assert.equal(out.win_rate, 62.5);
   assert.equal(out.n_total, 6);

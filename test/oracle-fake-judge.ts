@@ -7,6 +7,9 @@
  * reset (connection destroyed), garbage (prose, no verdict), partial (truncated JSON content),
  * bodycut (truncated HTTP body), length (finish_reason "length"), echo (400 quoting the key),
  * biasA (pairwise: always [[A]]).
+ * Benchmark prompts (dno's defaults): MT-Bench grading (`<answer>` or `<turn_2_answer>`) is answered
+ * "Rating: [[q]]"; Arena-Hard (`<answer_a>`, `<answer_b>`) with A>>B / A>B / A=B / B>A / B>>A for a q
+ * difference of >= 3, 1-2, 0; `fault=noverdict` makes the first Arena-Hard answer omit the label.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -35,6 +38,22 @@ export interface FakeJudge {
 }
 
 const quality = (text: string): number => Number(/q=(\d+)/.exec(text)?.[1] ?? "0");
+
+const block = (user: string, name: string): string | undefined =>
+  new RegExp(`<${name}>\\n([\\s\\S]*?)\\n</${name}>`).exec(user)?.[1];
+
+/** Answers dno's MT-Bench and Arena-Hard prompts; undefined for any other prompt. */
+function benchmarkAnswer(user: string, finishing: boolean, tag: string): string | undefined {
+  const rated = block(user, "turn_2_answer") ?? block(user, "answer");
+  if (rated !== undefined) return `The answer has q=${quality(rated)}.\nRating: [[${quality(rated)}]]`;
+  const a = block(user, "answer_a");
+  const b = block(user, "answer_b");
+  if (a === undefined || b === undefined) return undefined;
+  const d = quality(a) - quality(b);
+  const label = d >= 3 ? "A>>B" : d > 0 ? "A>B" : d === 0 ? "A=B" : d > -3 ? "B>A" : "B>>A";
+  if (tag === "noverdict" && !finishing) return `A has q=${quality(a)}, B has q=${quality(b)}.`;
+  return `A has q=${quality(a)}, B has q=${quality(b)}.\nMy final verdict: [[${label}]]`;
+}
 
 function judgeAnswer(user: string, tag: string): string {
   const blocks = [...user.matchAll(/<response id="(\d+)">\n([\s\S]*?)\n<\/response>/g)];
@@ -93,11 +112,14 @@ export async function startFakeJudge(options: { key?: string; delayMs?: number }
       model: string;
       messages: { role: string; content: string }[];
     };
-    const user = body.messages.at(-1)!.content;
-    const question = /<question>\n([\s\S]*?)\n<\/question>/.exec(user)?.[1] ?? "";
+    const last = body.messages.at(-1)!.content;
+    // A benchmark judge asked to finish its verdict: the conversation's first user message holds the task.
+    const user = body.messages.find((m) => m.role === "user")!.content;
+    const finishing = body.messages.filter((m) => m.role === "user").length > 1;
+    const question = /<(question|turn_1_question|user_prompt)>\n([\s\S]*?)\n<\/\1>/.exec(user)?.[2] ?? "";
     const fault = /fault=([A-Za-z0-9]+?)(?:x(\d+))?\b/.exec(question);
-    const count = attempts.get(user) ?? 0;
-    attempts.set(user, count + 1);
+    const count = attempts.get(last) ?? 0;
+    attempts.set(last, count + 1);
     const tag = fault?.[1] ?? "";
     const active = fault !== null && (fault[2] === undefined || count < Number(fault[2]));
     const outcome = active && tag !== "biasA" ? tag : "ok";
@@ -122,7 +144,7 @@ export async function startFakeJudge(options: { key?: string; delayMs?: number }
       case "echo":
         return json(res, 400, { error: { message: `bad request for key ${options.key}` } });
     }
-    let content = judgeAnswer(user, tag);
+    let content = benchmarkAnswer(user, finishing, tag) ?? judgeAnswer(user, tag);
     if (outcome === "garbage") content = "Both responses have merit; I cannot pick one.";
     if (outcome === "partial") content = content.slice(0, Math.floor(content.length / 2));
     const usage = {

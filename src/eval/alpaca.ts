@@ -1,8 +1,10 @@
 import { z } from "zod";
+import { csvColumn, readCsv } from "../util/csv.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonFile, readTextFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
 import {
+  type GamedRow,
   type HeadToHead,
   type LengthControlled,
   type LengthControlOptions,
@@ -44,6 +46,7 @@ export interface AlpacaMetrics {
   discrete_win_rate: number;
   avg_length: number;
   length_controlled_winrate: number | null;
+  lc_standard_error: number | null;
 }
 
 /** Reads an AlpacaEval annotations.json (a JSON array of records); errors name the file and record index. */
@@ -91,6 +94,76 @@ export function readInstructionDifficulty(file: string, records: number): number
   });
 }
 
+/** AlpacaEval's df_gamed.csv: its gamed-baseline rows and, from them, the difficulty of each instruction. */
+export interface GamedAnnotations {
+  rows: GamedRow[];
+  /** instruction_difficulty by instruction index (the first row of each index, as AlpacaEval takes it). */
+  difficultyByIndex: Map<number, number>;
+}
+
+/** Parses a number as pandas reads a CSV cell; an empty cell (or NaN) is null. */
+function csvNumber(cell: string): number | null {
+  const t = cell.trim();
+  if (t === "" || t === "NaN" || t === "nan") return null;
+  const v = Number(t);
+  return Number.isFinite(v) ? v : Number.NaN;
+}
+
+/**
+ * Reads AlpacaEval's df_gamed.csv (columns `index`, `preference` in [0, 1], `std_delta_len`,
+ * `instruction_difficulty`, `not_gamed_baseline`; others, like `model`, are ignored). Errors name the
+ * file, the line and the column.
+ */
+export function readGamedAnnotations(file: string): GamedAnnotations {
+  const table = readCsv(file);
+  const col = (name: string) => csvColumn(table, file, name);
+  const [index, preference, delta, difficulty, notGamed] = [
+    col("index"),
+    col("preference"),
+    col("std_delta_len"),
+    col("instruction_difficulty"),
+    col("not_gamed_baseline"),
+  ];
+  if (table.rows.length === 0) throw new DnoError(`${file}: no rows`);
+  const rows: GamedRow[] = [];
+  const difficultyByIndex = new Map<number, number>();
+  for (const { line, cells } of table.rows) {
+    const bad = (column: string, expected: string) =>
+      new DnoError(
+        `${file}:${line}: ${column}: expected ${expected}, got "${cells[table.columns.indexOf(column)]}"`,
+      );
+    const i = csvNumber(cells[index]!);
+    if (i === null || !Number.isInteger(i) || i < 0) throw bad("index", "a non-negative integer");
+    const p = csvNumber(cells[preference]!);
+    if (p !== null && !(p >= 0 && p <= 1)) throw bad("preference", "a number in [0, 1] or empty");
+    const d = csvNumber(cells[delta]!);
+    if (d === null || !Number.isFinite(d)) throw bad("std_delta_len", "a number");
+    const h = csvNumber(cells[difficulty]!);
+    if (h === null || !Number.isFinite(h)) throw bad("instruction_difficulty", "a number");
+    const flag = cells[notGamed]!.trim().toLowerCase();
+    if (!["true", "false", "1", "0", "1.0", "0.0"].includes(flag))
+      throw bad("not_gamed_baseline", "True or False");
+    rows.push({
+      preference: p,
+      stdDeltaLen: d,
+      difficulty: h,
+      notGamedBaseline: flag.startsWith("t") || flag.startsWith("1"),
+    });
+    if (!difficultyByIndex.has(i)) difficultyByIndex.set(i, h);
+  }
+  return { rows, difficultyByIndex };
+}
+
+/** The difficulty of each annotation record (by position, as AlpacaEval indexes them) from df_gamed.csv. */
+export function gamedDifficulty(gamed: GamedAnnotations, file: string, records: number): number[] {
+  return Array.from({ length: records }, (_, i) => {
+    const v = gamed.difficultyByIndex.get(i);
+    if (v === undefined)
+      throw new DnoError(`${file}: no row with index ${i} (the annotations have ${records} records)`);
+    return v;
+  });
+}
+
 /** The preference as P(model wins) in [0, 1], draws (1.5 or 0) as 0.5; null when missing. */
 export function preferenceToOutcome(preference: number | null): number | null {
   if (preference === null) return null;
@@ -125,6 +198,9 @@ export function alpacaMetrics(
     ? ("baseline-is-model" as const)
     : lengthControlledWinRate(headToHead, options);
   const lc = lengthControl === "baseline-is-model" ? 50 : lengthControl ? lengthControl.winRate * 100 : null;
+  // AlpacaEval predicts 0.5 for every instruction when the model is its own baseline: a zero spread.
+  const lcSe =
+    lengthControl === "baseline-is-model" ? 0 : lengthControl ? lengthControl.standardError * 100 : null;
   return {
     metrics: {
       win_rate: mean(outcomes) * 100,
@@ -136,6 +212,7 @@ export function alpacaMetrics(
       discrete_win_rate: discreteWinRate(outcomes) * 100,
       avg_length: Math.trunc(mean(modelLengths)),
       length_controlled_winrate: lc,
+      lc_standard_error: lcSe,
     },
     lengthControl,
     headToHead,

@@ -57,10 +57,17 @@ export interface TokenizerJson {
  * tokenizer has one, the plain text with the tokenizer's special tokens otherwise.
  */
 export function encodePrompt(tokenizer: Tokenizer, prompt: string): number[] {
-  if (tokenizer.chatTemplate === undefined) return tokenizer.encode(prompt);
-  const text = tokenizer.applyChatTemplate([{ role: "user", content: prompt }], {
-    addGenerationPrompt: true,
-  });
+  return encodeConversation(tokenizer, [{ role: "user", content: prompt }]);
+}
+
+/**
+ * The prompt ids of a conversation ending with a user turn, for the assistant's next answer: the chat
+ * template applied when the tokenizer has one; otherwise the turns' texts joined by newlines.
+ */
+export function encodeConversation(tokenizer: Tokenizer, messages: readonly ChatMessage[]): number[] {
+  if (tokenizer.chatTemplate === undefined)
+    return tokenizer.encode(messages.map((m) => m.content).join("\n"));
+  const text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
   return tokenizer.encode(text, { addSpecialTokens: false });
 }
 
@@ -91,6 +98,16 @@ export function saveTokenizer(tokenizer: Tokenizer, dir: string): void {
     join(dir, "tokenizer_config.json"),
     `${JSON.stringify(tokenizer.files.tokenizerConfig, null, 2)}\n`,
   );
+}
+
+/** A tokenizer.json that built but fails at work (a malformed part) is a DnoError naming the file. */
+function guarded<T>(where: string, what: string, work: () => T): T {
+  try {
+    return work();
+  } catch (e) {
+    if (e instanceof DnoError) throw e;
+    throw new DnoError(`${where}/tokenizer.json: cannot ${what}: ${(e as Error).message}`);
+  }
 }
 
 function fromFiles(
@@ -142,10 +159,15 @@ function fromFiles(
 
   return {
     encode: (text, options = {}) =>
-      hf.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids,
+      guarded(
+        where,
+        "encode",
+        () => hf.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids,
+      ),
     decode: (ids) => {
       const known = ids.filter((id) => Number.isInteger(id) && id >= 0 && id < vocabSize);
-      return known.length === 0 ? "" : hf.decode(known, { clean_up_tokenization_spaces: decodeSpaces });
+      if (known.length === 0) return "";
+      return guarded(where, "decode", () => hf.decode(known, { clean_up_tokenization_spaces: decodeSpaces }));
     },
     bosTokenId,
     eosTokenIds: [...eos],

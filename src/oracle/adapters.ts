@@ -1,4 +1,12 @@
-import type { Oracle, OracleMode, OracleUsage, PreferenceResult, ScoreResult } from "./types.js";
+import type {
+  JudgeMessage,
+  Oracle,
+  OracleMode,
+  OracleUsage,
+  PreferenceResult,
+  ScoreResult,
+  TextJudgment,
+} from "./types.js";
 
 /**
  * How two scores become a preference. `sigmoid`: P(a > b) = sigma((s_a - s_b) / scale), the
@@ -74,6 +82,7 @@ export async function pairwiseWinRates(
 interface OracleParts {
   score?: (prompt: string, candidates: readonly string[]) => Promise<ScoreResult>;
   compare?: (prompt: string, a: string, b: string) => Promise<PreferenceResult>;
+  ask?: (system: string, messages: readonly JudgeMessage[]) => Promise<TextJudgment>;
   /** Which of the two is native when both are given. */
   mode?: OracleMode;
   link: Link;
@@ -110,6 +119,7 @@ export function makeOracle(parts: OracleParts): Oracle {
     score,
     compare,
     prefer: async (prompt, a, b) => (await compare(prompt, a, b)).preference,
+    ...(parts.ask && { ask: parts.ask }),
     usage: parts.usage,
     close: parts.close ?? (() => {}),
   };

@@ -27,6 +27,7 @@ export { type Aggregate, aggregatePreferences, aggregateScores, ensembleOracle }
 export { type ProgrammaticFunctions, programmaticOracle } from "./programmatic.js";
 export { compileTemplate, defaultTemplates, loadTemplate, type PromptTemplate } from "./templates.js";
 export type {
+  JudgeMessage,
   Oracle,
   OracleMode,
   OracleUsage,
@@ -34,5 +35,6 @@ export type {
   PreferenceResult,
   ScoreResult,
   ScoringOracle,
+  TextJudgment,
 } from "./types.js";
 export { parsePointwiseAnswer } from "./verdicts.js";

@@ -8,10 +8,12 @@ import { type Attempt, CallRunner, type ReliabilityOptions } from "./reliability
 import type { PromptTemplate } from "./templates.js";
 import {
   emptyUsage,
+  type JudgeMessage,
   type Oracle,
   type OracleMode,
   type PreferenceResult,
   type ScoreResult,
+  type TextJudgment,
 } from "./types.js";
 import { parsePairwiseVerdict, parsePointwiseAnswer, type Verdict } from "./verdicts.js";
 
@@ -63,10 +65,17 @@ export function llmJudgeOracle(settings: LlmJudgeSettings): Oracle {
     logLevel: "off",
   });
 
-  async function chat(user: string, timeoutMs: number): Promise<Attempt<string>> {
+  function chat(user: string, timeoutMs: number): Promise<Attempt<string>> {
     const messages: OpenAI.ChatCompletionMessageParam[] = [];
     if (settings.system) messages.push({ role: "system", content: settings.system });
     messages.push({ role: "user", content: user });
+    return send(messages, timeoutMs);
+  }
+
+  async function send(
+    messages: OpenAI.ChatCompletionMessageParam[],
+    timeoutMs: number,
+  ): Promise<Attempt<string>> {
     let completion: OpenAI.ChatCompletion;
     try {
       completion = await client.chat.completions.create(
@@ -172,8 +181,20 @@ export function llmJudgeOracle(settings: LlmJudgeSettings): Oracle {
     return { preference: (win(ab.value, true) + win(ba.value, false)) / 2 };
   }
 
+  /** A benchmark's own judge prompt: its system prompt replaces the config's `system`. */
+  async function ask(system: string, messages: readonly JudgeMessage[]): Promise<TextJudgment> {
+    const outcome = await caller.judge<string>(
+      "ask",
+      system,
+      messages.map((m) => JSON.stringify([m.role, m.content])),
+      (timeoutMs) => send([{ role: "system", content: system }, ...messages], timeoutMs),
+    );
+    return outcome.ok ? { text: outcome.value } : { text: null, failed: outcome.reason };
+  }
+
   return makeOracle({
     ...(settings.mode === "pointwise" ? { score } : { compare }),
+    ask,
     link: settings.link,
     usage: () => ({ ...usage }),
     close: () => cache.close(),

@@ -3,15 +3,24 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { DnoError } from "../util/errors.js";
 import { defaultLink, type Link, makeOracle } from "./adapters.js";
-import { emptyUsage, type Oracle, type PreferenceResult, type ScoreResult } from "./types.js";
+import {
+  emptyUsage,
+  type JudgeMessage,
+  type Oracle,
+  type PreferenceResult,
+  type ScoreResult,
+  type TextJudgment,
+} from "./types.js";
 
 /**
  * What a programmatic oracle module exports (named, or as its default export): `prefer` returning
- * P(a > b | prompt) in [0, 1], and/or `score` returning one finite number per candidate.
+ * P(a > b | prompt) in [0, 1], and/or `score` returning one finite number per candidate, and/or
+ * `judge` answering a benchmark's judge prompt (system prompt and messages) with text, as an LLM would.
  */
 export interface ProgrammaticFunctions {
   prefer?: (prompt: string, a: string, b: string) => number | Promise<number>;
   score?: (prompt: string, candidates: readonly string[]) => readonly number[] | Promise<readonly number[]>;
+  judge?: (system: string, messages: readonly JudgeMessage[]) => string | Promise<string>;
 }
 
 function errorText(e: unknown): string {
@@ -64,10 +73,30 @@ export function programmaticOracle(fns: ProgrammaticFunctions, link: Link = defa
         return { preference: p };
       }
     : undefined;
-  if (!score && !compare) throw new DnoError("a programmatic oracle needs a prefer or a score function");
+  const ask = fns.judge
+    ? async (system: string, messages: readonly JudgeMessage[]): Promise<TextJudgment> => {
+        usage.calls++;
+        let text: string;
+        try {
+          text = await fns.judge!(system, messages);
+        } catch (e) {
+          return { text: null, failed: fail(`judge() threw: ${errorText(e)}`) };
+        }
+        if (typeof text !== "string") return { text: null, failed: fail("judge() must return a string") };
+        return { text };
+      }
+    : undefined;
+  if (!score && !compare && !ask)
+    throw new DnoError("a programmatic oracle needs a prefer, a score or a judge function");
+  // A judge-only module answers benchmark prompts; asked for a preference, it says it cannot.
+  const unable = async (): Promise<PreferenceResult> => ({
+    preference: null,
+    failed: fail("the programmatic module exports only judge(), no prefer() or score()"),
+  });
   return makeOracle({
     ...(score && { score }),
-    ...(compare && { compare }),
+    ...(compare ? { compare } : !score && { compare: unable }),
+    ...(ask && { ask }),
     link,
     usage: () => ({ ...usage }),
   });
@@ -94,16 +123,17 @@ export async function loadProgrammaticModule(
   const candidates: unknown[] = exportName ? [mod[exportName]] : [mod, mod.default];
   for (const c of candidates) {
     if (c === null || (typeof c !== "object" && typeof c !== "function")) continue;
-    const { prefer, score } = c as Record<string, unknown>;
-    if (typeof prefer === "function" || typeof score === "function") {
+    const { prefer, score, judge } = c as Record<string, unknown>;
+    if (typeof prefer === "function" || typeof score === "function" || typeof judge === "function") {
       return {
         ...(typeof prefer === "function" && { prefer: prefer as ProgrammaticFunctions["prefer"] }),
         ...(typeof score === "function" && { score: score as ProgrammaticFunctions["score"] }),
+        ...(typeof judge === "function" && { judge: judge as ProgrammaticFunctions["judge"] }),
       };
     }
   }
   const where = exportName ? `export "${exportName}"` : "module";
   throw new DnoError(
-    `${path}: the ${where} must export a prefer(prompt, a, b) or score(prompt, candidates) function`,
+    `${path}: the ${where} must export a prefer(prompt, a, b), score(prompt, candidates) or judge(system, messages) function`,
   );
 }

@@ -55,6 +55,18 @@ export function emptyUsage(): OracleUsage {
   };
 }
 
+/** A message of a judge conversation after its system prompt. */
+export interface JudgeMessage {
+  role: "user" | "assistant";
+  content: string;
+}
+
+/** A judge's answer in words; null with the reason when the call failed. */
+export interface TextJudgment {
+  text: string | null;
+  failed?: string;
+}
+
 /** The native judging mode: whole candidate sets scored at once, or pairs compared. */
 export type OracleMode = "pointwise" | "pairwise";
 
@@ -65,6 +77,11 @@ export interface Oracle extends ScoringOracle, PreferenceOracle {
   readonly link: Link;
   /** `prefer` with the failure reason kept. */
   compare(prompt: string, a: string, b: string): Promise<PreferenceResult>;
+  /**
+   * Answers a benchmark's own judge prompt (MT-Bench, Arena-Hard) in words; present on oracles that
+   * can (LLM judges, programmatic modules exporting `judge`), absent on reward models.
+   */
+  ask?(system: string, messages: readonly JudgeMessage[]): Promise<TextJudgment>;
   usage(): OracleUsage;
   /** Releases the cache file and connections; the oracle must not be used afterwards. */
   close(): void;

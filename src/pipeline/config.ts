@@ -2,6 +2,7 @@
  * `dno.yaml`: the whole run in one validated object. Every field has a default except the model, the
  * prompts and the oracle; errors name the file and the field path.
  */
+
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
@@ -10,6 +11,7 @@ import { type OracleConfig, oracleConfigSchema } from "../oracle/index.js";
 import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
+import { benchmarkConfigSchema, mapBenchmarkPaths } from "./benchmark.js";
 import { OFFLINE_FIRST_KINDS, trainOracleConfigSchema } from "./policy-oracles.js";
 
 /** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
@@ -186,6 +188,8 @@ export const runConfigSchema = z.strictObject({
       top_p: z.number().gt(0).max(1).default(1),
       /** Also evaluate Algorithm 1's output, the uniform mixture of the iterates pi_1..pi_T. */
       mixture: z.boolean().default(false),
+      /** MT-Bench or Arena-Hard on every policy (src/pipeline/benchmark.ts). */
+      benchmark: benchmarkConfigSchema.optional(),
     })
     .prefault({}),
 });
@@ -274,6 +278,8 @@ export function mapConfigPaths(config: RunConfig, f: (path: string, field: strin
   if (out.pairs.offline_data)
     out.pairs.offline_data.file = f(out.pairs.offline_data.file, "pairs.offline_data.file");
   if (out.task_metrics) out.task_metrics = f(out.task_metrics, "task_metrics");
+  if (out.eval.benchmark)
+    mapBenchmarkPaths(out.eval.benchmark, (p, field) => f(p, `eval.benchmark.${field}`));
   return out;
 }
 

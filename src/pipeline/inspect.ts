@@ -10,6 +10,7 @@ import { cachedJudgmentCount } from "../oracle/cache.js";
 import type { ReportData, ReportIteration } from "../report/html.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
+import type { BenchmarkResult } from "./benchmark.js";
 import { offlineFirstRound, type RunConfig } from "./config.js";
 import type { EvalResult, MixtureEvalResult, TrainLogRow } from "./records.js";
 import { refuseResultsWithoutState, runDamage } from "./run-dir.js";
@@ -40,7 +41,8 @@ export function readRun(runDir: string): RunSnapshot {
 }
 
 export function stagePlan(config: RunConfig): string[] {
-  const plan = ["prepare", ...(config.model.from_scratch ? ["init"] : []), "sft", "eval/0"];
+  const bench = (t: number) => (config.eval.benchmark ? [`${t}/benchmark`] : []);
+  const plan = ["prepare", ...(config.model.from_scratch ? ["init"] : []), "sft", "eval/0", ...bench(0)];
   for (let t = 1; t <= config.iterations; t++) {
     const fresh = (!config.pairs.offline || t === 1) && !(offlineFirstRound(config) && t === 1);
     plan.push(
@@ -49,6 +51,7 @@ export function stagePlan(config: RunConfig): string[] {
       `${t}/reference`,
       `${t}/train`,
       `${t}/eval`,
+      ...bench(t),
     );
   }
   plan.push("select", ...(config.eval.mixture ? ["mixture"] : []));
@@ -107,7 +110,15 @@ export function reportData(run: RunSnapshot): ReportData {
     if (!e) break;
     const pairs = byName.get(`${t}/pairs`)?.result as PairComposition | undefined;
     const seconds = run.stages.filter((s) => s.name.startsWith(`${t}/`)).reduce((a, s) => a + s.seconds, 0);
-    iterations.push({ ...e, ...(pairs && { pairs }), seconds });
+    const benchmark = byName.get(`${t}/benchmark`)?.result as BenchmarkResult | undefined;
+    iterations.push({
+      ...e,
+      ...(pairs && { pairs }),
+      ...(benchmark && {
+        benchmark: { kind: benchmark.kind, score: benchmark.score, low: benchmark.low, high: benchmark.high },
+      }),
+      seconds,
+    });
     const log = join(run.runDir, `iterations/${t}/train-log.jsonl`);
     if (t > 0 && existsSync(log))
       for (const r of readJsonl(log, trainLogSchema)) training.push({ t, ...pick(r) });

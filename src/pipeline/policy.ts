@@ -6,7 +6,9 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname, relative } from "node:path";
 import { logSumExp } from "../core/prob.js";
 import { Rng } from "../core/rng.js";
+import type { Answerer } from "../eval/benchmark-run.js";
 import { parseConfig, readConfig } from "../model/config.js";
+import { answerConversations } from "../model/conversation.js";
 import { generate } from "../model/generate.js";
 import { exportGguf, ggufSource } from "../model/gguf.js";
 import { LoraAdapter, type LoraOptions, toLoraConfig } from "../model/lora.js";
@@ -245,6 +247,20 @@ export async function sampleResponses(
       finished: s.finishReason === "eos",
     })),
   );
+}
+
+/** The policy answering conversations (MT-Bench's two turns, Arena-Hard's prompts) for `eval.benchmark`. */
+export function policyAnswerer(
+  policy: Policy,
+  options: { topP: number; maxNewTokens: number; seed: number },
+  progress?: (label: string, done: number, total: number) => void,
+): Answerer {
+  return (conversations, temperature, label) =>
+    answerConversations(policy.model, policy.tokenizer, conversations, {
+      ...options,
+      temperature,
+      ...(progress && { onProgress: (done: number, total: number) => progress(label, done, total) }),
+    });
 }
 
 /** The loss of a batch as a function of its sequence log-probs, plus the batch's mean reward margin. */

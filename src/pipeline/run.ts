@@ -43,6 +43,7 @@ import { pairwiseWinRates } from "../oracle/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { readInputRecords, readJsonl, toJsonl } from "../util/jsonl.js";
+import { type BenchmarkResult, benchmarkOutputs, benchmarkStage, writeBenchmarks } from "./benchmark.js";
 import { offlineFirstRound, type RunConfig } from "./config.js";
 import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
@@ -163,6 +164,22 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     ];
     evals.push(await stage("eval/0", evalOutputs(0), () => evaluate(ctx, 0)));
     writeMetrics(runDir, evals);
+    const benchmarks: BenchmarkResult[] = [];
+    const benchmark = async (t: number) => {
+      if (!config.eval.benchmark) return;
+      const input = {
+        benchmark: config.eval.benchmark,
+        oracle: config.oracle,
+        runDir,
+        seed: config.seed,
+        maxNewTokens: config.sampling.max_new_tokens,
+        topP: config.eval.top_p,
+        progress,
+      };
+      benchmarks.push(await stage(`${t}/benchmark`, benchmarkOutputs(t), () => benchmarkStage(input, t)));
+      writeBenchmarks(runDir, benchmarks);
+    };
+    await benchmark(0);
     const pairs: RunResult["pairs"] = [];
     for (let t = 1; t <= config.iterations; t++) {
       const dataT = config.pairs.offline ? 1 : t;
@@ -178,6 +195,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       await stage(`${t}/train`, trainOutputs, () => trainStage(ctx, t));
       evals.push(await stage(`${t}/eval`, evalOutputs(t), () => evaluate(ctx, t)));
       writeMetrics(runDir, evals);
+      await benchmark(t);
     }
     const best = await stage("select", [], () => selectBest(evals));
     const mixture = config.eval.mixture
@@ -665,18 +683,23 @@ async function evaluate(ctx: IterationContext, t: number): Promise<EvalResult> {
 async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSession): Promise<EvalResult> {
   const { config, runDir } = ctx;
   const e = config.eval;
+  const M = e.samples_per_prompt;
+  const kept = (key: string) => `${iterDir(t)}/${key}.partial`;
   const sample: SampleFn = (rows, key) =>
-    session.sample(
-      rows.map((r) => r.prompt),
-      {
-        samplesPerPrompt: e.samples_per_prompt,
-        temperature: e.temperature,
-        topP: e.top_p,
-        topK: 0,
-        maxNewTokens: config.sampling.max_new_tokens,
-        seed: deriveSeed(config.seed, key, t),
-      },
-      (done, total) => ctx.progress(`${t}/eval ${key}`, done, total),
+    keptBatches(runDir, kept(key), rows.length, PROMPTS_PER_BATCH, (start, end) =>
+      session.sample(
+        rows.slice(start, end).map((r) => r.prompt),
+        {
+          samplesPerPrompt: M,
+          temperature: e.temperature,
+          topP: e.top_p,
+          topK: 0,
+          maxNewTokens: config.sampling.max_new_tokens,
+          seed: deriveSeed(config.seed, key, t),
+          firstPromptIndex: start,
+        },
+        (done) => ctx.progress(`${t}/eval ${key}`, start * M + done, rows.length * M),
+      ),
     );
   const ours = await sample(ctx.evalRows, "eval");
   const read = (k: number) => readEvalRows(runDir, k);
@@ -690,6 +713,7 @@ async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSe
   });
   let validationWinRate: number | null = null;
   if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);
+  for (const key of ["eval", "validation"]) rmSync(join(runDir, kept(key)), { recursive: true, force: true });
   const { metrics, avg_length, ...winRates } = judged;
   return { t, ...winRates, validation_winrate_vs_initial: validationWinRate, avg_length, metrics };
 }

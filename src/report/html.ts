@@ -15,6 +15,8 @@ export interface ReportIteration {
   lc_winrate_vs_teacher?: number | null;
   avg_length: number;
   metrics: Record<string, number>;
+  /** `eval.benchmark`: MT-Bench (1-10 mean, interval mean ± 1.96 SE) or Arena-Hard (win rate %, bootstrap CI). */
+  benchmark?: { kind: "mt-bench" | "arena-hard"; score: number; low: number | null; high: number | null };
   pairs?: {
     teacher_over_student: number;
     student_over_teacher: number;
@@ -133,6 +135,31 @@ export async function renderReport(data: ReportData): Promise<string> {
       },
     ],
   ];
+  const benchRows = its.flatMap((it) => (it.benchmark ? [{ t: it.t, ...it.benchmark }] : []));
+  if (benchRows.length > 0) {
+    const kind = benchRows[0]!.kind;
+    const title = kind === "mt-bench" ? "MT-Bench score (1-10)" : "Arena-Hard win rate vs baseline (%)";
+    plots.push([
+      `${kind === "mt-bench" ? "MT-Bench" : "Arena-Hard"} with its 95% interval`,
+      {
+        data: { values: benchRows },
+        layer: [
+          {
+            mark: { type: "rule" },
+            encoding: {
+              x: t,
+              y: { field: "low", type: "quantitative", title },
+              y2: { field: "high" },
+            },
+          },
+          {
+            mark: { type: "line", point: true },
+            encoding: { x: t, y: { field: "score", type: "quantitative", title } },
+          },
+        ],
+      },
+    ]);
+  }
   if (metricNames.length > 0) {
     plots.push([
       "Task metrics",
@@ -165,6 +192,17 @@ export async function renderReport(data: ReportData): Promise<string> {
     ["vs teacher", (it) => fmt(it.winrate_vs_teacher)],
     ["vs teacher (LC)", (it) => fmt(it.lc_winrate_vs_teacher)],
     ["avg length", (it) => it.avg_length.toFixed(1)],
+    ...(benchRows.length > 0
+      ? [
+          [
+            benchRows[0]!.kind === "mt-bench" ? "MT-Bench" : "Arena-Hard %",
+            (it: Iteration) =>
+              it.benchmark
+                ? `${it.benchmark.score.toFixed(2)} [${fmt(it.benchmark.low)}, ${fmt(it.benchmark.high)}]`
+                : "–",
+          ] as [string, (it: Iteration) => string],
+        ]
+      : []),
     ...metricNames.map((m): [string, (it: Iteration) => string] => [m, (it) => fmt(it.metrics[m])]),
     [
       "pairs T>S / S>T / S>S",

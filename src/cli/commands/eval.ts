@@ -4,12 +4,19 @@ import type { Command } from "commander";
 import {
   type AlpacaAnnotation,
   alpacaMetrics,
+  gamedDifficulty,
   isExtremeLengthCorrection,
   readAlpacaAnnotations,
+  readGamedAnnotations,
   readInstructionDifficulty,
 } from "../../eval/alpaca.js";
+import type { StyleControl } from "../../eval/arena-hard.js";
 import { evaluateHeadToHead } from "../../eval/head-to-head.js";
-import { type LengthControlled, lengthControlledInterval } from "../../eval/length-controlled.js";
+import {
+  type LengthControlled,
+  type LengthControlOptions,
+  lengthControlledInterval,
+} from "../../eval/length-controlled.js";
 import {
   type EvalPrompt,
   pairResponses,
@@ -38,8 +45,11 @@ import { writeFileAtomic } from "../../util/atomic.js";
 import { DnoError } from "../../util/errors.js";
 import { toJsonl } from "../../util/jsonl.js";
 import { intFlag, MAX_SEED, numberFlag } from "../flags.js";
+import { type BenchmarkOptions, evalArenaHard, evalMtBench } from "./eval-benchmarks.js";
 
-interface EvalOptions {
+interface EvalOptions extends Omit<BenchmarkOptions, "rounds"> {
+  mtBench?: string;
+  arenaHard?: string;
   alpacaAnnotations?: string;
   responses?: string;
   model?: string;
@@ -58,6 +68,7 @@ interface EvalOptions {
   oracle?: string;
   annotationsOut?: string;
   instructionDifficulty?: string;
+  gamedAnnotations?: string;
   seed: number;
   bootstrap: number;
   lcBootstrap: number;
@@ -90,8 +101,18 @@ function glmLine(lc: LengthControlled | "baseline-is-model" | null): string {
   return (
     `length control GLM (C = ${lc.C.toPrecision(3)}): w_length ${c.length.toFixed(4)}, ` +
     (c.difficulty === null ? "no instruction difficulty, " : `w_difficulty ${c.difficulty.toFixed(4)}, `) +
-    `w_model ${c.model.toFixed(4)}`
+    `w_model ${c.model.toFixed(4)}` +
+    (lc.nGamed > 0 ? `, fitted with ${lc.nGamed} gamed-baseline rows` : "")
   );
+}
+
+/** Which of AlpacaEval's inputs the LC number used, so nobody mistakes a partial fit for the leaderboard's. */
+function lcInputsLine(options: EvalOptions): string {
+  if (options.gamedAnnotations)
+    return "LC inputs: AlpacaEval's gamed-baseline rows and instruction difficulty (length_controlled_v1, as the leaderboard)";
+  if (options.instructionDifficulty)
+    return "LC inputs: instruction difficulty, no gamed-baseline rows (length_controlled_noreg; can drift from the leaderboard, see README)";
+  return "LC inputs: neither gamed-baseline rows nor instruction difficulty (length_controlled_minimal; can drift far from the leaderboard, see README)";
 }
 
 function warnIfExtreme(winRate: number, lc: number | null, nTotal: number): void {
@@ -108,10 +129,29 @@ function difficultyFor(options: EvalOptions, records: number): { instructionDiff
     : {};
 }
 
+/**
+ * The LC inputs for an annotation file: with df_gamed.csv, its rows and (as AlpacaEval's fit takes it)
+ * its instruction difficulty; a --instruction-difficulty file given too is checked against it.
+ */
+function alpacaLcInputs(options: EvalOptions, records: number): LengthControlOptions {
+  if (!options.gamedAnnotations) return difficultyFor(options, records);
+  const gamed = readGamedAnnotations(options.gamedAnnotations);
+  const instructionDifficulty = gamedDifficulty(gamed, options.gamedAnnotations, records);
+  const csv = difficultyFor(options, records).instructionDifficulty;
+  const differs = csv?.findIndex((v, i) => Math.abs(v - instructionDifficulty[i]!) > 1e-9) ?? -1;
+  if (differs >= 0)
+    process.stderr.write(
+      `dno: warning: ${options.instructionDifficulty} and ${options.gamedAnnotations} disagree on the difficulty of ` +
+        `instruction ${differs} (${csv![differs]} vs ${instructionDifficulty[differs]}); the fit uses ` +
+        `${options.gamedAnnotations}'s, as AlpacaEval's does\n`,
+    );
+  return { instructionDifficulty, gamedRows: gamed.rows };
+}
+
 function evalAlpaca(file: string, options: EvalOptions): void {
   const records = readAlpacaAnnotations(file);
-  const difficulty = difficultyFor(options, records.length);
-  const { metrics, lengthControl, headToHead } = alpacaMetrics(records, difficulty);
+  const lcInputs = alpacaLcInputs(options, records.length);
+  const { metrics, lengthControl, headToHead } = alpacaMetrics(records, lcInputs);
   const m = metrics;
   const lcInterval =
     options.json || options.lcBootstrap === 0 || typeof lengthControl !== "object" || lengthControl === null
@@ -120,7 +160,7 @@ function evalAlpaca(file: string, options: EvalOptions): void {
           lengthControlledInterval(headToHead, lengthControl, {
             seed: options.seed,
             resamples: options.lcBootstrap,
-            ...difficulty,
+            ...lcInputs,
           }).map((x) => x * 100) as [number, number],
         )})`;
   if (options.json) process.stdout.write(jsonLine({ ...metrics }));
@@ -128,6 +168,7 @@ function evalAlpaca(file: string, options: EvalOptions): void {
     process.stdout.write(
       `${file}: ${records.length} records, ${m.n_total} judged\n${table([
         ["length_controlled_winrate", `${show(m.length_controlled_winrate)}${lcInterval}`],
+        ["lc_standard_error", show(m.lc_standard_error)],
         ["win_rate", show(m.win_rate)],
         ["standard_error", show(m.standard_error)],
         ["discrete_win_rate", show(m.discrete_win_rate)],
@@ -136,7 +177,7 @@ function evalAlpaca(file: string, options: EvalOptions): void {
         ["n_draws", String(m.n_draws)],
         ["n_total", String(m.n_total)],
         ["avg_length", String(m.avg_length)],
-      ])}\n${glmLine(lengthControl)}\n`,
+      ])}\n${glmLine(lengthControl)}\n${lcInputsLine(options)}\n`,
     );
   warnIfExtreme(m.win_rate, m.length_controlled_winrate, m.n_total);
 }
@@ -350,7 +391,7 @@ async function evalHeadToHead(options: EvalOptions): Promise<void> {
           ["n_total", String(metrics.n_total)],
           ["avg_length", `${metrics.avg_length}  (baseline ${metrics.avg_length_baseline})`],
         ],
-      )}\n${glmLine(report.lengthControlled)}\n` +
+      )}\n${glmLine(report.lengthControlled)}\n${lcInputsLine(options)}\n` +
         `oracle: ${usage.calls} calls, ${usage.cacheHits} from the cache, ${usage.failures} failures` +
         `${usage.budgetExhausted ? ", budget exhausted" : ""}\n`,
     );
@@ -396,6 +437,10 @@ export function register(program: Command): void {
       "--instruction-difficulty <csv>",
       "AlpacaEval instruction_difficulty.csv (index,instruction_difficulty) for the LC fit",
     )
+    .option(
+      "--gamed-annotations <csv>",
+      "AlpacaEval's df_gamed.csv (its gamed-baseline rows and instruction difficulty): the leaderboard's LC fit",
+    )
     .option("--seed <n>", "seed of generation and of the bootstrap", intFlag("--seed", 0, MAX_SEED), 0)
     .option("--bootstrap <n>", "bootstrap resamples", intFlag("--bootstrap", 1, 1_000_000), 2000)
     .option(
@@ -404,11 +449,64 @@ export function register(program: Command): void {
       intFlag("--lc-bootstrap", 0, 1_000_000),
       1000,
     )
+    .option(
+      "--mt-bench <questions>",
+      "MT-Bench: FastChat question.jsonl; grade both turns 1-10 with --oracle",
+    )
+    .option(
+      "--arena-hard <questions>",
+      "Arena-Hard: arena-hard-auto question.jsonl; judge against --baseline FILE",
+    )
+    .option(
+      "--answers <file>",
+      "the model's answers in the benchmark's model_answer format (instead of --model)",
+    )
+    .option(
+      "--judge-prompts <file>",
+      "FastChat judge_prompts.jsonl (MT-Bench) or arena-hard-auto judge config YAML",
+    )
+    .option(
+      "--references <file>",
+      "MT-Bench reference answers (FastChat model_answer format) for math, reasoning, coding",
+    )
+    .option(
+      "--judgments <file>",
+      "score existing benchmark judgments (FastChat or arena-hard-auto format), no judge",
+    )
+    .option("--judgments-out <file>", "write the benchmark judgments in the benchmark's own format")
+    .option(
+      "--judged-model <name>",
+      "the model's name in answer and judgment files (picks one model from --judgments)",
+    )
+    .option(
+      "--style-control [features]",
+      "Arena-Hard: control the Bradley-Terry fit for style: style (length + markdown), length or markdown",
+      (value: string): StyleControl => {
+        if (value !== "style" && value !== "length" && value !== "markdown")
+          throw new DnoError(`--style-control: expected style, length or markdown, got "${value}"`);
+        return value;
+      },
+    )
     .option("--json", "print one JSON object")
     .action(async (options: EvalOptions, command: Command) => {
       options.maxNewTokensGiven = command.getOptionValueSource("maxNewTokens") !== "default";
+      const benchmarks = [options.mtBench, options.arenaHard, options.alpacaAnnotations].filter(Boolean);
+      if (benchmarks.length > 1)
+        throw new DnoError("dno eval: give one of --mt-bench, --arena-hard and --alpaca-annotations");
+      if (options.mtBench || options.arenaHard) {
+        // arena-hard-auto bootstraps 100 rounds; --bootstrap given explicitly overrides it.
+        const rounds = command.getOptionValueSource("bootstrap") === "default" ? 100 : options.bootstrap;
+        const benchmark = { ...options, rounds };
+        return options.mtBench
+          ? evalMtBench(options.mtBench, benchmark)
+          : evalArenaHard(options.arenaHard!, benchmark);
+      }
       if (options.alpacaAnnotations && (options.responses || options.model || options.mixture))
         throw new DnoError("dno eval: give either --alpaca-annotations or responses to judge, not both");
+      if (options.gamedAnnotations && !options.alpacaAnnotations)
+        throw new DnoError(
+          "dno eval: --gamed-annotations goes with --alpaca-annotations (AlpacaEval's instructions, judged by its annotator)",
+        );
       if (options.alpacaAnnotations) return evalAlpaca(options.alpacaAnnotations, options);
       if (options.responses || options.model || options.mixture) return evalHeadToHead(options);
       throw new DnoError(
