@@ -4,23 +4,39 @@
  * binary) running the same model exported to F32 GGUF, with the same prompts and sample count, in the
  * same run. llama.cpp decodes all samples as parallel sequences of one context (its batched path; each
  * sample prefills its own prompt). Tokens/s counts generated tokens over wall time, prefill included.
- * Last line: {"bench":"sample","S_vs_llamacpp":R,"M_vs_llamacpp":R}.
+ *
+ * serve_vs_offline: config M behind `dno serve` (a child process), 32 concurrent clients (the official
+ * `openai` client), each sending SERVE_ROUNDS requests one after another (its prompts as token ids,
+ * n = 5, max_tokens 64), against the same prompts sampled offline by `generate` (what `dno generate`
+ * runs) in this process; generated tokens over wall time, the better of two runs each.
+ * Last line: {"bench":"sample","S_vs_llamacpp":R,"M_vs_llamacpp":R,"serve_vs_offline":R}.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { getLlama, type Token } from "node-llama-cpp";
+import OpenAI from "openai";
 import { Rng } from "../src/core/rng.js";
 import { engine } from "../src/engine/index.js";
 import { parseConfig } from "../src/model/config.js";
 import { exportGguf, ggufSource } from "../src/model/gguf.js";
 import { CausalLM } from "../src/model/model.js";
-import { byteTokenizerFiles, tokenizerFromFiles } from "../src/model/tokenizer.js";
+import {
+  byteTokenizerFiles,
+  saveTokenizer,
+  type Tokenizer,
+  tokenizerFromFiles,
+} from "../src/model/tokenizer.js";
 
 const PROMPTS = 32;
 const K = 5;
 const NEW_TOKENS = 64;
 const TEMPERATURE = 0.7;
+const SERVE_CLIENTS = 32;
+const SERVE_ROUNDS = 3;
+const BIN = fileURLToPath(new URL("../../bin/dno.js", import.meta.url));
 
 const CONFIGS = {
   S: { hidden_size: 128, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 344 },
@@ -36,11 +52,9 @@ function bytesOnlyTokenizer() {
   return tokenizerFromFiles(files);
 }
 
-function prompts(): number[][] {
+function prompts(n = PROMPTS): number[][] {
   const rng = new Rng(7);
-  return Array.from({ length: PROMPTS }, () =>
-    Array.from({ length: 16 + rng.int(33) }, () => 32 + rng.int(95)),
-  );
+  return Array.from({ length: n }, () => Array.from({ length: 16 + rng.int(33) }, () => 32 + rng.int(95)));
 }
 
 async function ours(model: CausalLM, batch: number[][]): Promise<number> {
@@ -96,6 +110,81 @@ async function llamaCpp(
   }
 }
 
+/** Tokens/s of 32 concurrent clients against `dno serve` on the model in `dir`, each sending its rounds in turn. */
+async function served(dir: string, batch: number[][]): Promise<number> {
+  const child = spawn(
+    process.execPath,
+    [BIN, "serve", "--model", dir, "--port", "0", "--served-model-name", "bench"],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let err = "";
+      child.stderr!.on("data", (d: Buffer) => {
+        err += d.toString();
+        const m = /at (http:\/\/\S+\/v1)/.exec(err);
+        if (m) resolve(m[1]!);
+      });
+      child.once("exit", (code) => reject(new Error(`dno serve exited ${code}: ${err}`)));
+    });
+    const client = new OpenAI({ baseURL: url, apiKey: "unused", maxRetries: 0, timeout: 600_000 });
+    const started = performance.now();
+    const counts = await Promise.all(
+      Array.from({ length: SERVE_CLIENTS }, async (_, c) => {
+        let tokens = 0;
+        for (let r = 0; r < SERVE_ROUNDS; r++) {
+          const prompt = batch[r * SERVE_CLIENTS + c]!;
+          const out = await client.completions.create({
+            model: "bench",
+            prompt,
+            n: K,
+            max_tokens: NEW_TOKENS,
+            temperature: TEMPERATURE,
+            seed: r * SERVE_CLIENTS + c,
+          });
+          tokens += out.usage!.completion_tokens;
+        }
+        return tokens;
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    return counts.reduce((a, b) => a + b, 0) / seconds;
+  } finally {
+    child.kill("SIGTERM");
+    await new Promise((resolve) => child.once("exit", resolve));
+  }
+}
+
+async function serveVsOffline(dir: string, tokenizer: Tokenizer): Promise<number> {
+  const config = parseConfig({ vocab_size: 256, max_position_embeddings: 256, ...CONFIGS.M }, "config M");
+  const model = CausalLM.init(config, 1);
+  const modelDir = join(dir, "served");
+  model.save(modelDir);
+  saveTokenizer(tokenizer, modelDir);
+  const batch = prompts(SERVE_CLIENTS * SERVE_ROUNDS);
+  await ours(model, batch.slice(0, 2));
+  let offline = 0;
+  let serve = 0;
+  for (let i = 0; i < 2; i++) {
+    offline = Math.max(offline, await ours(model, batch));
+    serve = Math.max(serve, await served(modelDir, batch));
+  }
+  console.log(
+    JSON.stringify({
+      config: "M",
+      clients: SERVE_CLIENTS,
+      requests_per_client: SERVE_ROUNDS,
+      n: K,
+      max_tokens: NEW_TOKENS,
+      offline_tokens_per_s: Math.round(offline),
+      serve_tokens_per_s: Math.round(serve),
+    }),
+  );
+  return serve / offline;
+}
+
 async function main(): Promise<void> {
   const threads = engine().numThreads();
   const dir = mkdtempSync(join(tmpdir(), "dno-bench-sample-"));
@@ -137,11 +226,19 @@ async function main(): Promise<void> {
         }),
       );
     }
+    ratios.serve = await serveVsOffline(dir, tokenizer);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   const r = (x: number | undefined) => Number((x ?? 0).toFixed(2));
-  console.log(JSON.stringify({ bench: "sample", S_vs_llamacpp: r(ratios.S), M_vs_llamacpp: r(ratios.M) }));
+  console.log(
+    JSON.stringify({
+      bench: "sample",
+      S_vs_llamacpp: r(ratios.S),
+      M_vs_llamacpp: r(ratios.M),
+      serve_vs_offline: r(ratios.serve),
+    }),
+  );
 }
 
 await main();

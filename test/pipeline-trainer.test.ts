@@ -176,3 +176,23 @@ test("dno train on a plain TRL file tokenises it and computes the reference log-
   assert.match(bad.stderr, /^dno: error: .*bad\.jsonl:2: .*rejected/);
   assert.ok(!existsSync(join(dir, "c")));
 });
+
+test("with train.lora, the `dno train` command writes the same adapter checkpoints as the in-process trainer", () => {
+  const lora = (trainer = "") =>
+    config(trainer).replace(
+      "train: { lr: 0.003, batch_size: 4, epochs: 2 }",
+      "train: { lr: 0.01, batch_size: 4, lora: { r: 2 } }",
+    );
+  const runs = [lora(), lora(commandTrainer(dnoTrain))].map((text) => {
+    const dir = setupRun(text, "dno-trainer-");
+    const r = dno(dir, "run", "--config", "dno.yaml");
+    assert.equal(r.status, 0, r.stderr);
+    return { dir, hash: finalHash(r.stdout) };
+  });
+  assert.ok(runs[0]!.hash);
+  assert.equal(runs[1]!.hash, runs[0]!.hash);
+  for (const { dir } of runs) {
+    const adapter = JSON.parse(readFileSync(join(dir, "run/checkpoints/pi_3/adapter_config.json"), "utf8"));
+    assert.equal(adapter.base_model_name_or_path, "../pi_2");
+  }
+});

@@ -1,12 +1,13 @@
 /**
  * Where a run's samples come from. The sample and eval stages open the policy checkpoint they sample
  * (pi_t, pi_{t+1}) once, draw every prompt's K responses through the session, and close it. The
- * native engine is the default. A new
+ * native engine is the default; `openai` (remote.ts) samples from any OpenAI-compatible server. A new
  * way of sampling (tree search, another engine) is one more implementation of `Sampler` and one more
  * entry in `SAMPLERS`, not a branch in run.ts.
  */
 import type { RunConfig } from "./config.js";
 import { loadPolicy, type SampledText, type SampleOptions, sampleResponses } from "./policy.js";
+import { remoteSampler } from "./remote.js";
 
 export interface SamplerSession {
   /**
@@ -54,6 +55,7 @@ const SAMPLERS: {
   [K in SamplerConfig["kind"]]: (config: Extract<SamplerConfig, { kind: K }>, ctx: SamplerContext) => Sampler;
 } = {
   engine: () => engineSampler(),
+  openai: (config, ctx) => remoteSampler(config, ctx),
 };
 
 export function createSampler(config: SamplerConfig, ctx: SamplerContext): Sampler {

@@ -10,6 +10,7 @@ import { register as judge } from "./judge.js";
 import { register as logprobs } from "./logprobs.js";
 import { register as report } from "./report.js";
 import { register as run } from "./run.js";
+import { register as serve } from "./serve.js";
 import { register as status } from "./status.js";
 import { register as train } from "./train.js";
 
@@ -28,4 +29,5 @@ export const commands: ((program: Command) => void)[] = [
   compare,
   logprobs,
   train,
+  serve,
 ];
