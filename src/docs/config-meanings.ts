@@ -215,4 +215,36 @@ export const CONFIG_MEANINGS: Record<string, string> = {
   "sampler.launch.ready": "polled until it answers 200 (default: baseUrl + /models; {port} is replaced)",
   "sampler.launch.readyTimeoutMs": "how long to wait for ready",
   "sampler.launch.env": "variables added to the command's environment",
+  "pairs.reward_augmented":
+    "reward-augmented DPO (arXiv 2410.08067): each pair becomes two goal-conditioned pairs; the policy generates and is evaluated conditioned on highest_goal",
+  "pairs.reward_augmented.template": "the goal-conditioned prompt; holds {goal} and {prompt}",
+  "pairs.reward_augmented.decimals": "digits of a goal (default 0 for the score rule, 1 for win rates)",
+  "pairs.reward_augmented.highest_goal":
+    "the goal asked for at generation (default 6, the rubric's top, or 1 for win rates)",
+  search:
+    "MCTS-DPO (arXiv 2405.00451): a tree search over reasoning steps replaces sampling, judging and the pair rule; the run trains on step-level pairs",
+  "search.kind": "the search (mcts)",
+  "search.children": "steps the policy proposes at each expansion (distinct ones are kept)",
+  "search.simulations": "search iterations per committed step",
+  "search.first_step_factor": "the first step gets this many times more simulations",
+  "search.c_puct": "exploration weight of the PUCT rule",
+  "search.length_penalty": "penalty on long step sequences in a node's value",
+  "search.gamma": "discount of values along a path",
+  "search.depth_limit": "most steps in a path",
+  "search.delimiter": "the text that ends a reasoning step",
+  "search.max_step_tokens": "longest step in tokens",
+  "search.temperature": "sampling temperature of proposed steps",
+  "search.correct_score":
+    "an oracle score at least this is a correct outcome (+1), below it a wrong one (-1)",
+  "search.self_eval":
+    "the paper's self-evaluation: the policy's P(yes) / (P(yes) + P(no)) after template, times weight, is added to every step's value (off by default)",
+  "search.self_eval.weight": "the self-evaluation's weight in a step's value",
+  "search.self_eval.template": "the self-evaluation prompt; holds {prompt} and {steps}",
+  "search.self_eval.yes": "the answer read as yes",
+  "search.self_eval.no": "the answer read as no",
+  "objective.spo": "SPO's self-supervised preference-degree loss, added with weight (src/core/spo.ts)",
+  "objective.spo.weight": "the SPO term's weight",
+  "objective.spo.degrees": "preference degrees the SPO head tells apart",
+  "objective.spo.unit": "what is removed to make a degraded response: rake or letters (src/core/spo.ts)",
+  "objective.spo.samples_per_response": "degraded samples per response",
 };
