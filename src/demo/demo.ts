@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
 import { loadRunConfig, type RunConfigInput } from "../pipeline/config.js";
-import { type ProgressFn, type RunResult, runPipeline } from "../pipeline/run.js";
+import { type ProgressFn, type RunOptions, type RunResult, runPipeline } from "../pipeline/run.js";
 import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { toJsonl } from "../util/jsonl.js";
@@ -37,6 +37,9 @@ export const DEMO_SFT = {
   warmup_steps: 50,
   weight_decay: 0,
 };
+
+/** The paper lowers the learning rate in later iterations. */
+export const DEMO_TRAIN = { lr: 1.5e-4, batch_size: 16, epochs: 2, warmup_steps: 5, lr_decay: 0.7 };
 
 /** The built-in tasks: word reversal (src/demo/task.ts) and arithmetic chains (src/demo/chain.ts). */
 export const DEMO_TASKS = ["reverse", "chain"] as const;
@@ -75,8 +78,7 @@ export function demoConfig(
     sampling: { samples_per_prompt: 5, temperature: 1, top_p: 1, max_new_tokens: 16 },
     pairs: { rule: "win-rate", pairs_per_prompt: 3, replay: [0.3, 0.15] },
     objective: { name: "dno-prct", beta: 0.3 },
-    // The paper lowers the learning rate in later iterations.
-    train: { lr: 1.5e-4, batch_size: 16, epochs: 2, warmup_steps: 5, lr_decay: 0.7 },
+    train: DEMO_TRAIN,
     // mixture: also evaluate Algorithm 1's output, the uniform mixture of pi_1..pi_T.
     eval: { samples_per_prompt: 4, temperature: 1, top_p: 1, mixture: true },
     ...overrides,
@@ -240,6 +242,7 @@ export interface DemoOptions {
   overrides?: Partial<RunConfigInput>;
   progress?: ProgressFn;
   events?: StageEvents;
+  warn?: RunOptions["warn"];
 }
 
 /** Runs (or resumes) the demo with `out` as its run directory; writes summary.json there. */
@@ -252,6 +255,7 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
     config,
     ...(options.progress && { progress: options.progress }),
     ...(options.events && { events: options.events }),
+    ...(options.warn && { warn: options.warn }),
   });
   const summary = demoSummary(result);
   writeFileAtomic(join(options.out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
