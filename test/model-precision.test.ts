@@ -174,7 +174,7 @@ test("bf16 SFT on the demo task follows the float32 learning curve", () => {
       seed: 1,
       examplesOf: (batch) => batch.map((e) => encodeExample(policy, e)),
       lossOf: (batch) => {
-        const tokens = batch.reduce((n, e) => n + responseTokenCount(policy, e.response), 0);
+        const tokens = batch.reduce((n, e) => n + responseTokenCount(policy, e), 0);
         return (lp) => ({
           loss: -lp.reduce((a, b) => a + b, 0) / tokens,
           grad: new Float64Array(lp.length).fill(-1 / tokens),
