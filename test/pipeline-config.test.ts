@@ -59,3 +59,21 @@ test("bad configs give one error naming the field path", () => {
   rejects(GOOD.replace("kind: programmatic, module: o.mjs", "kind: llm-judge, model: x"), /oracle/);
   rejects("model: [unclosed", /invalid YAML/);
 });
+
+test("the neighbours' sections: defaults, and combinations that cannot work are refused", () => {
+  const c = loadRunConfig(
+    write(`${GOOD}pairs: { reward_augmented: {} }\nobjective: { name: dpo, spo: {} }\n`),
+  );
+  assert.deepEqual(c.pairs.reward_augmented, { template: "<goal {goal}> {prompt}" });
+  assert.deepEqual(c.objective.spo, { weight: 0.1, degrees: 3, unit: "rake", samples_per_response: 1 });
+  assert.equal(loadRunConfig(write(`${GOOD}search: {}\n`)).search?.children, 3);
+  rejects(
+    `${GOOD}pairs: { rule: spin, reward_augmented: {} }\n`,
+    /pairs\.reward_augmented: .*score or win-rate/,
+  );
+  rejects(
+    `${GOOD}objective: { spo: { degrees: 2, samples_per_response: 3 } }\n`,
+    /objective\.spo\.samples_per_response/,
+  );
+  rejects(`${GOOD}search: {}\npairs: { offline: true }\n`, /search: MCTS builds its own step-level pairs/);
+});

@@ -32,8 +32,8 @@ export interface Pair {
   rejected: string;
   chosenSource: Source;
   rejectedSource: Source;
-  /** offline: from an offline preference file (pairs.offline_data); prompted: see prompted-pairs.ts. */
-  rule: "score" | "win-rate" | "spin" | "offline" | "prompted";
+  /** offline: from an offline preference file (pairs.offline_data); prompted: see prompted-pairs.ts; mcts: src/pipeline/search.ts. */
+  rule: "score" | "win-rate" | "spin" | "offline" | "prompted" | "mcts";
   /** Score (or win-rate) difference of chosen over rejected; null when a side was not judged. */
   margin: number | null;
   /** Algorithm 1's soft label sigma(r^(y_w) - r^(y_l)) when both win rates are known, else null. */
@@ -42,6 +42,8 @@ export interface Pair {
   iteration: number;
   /** Set on a replayed copy: the iteration the pair was first built in. */
   replayedFrom?: number;
+  /** Reward-augmented pairs (reward-augmented.ts): the quality goal the prompt is conditioned on. */
+  goal?: number;
 }
 
 export interface MarginRuleOptions {

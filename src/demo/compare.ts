@@ -5,12 +5,13 @@
 import { join, resolve } from "node:path";
 import { canonicalJson } from "../oracle/cache.js";
 import type { RunConfigInput } from "../pipeline/config.js";
-import { type ProgressFn, policyPath } from "../pipeline/run.js";
+import { type ProgressFn, policyPath, type RunResult } from "../pipeline/run.js";
 import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import {
   DEMO_SFT,
   type DemoSummary,
+  type DemoTask,
   demoConfig,
   demoModule,
   NEGATIVES_SFT,
@@ -54,6 +55,20 @@ export const VARIANTS: Variant[] = [
     name: "dpo-offline",
     description: "offline DPO: the first iteration's pairs, every iteration",
     overrides: { pairs: { ...base, offline: true }, objective: { name: "dpo", beta: 0.1 } },
+  },
+  {
+    name: "reward-augmented",
+    description: "reward-augmented DPO: goal-conditioned pairs, generation asks for goal 1.0",
+    // The demo's own pair settings, so that the row differs from dpo-iterative only by the relabelling.
+    overrides: {
+      pairs: { ...base, pairs_per_prompt: 3, reward_augmented: {} },
+      objective: { name: "dpo", beta: 0.1 },
+    },
+  },
+  {
+    name: "spo",
+    description: "iterative DPO + SPO's preference-degree loss (weight 0.1, letters removed)",
+    overrides: { objective: { name: "dpo", beta: 0.1, spo: { unit: "letters" } } },
   },
   {
     name: "nash-md",
@@ -129,28 +144,51 @@ export interface CompareRow {
   seconds: number;
 }
 
+export type CompareUi = { progress?: ProgressFn; events?: StageEvents; announce?: (v: Variant) => void };
+
+export interface VariantRun {
+  variant: Variant;
+  summary: DemoSummary;
+  result: RunResult;
+}
+
+/** Runs each variant of a task as a demo run in OUT/<variant>. */
+export async function runVariants(
+  out: string,
+  variants: readonly Variant[],
+  task: DemoTask,
+  ui: CompareUi,
+  common: Partial<RunConfigInput>,
+): Promise<VariantRun[]> {
+  const runs: VariantRun[] = [];
+  // The first variant with an SFT setting trains pi_1; the others with the same setting start from
+  // its checkpoint, so they all share pi_1 (the self-rewarding rows' seed models learn more).
+  const starts = new Map<string, string>();
+  for (const v of variants) {
+    ui.announce?.(v);
+    const dir = join(out, v.name);
+    const sft = canonicalJson(demoConfig({ ...common, ...v.overrides }, task).sft);
+    const start = starts.get(sft);
+    const overrides: Partial<RunConfigInput> = start
+      ? { ...common, ...v.overrides, model: { path: start }, sft: undefined }
+      : { ...common, ...v.overrides };
+    const { summary, result } = await runDemo({ out: dir, overrides, task, ...ui });
+    if (!start) starts.set(sft, resolve(dir, policyPath(1)));
+    runs.push({ variant: v, summary, result });
+  }
+  return runs;
+}
+
 export async function runCompare(
   out: string,
   names: readonly string[],
-  ui: { progress?: ProgressFn; events?: StageEvents; announce?: (v: Variant) => void } = {},
+  ui: CompareUi = {},
   /** Settings laid under every variant's own (a smaller demo, for tests). */
   common: Partial<RunConfigInput> = {},
 ): Promise<{ rows: CompareRow[]; markdown: string }> {
   const chosen = VARIANTS.filter((v) => names.includes(v.name));
   const rows: CompareRow[] = [];
-  // The first variant with an SFT setting trains pi_1; the others with the same setting start from
-  // its checkpoint, so they all share pi_1 (the self-rewarding rows' seed models learn more).
-  const starts = new Map<string, string>();
-  for (const v of chosen) {
-    ui.announce?.(v);
-    const dir = join(out, v.name);
-    const sft = canonicalJson(demoConfig({ ...common, ...v.overrides }).sft);
-    const start = starts.get(sft);
-    const overrides: Partial<RunConfigInput> = start
-      ? { ...common, ...v.overrides, model: { path: start }, sft: undefined }
-      : { ...common, ...v.overrides };
-    const { summary } = await runDemo({ out: dir, overrides, ...ui });
-    if (!start) starts.set(sft, resolve(dir, policyPath(1)));
+  for (const { variant: v, summary } of await runVariants(out, chosen, "reverse", ui, common)) {
     rows.push(row(v, summary));
     if (v.name === MIXTURE_OF && summary.mixture)
       rows.push(mixtureRow(v, summary.mixture, summary.total_seconds));

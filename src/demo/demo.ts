@@ -13,6 +13,7 @@ import { type ProgressFn, type RunResult, runPipeline } from "../pipeline/run.js
 import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { toJsonl } from "../util/jsonl.js";
+import { chainPrompt, chainTeacher, DEFAULT_CHAIN, randomChains } from "./chain.js";
 import { offlinePreferences } from "./offline.js";
 import { DEMO_JUDGE_TEMPLATE, judgeExamples, negativeExamples } from "./self-data.js";
 import { DEFAULT_TASK, promptOf, randomWords, teacherAnswer } from "./task.js";
@@ -37,8 +38,16 @@ export const DEMO_SFT = {
   weight_decay: 0,
 };
 
+/** The built-in tasks: word reversal (src/demo/task.ts) and arithmetic chains (src/demo/chain.ts). */
+export const DEMO_TASKS = ["reverse", "chain"] as const;
+export type DemoTask = (typeof DEMO_TASKS)[number];
+
 /** The demo's run config (before defaults), with `overrides` merged in for `dno compare`'s variants. */
-export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigInput {
+export function demoConfig(
+  overrides: Partial<RunConfigInput> = {},
+  task: DemoTask = "reverse",
+): RunConfigInput {
+  if (task === "chain") return chainConfig(overrides);
   const here = demoModule;
   return {
     seed: 1,
@@ -74,18 +83,46 @@ export function demoConfig(overrides: Partial<RunConfigInput> = {}): RunConfigIn
   };
 }
 
+/**
+ * The chain task's run: the reversal demo's loop and sizes on the reasoning task. The model has a
+ * third layer (arithmetic over positions is harder than reversal).
+ */
+function chainConfig(overrides: Partial<RunConfigInput>): RunConfigInput {
+  return {
+    ...demoConfig(),
+    model: {
+      from_scratch: {
+        hidden_size: 64,
+        intermediate_size: 176,
+        num_hidden_layers: 3,
+        num_attention_heads: 4,
+        max_position_embeddings: 48,
+      },
+    },
+    oracle: { kind: "programmatic", module: demoModule("./chain-oracle.js") },
+    task_metrics: demoModule("./chain-metrics.js"),
+    sampling: { samples_per_prompt: 5, temperature: 1, top_p: 1, max_new_tokens: 24 },
+    eval: { samples_per_prompt: 4, temperature: 1, top_p: 1 },
+    ...overrides,
+  };
+}
+
 /** Writes the demo's prompt files (teacher gold answers included) and dno.yaml into `dir`. */
-export function writeDemoInputs(dir: string, config: RunConfigInput): string {
+export function writeDemoInputs(dir: string, config: RunConfigInput, task: DemoTask = "reverse"): string {
   mkdirSync(join(dir, "inputs"), { recursive: true });
   const seed = config.seed ?? 1;
   const { sft, dno, validation, eval: evalCount } = DEMO_SPLITS;
-  const words = randomWords(seed, sft + dno + validation + evalCount, DEFAULT_TASK);
+  const total = sft + dno + validation + evalCount;
+  const words = task === "reverse" ? randomWords(seed, total, DEFAULT_TASK) : [];
+  const all =
+    task === "chain"
+      ? randomChains(seed, total, DEFAULT_CHAIN).map((c) => ({
+          prompt: chainPrompt(c),
+          gold: chainTeacher(c, seed, DEFAULT_CHAIN),
+        }))
+      : words.map((w) => ({ prompt: promptOf(w), gold: teacherAnswer(w, seed, DEFAULT_TASK) }));
   const rows = (from: number, count: number, name: string) =>
-    words.slice(from, from + count).map((w, i) => ({
-      id: `${name}-${i}`,
-      prompt: promptOf(w),
-      gold: teacherAnswer(w, seed, DEFAULT_TASK),
-    }));
+    all.slice(from, from + count).map((r, i) => ({ id: `${name}-${i}`, ...r }));
   const sftRows = rows(0, sft, "sft");
   writeFileAtomic(join(dir, "inputs", "sft.jsonl"), toJsonl(sftRows));
   writeFileAtomic(join(dir, "inputs", "prompts.jsonl"), toJsonl(rows(sft, dno, "p")));
@@ -94,6 +131,12 @@ export function writeDemoInputs(dir: string, config: RunConfigInput): string {
     join(dir, "inputs", "eval.jsonl"),
     toJsonl(rows(sft + dno + validation, evalCount, "eval")),
   );
+  const file = join(dir, "dno.yaml");
+  const header = `# the built-in demo (dno demo --task ${task}); resume with: dno run --config ${file}`;
+  if (task === "chain") {
+    writeFileAtomic(file, `${header}\n${toYaml(config)}`);
+    return file;
+  }
   // Offline preference data (DICE's first round and replay) on SFT-split words, disjoint from the rest.
   writeFileAtomic(
     join(dir, "inputs", "preferences.jsonl"),
@@ -113,11 +156,7 @@ export function writeDemoInputs(dir: string, config: RunConfigInput): string {
     const negatives = negativeExamples(words.slice(3 * OFFLINE_PREFERENCES, 4 * OFFLINE_PREFERENCES));
     writeFileAtomic(join(dir, NEGATIVES_SFT), toJsonl([...sftRows, ...negatives]));
   }
-  const file = join(dir, "dno.yaml");
-  writeFileAtomic(
-    file,
-    `# the built-in demo (dno demo); resume with: dno run --config ${file}\n${toYaml(config)}`,
-  );
+  writeFileAtomic(file, `${header}\n${toYaml(config)}`);
   return file;
 }
 
@@ -197,6 +236,7 @@ function round(x: number | null, digits = 4): number | null {
 
 export interface DemoOptions {
   out: string;
+  task?: DemoTask;
   overrides?: Partial<RunConfigInput>;
   progress?: ProgressFn;
   events?: StageEvents;
@@ -205,7 +245,8 @@ export interface DemoOptions {
 /** Runs (or resumes) the demo with `out` as its run directory; writes summary.json there. */
 export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSummary; result: RunResult }> {
   const file = join(options.out, "dno.yaml");
-  if (!existsSync(file)) writeDemoInputs(options.out, demoConfig(options.overrides));
+  const task = options.task ?? "reverse";
+  if (!existsSync(file)) writeDemoInputs(options.out, demoConfig(options.overrides, task), task);
   const config = loadRunConfig(file);
   const result = await runPipeline({
     config,

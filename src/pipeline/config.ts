@@ -14,6 +14,7 @@ import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
 import { benchmarkConfigSchema, mapBenchmarkPaths } from "./benchmark.js";
 import { OFFLINE_FIRST_KINDS, trainOracleConfigSchema } from "./policy-oracles.js";
+import { spoOptionsSchema } from "./spo.js";
 
 /** A Llama-family architecture trained from scratch, with the built-in byte-level tokenizer. */
 const fromScratchSchema = z.strictObject({
@@ -173,6 +174,20 @@ export const runConfigSchema = z.strictObject({
       offline_data: z
         .strictObject({ file: z.string().min(1), fraction: z.number().min(0).lt(1).default(0.5) })
         .optional(),
+      /**
+       * Reward-augmented DPO (arXiv 2410.08067): each pair becomes two goal-conditioned pairs, and the
+       * policy generates and is evaluated conditioned on `highest_goal` (src/pipeline/goals.ts).
+       */
+      reward_augmented: z
+        .strictObject({
+          /** Holds {goal} and {prompt}. */
+          template: z.string().min(1).max(10000).default("<goal {goal}> {prompt}"),
+          /** Digits of a goal; default 0 for the score rule, 1 for win rates. */
+          decimals: z.number().int().min(0).max(6).optional(),
+          /** The goal asked for at generation; default 6 (the rubric's top) or 1 (win rates). */
+          highest_goal: z.number().min(-1e6).max(1e6).optional(),
+        })
+        .optional(),
       defects: z
         .strictObject({
           n: z.number().int().positive().max(64).default(3),
@@ -180,7 +195,60 @@ export const runConfigSchema = z.strictObject({
         })
         .prefault({}),
     })
+    .refine((p) => p.reward_augmented === undefined || p.rule === "score" || p.rule === "win-rate", {
+      message: "reward_augmented relabels judged pairs: it needs pairs.rule score or win-rate",
+      path: ["reward_augmented"],
+    })
+    .refine((p) => p.reward_augmented === undefined || checkedTemplate(p.reward_augmented.template), {
+      message: "the template must contain {goal} and {prompt}",
+      path: ["reward_augmented", "template"],
+    })
     .prefault({}),
+  /**
+   * MCTS-DPO (arXiv 2405.00451): a tree search over reasoning steps replaces sampling, judging and
+   * the pair rule; the run trains on step-level pairs (src/pipeline/search.ts).
+   */
+  search: z
+    .strictObject({
+      kind: z.literal("mcts").default("mcts"),
+      /** Steps the policy proposes at each expansion (distinct ones are kept). */
+      children: z.number().int().min(2).max(64).default(3),
+      /** Search iterations per committed step; the first step gets first_step_factor times more. */
+      simulations: z.number().int().positive().max(10000).default(4),
+      first_step_factor: z.number().int().positive().max(100).default(4),
+      c_puct: z.number().min(0).max(1e6).default(1),
+      length_penalty: z.number().min(0).max(10).default(1.25),
+      gamma: z.number().min(0).max(1).default(1),
+      depth_limit: z.number().int().positive().max(1000).default(8),
+      delimiter: z.string().min(1).max(100).default(";"),
+      max_step_tokens: z
+        .number()
+        .int()
+        .positive()
+        .max(1 << 20)
+        .default(16),
+      temperature: z.number().gt(0).max(100).default(1),
+      /** An oracle score at least this is a correct outcome (+1), below it a wrong one (-1). */
+      correct_score: z.number().min(-1e6).max(1e6).default(1),
+      /**
+       * The paper's self-evaluation: the policy's P(yes) / (P(yes) + P(no)) after `template` (holding
+       * {prompt} and {steps}), times `weight`, is added to every step's value. Off by default: a model
+       * must have learnt to judge steps for it to mean anything.
+       */
+      self_eval: z
+        .strictObject({
+          weight: z.number().positive().max(1e6),
+          template: z.string().max(10000).default("{prompt}{steps}\nright?"),
+          yes: z.string().min(1).max(100).default("y"),
+          no: z.string().min(1).max(100).default("n"),
+        })
+        .refine((e) => e.template.includes("{prompt}") && e.template.includes("{steps}"), {
+          message: "the template must contain {prompt} and {steps}",
+          path: ["template"],
+        })
+        .optional(),
+    })
+    .optional(),
   objective: z
     .strictObject({
       name: z.enum(OBJECTIVE_NAMES as [string, ...string[]]).default("dno-prct"),
@@ -188,6 +256,8 @@ export const runConfigSchema = z.strictObject({
       tau: z.number().min(0).max(1e6).optional(),
       /** selm: weight of the optimism term. */
       alpha: z.number().min(0).max(1e6).optional(),
+      /** SPO's self-supervised preference-degree loss, added with `weight` (src/core/spo.ts). */
+      spo: spoOptionsSchema.optional(),
     })
     .refine((o) => !["inpo", "nash-md"].includes(o.name) || (o.tau !== undefined && o.tau <= o.beta), {
       message: "inpo and nash-md need tau, with 0 <= tau <= beta",
@@ -222,6 +292,10 @@ export const runConfigSchema = z.strictObject({
     })
     .prefault({}),
 });
+
+function checkedTemplate(template: string): boolean {
+  return template.includes("{goal}") && template.includes("{prompt}");
+}
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
 
@@ -266,6 +340,15 @@ export function parseRunConfig(value: unknown, where: string): RunConfig {
     throw new DnoError(
       `${where}: pairs.rule prompted needs pairs.negative_prefixes (one per iteration, widest gap first)`,
     );
+  }
+  const p = parsed.data.pairs;
+  if (parsed.data.search && (p.offline || p.reward_augmented || p.offline_data || parsed.data.train_oracle)) {
+    throw new DnoError(
+      `${where}: search: MCTS builds its own step-level pairs, judged by the oracle; it cannot be combined with pairs.offline, pairs.offline_data, pairs.reward_augmented or train_oracle`,
+    );
+  }
+  if (parsed.data.objective.spo && parsed.data.trainer.kind !== "engine") {
+    throw new DnoError(`${where}: objective.spo: SPO's degree loss is trained by the engine trainer only`);
   }
   if (offlineFirstRound(parsed.data) && !parsed.data.pairs.offline_data) {
     throw new DnoError(

@@ -222,6 +222,33 @@ export async function sampleResponses(
   options: SampleOptions,
   progress?: (done: number, total: number) => void,
 ): Promise<SampledText[][]> {
+  const results = await sampleSteps(policy, prompts, options, progress);
+  return results.map((samples) =>
+    samples.map((s) => ({
+      text: s.text,
+      tokens: s.tokens,
+      logprob: s.logprob,
+      finished: s.finishReason === "eos",
+    })),
+  );
+}
+
+export interface SampledStep {
+  text: string;
+  /** The token ids as sampled: up to and including a stop string's token; never the closing EOS. */
+  tokens: number[];
+  logprob: number;
+  /** eos: the response ended; stop: a stop string was reached (the text ends before it); length: cut. */
+  finishReason: "eos" | "stop" | "length";
+}
+
+/** As sampleResponses, and a sample also ends at any of `stopStrings` (a reasoning step's delimiter). */
+export async function sampleSteps(
+  policy: Policy,
+  prompts: readonly string[],
+  options: SampleOptions & { stopStrings?: string[] },
+  progress?: (done: number, total: number) => void,
+): Promise<SampledStep[][]> {
   const { tokenizer } = policy;
   const results = await generate(
     policy.model,
@@ -236,6 +263,7 @@ export async function sampleResponses(
       seed: options.seed,
       firstPromptIndex: options.firstPromptIndex ?? 0,
       tokenizer,
+      ...(options.stopStrings && { stopStrings: options.stopStrings }),
       ...(progress && { onProgress: progress }),
     },
   );
@@ -244,7 +272,7 @@ export async function sampleResponses(
       text: s.text ?? tokenizer.decode(s.tokens),
       tokens: s.tokens,
       logprob: s.logprob,
-      finished: s.finishReason === "eos",
+      finishReason: s.finishReason,
     })),
   );
 }

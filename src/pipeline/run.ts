@@ -28,6 +28,7 @@ import { getObjective } from "../core/objectives.js";
 import {
   type Candidate,
   type Pair,
+  type PairComposition,
   pairComposition,
   scorePairs,
   spinPairs,
@@ -46,6 +47,7 @@ import { readInputRecords, readJsonl, toJsonl } from "../util/jsonl.js";
 import { type BenchmarkResult, benchmarkOutputs, benchmarkStage, writeBenchmarks } from "./benchmark.js";
 import { offlineFirstRound, type RunConfig } from "./config.js";
 import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
+import { generationPrompt, goalPairs, pairPrompt } from "./goals.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
 import { iterDir, MIXTURE_DIR, mixtureIterates, policyPath } from "./paths.js";
 import {
@@ -87,6 +89,7 @@ import {
 } from "./records.js";
 import { openRunDir } from "./run-dir.js";
 import { createSampler, type Sampler, type SamplerSession } from "./sampler.js";
+import { searchStage } from "./search.js";
 import { keptBatches, runStage, type StageEvents, writeDirAt, writeJsonAt, writeJsonlAt } from "./stages.js";
 import { type LogprobsFn, loadTaskMetrics, type TaskMetricsFn } from "./task-metrics.js";
 import { createTrainer, type Trainer, trainArgsOf } from "./trainer.js";
@@ -111,6 +114,8 @@ export interface RunResult {
   mixture: MixtureEvalResult | null;
   finalWeightsSha256: string;
   oracleJudgments: number;
+  /** What building each iteration's training data cost: policy tokens sampled, oracle calls. */
+  spent: { t: number; tokens: number; judgments: number }[];
 }
 
 export { policyPath };
@@ -181,14 +186,28 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     };
     await benchmark(0);
     const pairs: RunResult["pairs"] = [];
+    const spent: RunResult["spent"] = [];
     for (let t = 1; t <= config.iterations; t++) {
       const dataT = config.pairs.offline ? 1 : t;
       const dir = iterDir(t);
-      if (dataT === t && !(offlineFirstRound(config) && t === 1)) {
-        await stage(`${t}/sample`, [`${dir}/samples.jsonl`], () => sampleStage(ctx, t, partitions[t - 1]!));
-        await stage(`${t}/annotate`, [`${dir}/annotations.jsonl`], () => annotateStage(ctx, t));
+      let composition: PairComposition;
+      if (config.search) {
+        // MCTS-DPO: a tree search over steps yields step-level pairs directly (src/pipeline/search.ts).
+        const r = await stage(`${t}/search`, [`${dir}/pairs.jsonl`, `${dir}/search.jsonl`], () =>
+          searchStage(ctx, t, join(runDir, policyPath(t)), partitions[t - 1]!, dir),
+        );
+        spent.push({ t, tokens: r.tokens, judgments: r.judgments });
+        composition = pairComposition(readJsonl(join(runDir, dir, "pairs.jsonl"), pairRowSchema));
+      } else {
+        if (dataT === t && !(offlineFirstRound(config) && t === 1)) {
+          const s = await stage(`${t}/sample`, [`${dir}/samples.jsonl`], () =>
+            sampleStage(ctx, t, partitions[t - 1]!),
+          );
+          const a = await stage(`${t}/annotate`, [`${dir}/annotations.jsonl`], () => annotateStage(ctx, t));
+          spent.push({ t, tokens: s.tokens, judgments: a.calls });
+        }
+        composition = await stage(`${t}/pairs`, [`${dir}/pairs.jsonl`], () => pairStage(ctx, t, dataT));
       }
-      const composition = await stage(`${t}/pairs`, [`${dir}/pairs.jsonl`], () => pairStage(ctx, t, dataT));
       pairs.push({ t, composition });
       await stage(`${t}/reference`, [`${dir}/pairs.trl.jsonl`], () => referenceStage(ctx, t));
       const trainOutputs = [policyPath(t + 1), `${dir}/train-args.json`, `${dir}/train-log.jsonl`];
@@ -213,6 +232,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       mixture,
       finalWeightsSha256: last.weightsSha256,
       oracleJudgments: oracle.paidJudgments(),
+      spent,
     };
   } finally {
     oracle?.close();
@@ -307,7 +327,7 @@ async function sampleStage(
   ctx: IterationContext,
   t: number,
   partition: PromptRow[],
-): Promise<{ prompts: number; samples: number; failed: number }> {
+): Promise<{ prompts: number; samples: number; failed: number; tokens: number }> {
   const { config } = ctx;
   const s = config.sampling;
   const K = s.samples_per_prompt;
@@ -330,7 +350,7 @@ async function sampleStage(
         ),
       );
     const samples = await sample(
-      partition.map((r) => r.prompt),
+      partition.map((r) => generationPrompt(config, t)(r.prompt)),
       "sample",
     );
     const prefixes = config.pairs.rule === "prompted" ? config.pairs.negative_prefixes! : undefined;
@@ -349,7 +369,8 @@ async function sampleStage(
     for (const key of ["sample", "sample-negative"])
       rmSync(join(ctx.runDir, kept(key)), { recursive: true, force: true });
     const failed = rows.reduce((n, r) => n + r.samples.filter((x) => x === null).length, 0);
-    return { prompts: rows.length, samples: rows.length * s.samples_per_prompt - failed, failed };
+    const tokens = rows.reduce((n, r) => n + r.samples.reduce((m, x) => m + (x?.tokens.length ?? 0), 0), 0);
+    return { prompts: rows.length, samples: rows.length * s.samples_per_prompt - failed, failed, tokens };
   });
 }
 
@@ -492,7 +513,7 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
           : p.rule === "prompted"
             ? promptedPairs(a.id, a.candidates, t, p.pairs_per_prompt)
             : (p.rule === "score" ? scorePairs : winRatePairs)(a.id, a.candidates, options, config.seed, t);
-      fresh.push(...build);
+      fresh.push(...goalPairs(config, build, a.candidates));
     }
     const earlier: PairRow[][] = [];
     for (let k = t - 1; k >= 1 && earlier.length < p.replay.length; k--) earlier.push(readPairs(k));
@@ -517,12 +538,12 @@ async function pairStage(ctx: IterationContext, t: number, dataT: number) {
           exploreIds: ids(explore.id, explore.text),
         }),
         ...pair,
-        prompt: a.prompt,
+        prompt: pairPrompt(config, a.prompt, pair.goal),
         chosenText: c(pair.chosen).text,
         rejectedText: c(pair.rejected).text,
         chosenWinRate: c(pair.chosen).winRate,
         rejectedWinRate: c(pair.rejected).winRate,
-        promptIds: encodePromptText(policy, a.prompt),
+        promptIds: encodePromptText(policy, pairPrompt(config, a.prompt, pair.goal)),
         chosenIds: ids(pair.chosen, c(pair.chosen).text),
         rejectedIds: ids(pair.rejected, c(pair.rejected).text),
       };
@@ -684,11 +705,12 @@ async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSe
   const { config, runDir } = ctx;
   const e = config.eval;
   const M = e.samples_per_prompt;
+  const promptOf = generationPrompt(config, t + 1);
   const kept = (key: string) => `${iterDir(t)}/${key}.partial`;
   const sample: SampleFn = (rows, key) =>
     keptBatches(runDir, kept(key), rows.length, PROMPTS_PER_BATCH, (start, end) =>
       session.sample(
-        rows.slice(start, end).map((r) => r.prompt),
+        rows.slice(start, end).map((r) => promptOf(r.prompt)),
         {
           samplesPerPrompt: M,
           temperature: e.temperature,
@@ -709,7 +731,11 @@ async function evaluateWith(ctx: IterationContext, t: number, session: SamplerSe
     ours: ours.map((xs) => xs.map((s) => s?.text ?? null)),
     prev: t > 0 ? read(t - 1) : undefined,
     initial: t > 0 ? read(0) : undefined,
-    logprobs: (items) => sequenceLogprobs(loadPolicy(join(runDir, policyPath(t + 1))), items),
+    logprobs: (items) =>
+      sequenceLogprobs(
+        loadPolicy(join(runDir, policyPath(t + 1))),
+        items.map((x) => ({ ...x, prompt: promptOf(x.prompt) })),
+      ),
   });
   let validationWinRate: number | null = null;
   if (ctx.validationRows.length > 0) validationWinRate = await validate(ctx, t, sample);

@@ -22,6 +22,7 @@ import {
   trainSteps,
 } from "./policy.js";
 import { type TrainLogRow, type TrlRow, trlRowSchema } from "./records.js";
+import { degreeTask, spoOptionsSchema } from "./spo.js";
 import { commandTrainer } from "./trainer-command.js";
 
 /** train-args.json: everything a trainer needs besides the pairs and pi_t. */
@@ -46,6 +47,8 @@ export const trainArgsSchema = z.strictObject({
    * target_modules, rslora: PEFT's names) and the seed of the adapter's initialisation.
    */
   lora: loraOptionsSchema.extend({ init_seed: z.number().int().min(0) }).optional(),
+  /** SPO's preference-degree loss, added to the objective's (src/pipeline/spo.ts); engine trainer only. */
+  spo: spoOptionsSchema.optional(),
 });
 export type TrainArgs = z.infer<typeof trainArgsSchema>;
 
@@ -132,16 +135,24 @@ export function trainOnPreferences(
     );
   }
   const { beta, tau, alpha } = args;
-  return trainSteps(policy, rows, {
+  const degrees = args.spo && degreeTask(args.spo, args.seed, policy);
+  const units = rows.map((row, i) => ({ row, degree: degrees?.unitOf(row, i) }));
+  return trainSteps(policy, units, {
     ...args,
     ...run,
-    // The layout sequenceLossFn expects: every chosen response, then every rejected one (then y_e).
-    examplesOf: (batch) => [
-      ...batch.map((r) => ({ prompt: r.prompt_ids, response: r.chosen_ids })),
-      ...batch.map((r) => ({ prompt: r.prompt_ids, response: r.rejected_ids })),
-      ...(explores ? batch.map((r) => ({ prompt: r.prompt_ids, response: r.explore_ids! })) : []),
-    ],
-    lossOf: (batch) => {
+    // The layout sequenceLossFn expects: every chosen response, then every rejected one (then y_e),
+    // then SPO's label sequences.
+    examplesOf: (units) => {
+      const batch = units.map((u) => u.row);
+      return [
+        ...batch.map((r) => ({ prompt: r.prompt_ids, response: r.chosen_ids })),
+        ...batch.map((r) => ({ prompt: r.prompt_ids, response: r.rejected_ids })),
+        ...(explores ? batch.map((r) => ({ prompt: r.prompt_ids, response: r.explore_ids! })) : []),
+        ...(degrees ? degrees.examples(units.map((u) => u.degree!)) : []),
+      ];
+    },
+    lossOf: (units) => {
+      const batch = units.map((u) => u.row);
       const f64 = (f: (r: TrlRow) => number) => Float64Array.from(batch, f);
       const refChosen = f64((r) => r.ref_chosen_logps);
       const refRejected = f64((r) => r.ref_rejected_logps);
@@ -162,9 +173,16 @@ export function trainOnPreferences(
         },
         { beta, ...(tau !== undefined && { tau }), ...(alpha !== undefined && { alpha }) },
       );
+      const n = batch.length;
+      const total = degrees
+        ? degrees.loss(
+            lossFn,
+            (explores ? 3 : 2) * n,
+            units.map((u) => u.degree!),
+          )
+        : lossFn;
       return (lp) => {
-        const n = batch.length;
-        const { loss, grad } = lossFn(lp);
+        const { loss, grad } = total(lp);
         let margin = 0;
         for (let i = 0; i < n; i++)
           margin += beta * (lp[i]! - refChosen[i]! - (lp[n + i]! - refRejected[i]!));
@@ -192,6 +210,7 @@ export function trainArgsOf(config: RunConfig, t: number): TrainArgs {
     seed: deriveSeed(config.seed, "train", t),
     precision: "fp32",
     ...(train.lora && { lora: { ...train.lora, init_seed: deriveSeed(config.seed, "lora", t) } }),
+    ...(objective.spo && { spo: objective.spo }),
   };
 }
 

@@ -1,6 +1,7 @@
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { type DemoSummary, runDemo } from "../../demo/demo.js";
+import { DEMO_TASKS, type DemoSummary, type DemoTask, runDemo } from "../../demo/demo.js";
+import { DnoError } from "../../util/errors.js";
 import { stageProgress } from "../stage-progress.js";
 import { writeRunReport } from "./report.js";
 
@@ -29,11 +30,24 @@ export function register(program: Command): void {
       "the whole DNO loop on a built-in task: a tiny Llama trained from scratch, 3 iterations, on CPU",
     )
     .option("--out <dir>", "run directory (an existing one is resumed)", "dno-demo")
-    .action(async (flags: { out: string }) => {
+    .option(
+      "--task <name>",
+      `built-in task: ${DEMO_TASKS.join(" (word reversal), ")} (arithmetic chains)`,
+      "reverse",
+    )
+    .action(async (flags: { out: string; task: string }) => {
+      if (!(DEMO_TASKS as readonly string[]).includes(flags.task)) {
+        throw new DnoError(`--task: unknown task "${flags.task}"; expected one of ${DEMO_TASKS.join(", ")}`);
+      }
       const ui = stageProgress();
       const started = performance.now();
       try {
-        const { summary } = await runDemo({ out: flags.out, progress: ui.progress, events: ui.events });
+        const { summary } = await runDemo({
+          out: flags.out,
+          task: flags.task as DemoTask,
+          progress: ui.progress,
+          events: ui.events,
+        });
         ui.stop();
         const report = await writeRunReport(flags.out);
         process.stdout.write(`${summaryTable(summary)}\n`);
