@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { BIN, dno, setupRun } from "./run-fixture.js";
@@ -138,17 +137,4 @@ test("damaged run directories and bad inputs give one clear error", () => {
   const badConfig = dno(fresh, "run", "--config", "dno.yaml");
   assert.equal(badConfig.status, 1);
   assert.match(badConfig.stderr, /dno\.yaml: iterations: /);
-});
-
-test("dno init writes an example that dno run finishes and dno report renders", () => {
-  const dir = mkdtempSync(join(tmpdir(), "dno-init-"));
-  const init = dno(dir, "init", "example");
-  assert.equal(init.status, 0, init.stderr);
-  assert.equal(dno(dir, "init", "example").status, 1, "init never overwrites");
-  const run = dno(join(dir, "example"), "run", "--config", "dno.yaml");
-  assert.equal(run.status, 0, run.stderr);
-  assert.match(run.stdout, /report: .*report\.html/);
-  const report = dno(dir, "report", "example/run");
-  assert.equal(report.status, 0, report.stderr);
-  assert.match(readFileSync(join(dir, "example/run/report.html"), "utf8"), /Pair composition/);
 });

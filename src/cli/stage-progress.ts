@@ -3,6 +3,30 @@ import { SingleBar } from "cli-progress";
 import type { ProgressFn } from "../pipeline/run.js";
 import type { StageEvents } from "../pipeline/stages.js";
 
+/** What a stage's progress counts, by the stage label's last word (`3/train`, `2/eval judge`, `sft`). */
+const UNITS: Record<string, string> = {
+  sft: "steps",
+  train: "steps",
+  sample: "samples",
+  eval: "samples",
+  validation: "samples",
+  annotate: "prompts",
+  judge: "prompts",
+  pi_ref: "responses",
+  anchor: "responses",
+};
+
+export function progressUnit(stage: string): string {
+  const last = stage.split(/[ /]/).pop() ?? "";
+  return UNITS[last] ?? "items";
+}
+
+/**
+ * The ETA averages the speed over the last ETA_BUFFER updates: stages report often and unevenly
+ * (a batch of samples finishes at once), so a short window makes it jump.
+ */
+const ETA_BUFFER = 200;
+
 export function stageProgress(): { progress: ProgressFn; events: StageEvents; stop(): void } {
   let bar: SingleBar | undefined;
   let label = "";
@@ -18,10 +42,12 @@ export function stageProgress(): { progress: ProgressFn; events: StageEvents; st
         stop();
         label = stage;
         bar = new SingleBar({
-          format: `${stage.padEnd(22)} [{bar}] {value}/{total} | {percentage}% | ETA {eta_formatted}`,
+          format: `${stage.padEnd(22)} [{bar}] {value}/{total} ${progressUnit(stage)} | {percentage}% | {duration_formatted} elapsed, ETA {eta_formatted}`,
           stream: process.stderr,
           hideCursor: true,
           clearOnComplete: true,
+          etaBuffer: ETA_BUFFER,
+          etaAsynchronousUpdate: true,
         });
         bar.start(total, done);
       }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
 import { loadRunConfig, type RunConfigInput } from "../pipeline/config.js";
-import { type ProgressFn, type RunResult, runPipeline } from "../pipeline/run.js";
+import { type ProgressFn, type RunOptions, type RunResult, runPipeline } from "../pipeline/run.js";
 import type { StageEvents } from "../pipeline/stages.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { toJsonl } from "../util/jsonl.js";
@@ -240,6 +240,7 @@ export interface DemoOptions {
   overrides?: Partial<RunConfigInput>;
   progress?: ProgressFn;
   events?: StageEvents;
+  warn?: RunOptions["warn"];
 }
 
 /** Runs (or resumes) the demo with `out` as its run directory; writes summary.json there. */
@@ -252,6 +253,7 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
     config,
     ...(options.progress && { progress: options.progress }),
     ...(options.events && { events: options.events }),
+    ...(options.warn && { warn: options.warn }),
   });
   const summary = demoSummary(result);
   writeFileAtomic(join(options.out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);

@@ -84,13 +84,22 @@ function policyText(responses: string[], pi: number[]): string {
   return responses.map((y, i) => `${y} ${pi[i]!.toFixed(3)}`).join(", ");
 }
 
-/** Exploitability of the last iterate and of the mixture per iteration (log scale when all positive). */
+/** Float round-off in an exploitability (|v| < 1e-12) is 0, as the table prints it. */
+const ROUND_OFF = 1e-12;
+
+/**
+ * Exploitability of the last iterate and of the mixture per iteration: a log scale when every value is
+ * positive, else a linear one from 0 (round-off counted as 0, so an equilibrium draws a flat line at 0
+ * instead of 1e-15 noise).
+ */
 export function gamePlotSpec(run: GameRun): TopLevelSpec {
+  const clean = (v: number) => (Math.abs(v) < ROUND_OFF ? 0 : v);
   const values = run.iterations.flatMap((r) => [
-    { t: r.t, policy: "last iterate", exploitability: r.exploitability_last },
-    { t: r.t, policy: "uniform mixture", exploitability: r.exploitability_mixture },
+    { t: r.t, policy: "last iterate", exploitability: clean(r.exploitability_last) },
+    { t: r.t, policy: "uniform mixture", exploitability: clean(r.exploitability_mixture) },
   ]);
   const logScale = values.every((v) => v.exploitability > 0);
+  const top = Math.max(...values.map((v) => v.exploitability));
   return {
     title: `dno game ${run.game}: ${run.mode}, beta ${run.options.beta}`,
     width: 480,
@@ -98,14 +107,16 @@ export function gamePlotSpec(run: GameRun): TopLevelSpec {
     data: { values },
     mark: "line",
     encoding: {
-      x: { field: "t", type: "quantitative", title: "iteration t" },
+      x: { field: "t", type: "quantitative", title: "iteration t", axis: { format: "d", labelAngle: 0 } },
       y: {
         field: "exploitability",
         type: "quantitative",
         title: "exploitability max_y P(y > pi) - 1/2",
-        scale: { type: logScale ? "log" : "linear" },
+        // Exploitability is at most 1/2; an all-zero run gets that whole range rather than an empty one.
+        scale: logScale ? { type: "log" } : { type: "linear", domain: [0, top > 0 ? top : 0.5], nice: true },
       },
       color: { field: "policy", type: "nominal" },
     },
+    config: { legend: { orient: "bottom", labelLimit: 0 } },
   };
 }

@@ -32,6 +32,8 @@ export interface BatchRequest {
 
 /** One sample as it stands: its tokens so far, their model log-probs, and why it ended (once it has). */
 export interface LiveSample {
+  /** The prompt's ids: a response's text is decoded as their continuation (decodeResponse). */
+  prompt: readonly number[];
   tokens: number[];
   /** log pi(token | prefix) at temperature 1, per token. */
   tokenLogprobs: number[];
@@ -42,6 +44,7 @@ export interface LiveSample {
 
 interface Group {
   id: number;
+  prompt: number[];
   K: number;
   maxNew: number;
   stopStrings: string[];
@@ -112,6 +115,7 @@ export class ContinuousBatcher {
     const groups = request.prompts.map((prompt, p): Group => {
       const group: Group = {
         id: this.nextId++,
+        prompt,
         K,
         maxNew: request.maxNewTokens,
         stopStrings: request.stopStrings.filter((s) => s !== ""),
@@ -182,7 +186,7 @@ export class ContinuousBatcher {
     for (let k = 0; k < g.K; k++) {
       if (g.stopStrings.length > 0 && !g.stopped.has(k)) {
         const ids = g.tokens.subarray(k * g.maxNew, k * g.maxNew + g.len[k]!);
-        const hit = findStop(this.tokenizer, ids, g.stopStrings);
+        const hit = findStop(this.tokenizer, g.prompt, ids, g.stopStrings);
         if (hit !== undefined) {
           g.stopped.set(k, hit);
           if (g.finish[k] === FINISH_RUNNING) this.sampler.stop(g.id, k);
@@ -200,6 +204,7 @@ function view(g: Group, k: number): LiveSample {
   const at = k * g.maxNew;
   const f = g.finish[k]!;
   return {
+    prompt: g.prompt,
     tokens: Array.from(g.tokens.subarray(at, at + n)),
     tokenLogprobs: Array.from(g.logp.subarray(at, at + n)),
     ...(stop && { stoppedText: stop.text }),

@@ -14,7 +14,7 @@ import {
   FINISH_STOPPED,
 } from "../engine/sampler.js";
 import { DnoError } from "../util/errors.js";
-import type { Tokenizer } from "./tokenizer.js";
+import { decodeResponse, type Tokenizer } from "./tokenizer.js";
 
 /** What sampling needs of a model: its shape and its flat parameter buffer (native/model.h layout). */
 export interface SamplingModel {
@@ -40,7 +40,7 @@ export interface GenerateOptions {
   firstPromptIndex?: number;
   /** Generation ends when the text contains one of these (needs `tokenizer`; the text stops before it). */
   stopStrings?: string[];
-  /** Decodes each sample's text (and finds stop strings). */
+  /** Decodes each sample's text as a continuation of its prompt (and finds stop strings). */
   tokenizer?: Tokenizer;
   /** Called as samples finish: (finished, total). */
   onProgress?: (finished: number, total: number) => void;
@@ -57,7 +57,8 @@ export interface Sample {
   /** log pi(tokens | prompt) under the model itself (temperature 1, no top-k / top-p). */
   logprob: number;
   finishReason: FinishReason;
-  /** Decoded tokens (when a tokenizer was given), cut before a stop string. */
+  /** Decoded tokens as a continuation of the prompt (prompt text + text = the decoded whole; when a
+   * tokenizer was given), cut before a stop string. */
   text?: string;
   /** Per token, the logits it was drawn from (only with returnLogits). */
   logits?: Float32Array[];
@@ -205,7 +206,8 @@ async function generateBatch(
     if (o.stopStrings.length === 0) return;
     for (let s = 0; s < S; s++) {
       if (stopped.has(s) || reported[s] === 1) continue;
-      const hit = findStop(o.tokenizer!, tokens.subarray(s * T, s * T + len[s]!), o.stopStrings);
+      const prompt = prompts[batch[Math.floor(s / K)]!]!;
+      const hit = findStop(o.tokenizer!, prompt, tokens.subarray(s * T, s * T + len[s]!), o.stopStrings);
       if (hit === undefined) continue;
       stopped.set(s, hit);
       if (finish[s] === FINISH_RUNNING) sampler.finish(s);
@@ -239,7 +241,9 @@ async function generateBatch(
             ? "length"
             : "stop",
     };
-    if (o.tokenizer) sample.text = stop?.text ?? o.tokenizer.decode(ids);
+    if (o.tokenizer) {
+      sample.text = stop?.text ?? decodeResponse(o.tokenizer, prompts[batch[Math.floor(s / K)]!]!, ids);
+    }
     if (logits)
       sample.logits = Array.from({ length: n }, (_, t) => logits.slice((s * T + t) * V, (s * T + t + 1) * V));
     return sample;
@@ -247,11 +251,12 @@ async function generateBatch(
 }
 
 /**
- * The first stop string in the decoded tokens: the shortest token prefix whose text contains it, and the
+ * The first stop string in the decoded response: the shortest token prefix whose text contains it, and the
  * text before it. Undefined when none occurs.
  */
 export function findStop(
   tokenizer: Tokenizer,
+  prompt: readonly number[],
   ids: Int32Array,
   stopStrings: string[],
 ): { tokens: number; text: string } | undefined {
@@ -263,10 +268,11 @@ export function findStop(
     }
     return best;
   };
-  const full = tokenizer.decode(Array.from(ids));
+  const decode = (n: number) => decodeResponse(tokenizer, prompt, Array.from(ids.subarray(0, n)));
+  const full = decode(ids.length);
   const cut = at(full);
   if (cut < 0) return undefined;
   let n = ids.length;
-  while (n > 1 && at(tokenizer.decode(Array.from(ids.subarray(0, n - 1)))) >= 0) n--;
+  while (n > 1 && at(decode(n - 1)) >= 0) n--;
   return { tokens: n, text: full.slice(0, cut) };
 }

@@ -34,13 +34,14 @@ export type LoraTarget = (typeof LORA_TARGETS)[number];
  * (default all seven, PEFT's "all-linear" without lm_head) and rsLoRA scaling.
  */
 export const loraOptionsSchema = z.strictObject({
-  r: z.number().int().positive(),
-  alpha: z.number().positive().optional(),
+  r: z.number().int().positive().describe("the adapter's rank"),
+  alpha: z.number().positive().optional().describe("lora_alpha (default r: scale 1)"),
   target_modules: z
     .array(z.enum(LORA_TARGETS))
     .nonempty()
-    .default([...LORA_TARGETS]),
-  rslora: z.boolean().default(false),
+    .default([...LORA_TARGETS])
+    .describe("the adapted projections (default all seven: PEFT's all-linear without lm_head)"),
+  rslora: z.boolean().default(false).describe("rsLoRA scaling alpha / sqrt(r) instead of alpha / r"),
 });
 export type LoraOptions = z.output<typeof loraOptionsSchema>;
 

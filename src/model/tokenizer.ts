@@ -71,6 +71,51 @@ export function encodeConversation(tokenizer: Tokenizer, messages: readonly Chat
   return tokenizer.encode(text, { addSpecialTokens: false });
 }
 
+/** Prompt tokens decoded before a response so that decoders which treat a sequence's start specially see it. */
+const RESPONSE_CONTEXT_TOKENS = 8;
+
+/**
+ * The text of a response alone, such that prompt text + response text reads as the decoded whole (as
+ * vLLM and llama.cpp detokenize): SentencePiece-style decoders drop the leading space of a sequence's
+ * first word, so decoding the response ids alone loses the space between prompt and response. The last
+ * few prompt ids are decoded with the response and their own text is cut off.
+ */
+export function decodeResponse(
+  tokenizer: Tokenizer,
+  promptIds: readonly number[],
+  responseIds: readonly number[],
+): string {
+  if (responseIds.length === 0) return "";
+  const context = promptIds.slice(-RESPONSE_CONTEXT_TOKENS);
+  if (context.length === 0) return tokenizer.decode(responseIds);
+  const prefix = tokenizer.decode(context);
+  const whole = tokenizer.decode([...context, ...responseIds]);
+  // A character split between the prompt's last bytes and the response's first belongs to the response.
+  let shared = 0;
+  while (shared < prefix.length && prefix[shared] === whole[shared]) shared++;
+  return whole.slice(shared);
+}
+
+/**
+ * The ids of a response's text as a continuation of its prompt, the inverse of decodeResponse: the text
+ * is encoded after the prompt's last few tokens' text, whose ids are then dropped (a SentencePiece-style
+ * tokenizer encodes a text's first word as if a space preceded it). Where prompt and response share a
+ * token across their boundary, the response is encoded alone.
+ */
+export function encodeResponse(
+  tokenizer: Tokenizer,
+  promptIds: readonly number[],
+  response: string,
+): number[] {
+  const plain = () => tokenizer.encode(response, { addSpecialTokens: false });
+  const context = tokenizer.decode(promptIds.slice(-RESPONSE_CONTEXT_TOKENS));
+  if (context === "" || response === "") return plain();
+  const head = tokenizer.encode(context, { addSpecialTokens: false });
+  const whole = tokenizer.encode(context + response, { addSpecialTokens: false });
+  const sameHead = head.length < whole.length && head.every((id, i) => whole[i] === id);
+  return sameHead ? whole.slice(head.length) : plain();
+}
+
 /** Loads `dir/tokenizer.json` and `dir/tokenizer_config.json` (and `generation_config.json` if present). */
 export function loadTokenizer(dir: string): Tokenizer {
   const tokenizerJson = readJsonFile(join(dir, "tokenizer.json")) as TokenizerJson;

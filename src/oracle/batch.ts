@@ -29,7 +29,7 @@ export interface JudgeRow {
   scores: (number | null)[];
   /** W[i][j] = P(candidate i > candidate j); pointwise: from the scores through the link. */
   win_rate: WinRateMatrix;
-  /** Pairwise with two candidates: P(candidates[0] > candidates[1]), null when failed. */
+  /** With two candidates (any mode): P(candidates[0] > candidates[1]), null when failed. */
   preference?: number | null;
   gold_index?: number;
   /** Why some or all of this line's judgments failed; null when none did. */
@@ -41,24 +41,30 @@ export async function judgeItem(oracle: Oracle, item: JudgeItem): Promise<JudgeR
   const gold = item.gold_index === undefined ? {} : { gold_index: item.gold_index };
   if (oracle.mode === "pointwise") {
     const r = await oracle.score(item.prompt, item.candidates);
+    const matrix = winRatesFromScores(r.scores, oracle.link);
     return {
       id: item.id,
       scores: r.scores,
-      win_rate: winRatesFromScores(r.scores, oracle.link),
+      win_rate: matrix,
+      ...preferenceOf(matrix),
       ...gold,
       failed: r.failed ?? null,
     };
   }
   const { matrix, failed } = await pairwiseWinRates(oracle.compare, item.prompt, item.candidates);
-  const row: JudgeRow = {
+  return {
     id: item.id,
     scores: winRateEstimates(matrix),
     win_rate: matrix,
+    ...preferenceOf(matrix),
     ...gold,
     failed: failed ?? null,
   };
-  if (item.candidates.length === 2) row.preference = matrix[0]![1] ?? null;
-  return row;
+}
+
+/** The `preference` key: present exactly when there are two candidates, whatever the oracle's mode. */
+function preferenceOf(matrix: WinRateMatrix): { preference?: number | null } {
+  return matrix.length === 2 ? { preference: matrix[0]![1] ?? null } : {};
 }
 
 export interface JudgeAllOptions {
@@ -86,13 +92,14 @@ export async function judgeAll(
       const item = items[i]!;
       if (oracle.usage().budgetExhausted) {
         const k = item.candidates.length;
+        const matrix = Array.from({ length: k }, (_, a) =>
+          Array.from({ length: k }, (_, b) => (a === b ? 0.5 : null)),
+        );
         rows[i] = {
           id: item.id,
           scores: item.candidates.map(() => null),
-          win_rate: Array.from({ length: k }, (_, a) =>
-            Array.from({ length: k }, (_, b) => (a === b ? 0.5 : null)),
-          ),
-          ...(oracle.mode === "pairwise" && k === 2 && { preference: null }),
+          win_rate: matrix,
+          ...preferenceOf(matrix),
           ...(item.gold_index !== undefined && { gold_index: item.gold_index }),
           failed: "budget exhausted: not judged",
         };

@@ -13,6 +13,7 @@ import { DnoError } from "../util/errors.js";
 import { readYamlFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
 import { benchmarkConfigSchema, mapBenchmarkPaths } from "./benchmark.js";
+import { guardsConfigSchema } from "./guards.js";
 import { OFFLINE_FIRST_KINDS, trainOracleConfigSchema } from "./policy-oracles.js";
 import { spoOptionsSchema } from "./spo.js";
 
@@ -291,6 +292,7 @@ export const runConfigSchema = z.strictObject({
       benchmark: benchmarkConfigSchema.optional(),
     })
     .prefault({}),
+  guards: guardsConfigSchema,
 });
 
 function checkedTemplate(template: string): boolean {

@@ -17,6 +17,7 @@ import { CausalLM } from "../model/model.js";
 import { SafetensorsReader, writeSafetensors } from "../model/safetensors.js";
 import {
   byteTokenizer,
+  encodeResponse as continuationIds,
   encodePrompt,
   loadTokenizer,
   saveTokenizer,
@@ -137,7 +138,8 @@ export function policyWeightsSha256(policy: Policy): string {
 
 /** Token ids of a (prompt, response) example; the response ends with EOS. */
 export function encodeExample(policy: Policy, e: TextExample): TokenExample {
-  return { prompt: encodePromptText(policy, e.prompt), response: encodeResponse(policy, e.response) };
+  const prompt = encodePromptText(policy, e.prompt);
+  return { prompt, response: encodeResponse(policy, e.response, prompt) };
 }
 
 /** A user prompt's ids, as dno samples it (`encodePrompt`: the chat template when there is one). */
@@ -145,9 +147,16 @@ export function encodePromptText(policy: PolicyText, text: string): number[] {
   return encodePrompt(policy.tokenizer, text);
 }
 
-/** A complete response's ids: its text's tokens, then EOS. */
-export function encodeResponse(policy: PolicyText, text: string): number[] {
-  return responseIds(policy, policy.tokenizer.encode(text, { addSpecialTokens: false }), true);
+/**
+ * A complete response's ids: its text's tokens, then EOS. Given the prompt's ids, the text is encoded
+ * as their continuation (the inverse of how sampled text is decoded; src/model/tokenizer.ts).
+ */
+export function encodeResponse(
+  policy: PolicyText,
+  text: string,
+  promptIds: readonly number[] = [],
+): number[] {
+  return responseIds(policy, continuationIds(policy.tokenizer, promptIds, text), true);
 }
 
 /**
@@ -159,8 +168,8 @@ export function responseIds(policy: PolicyText, tokens: readonly number[], finis
 }
 
 /** Tokens the model predicts for a response: its own tokens and the closing EOS. */
-export function responseTokenCount(policy: Policy, response: string): number {
-  return policy.tokenizer.encode(response, { addSpecialTokens: false }).length + 1;
+export function responseTokenCount(policy: Policy, e: TextExample): number {
+  return encodeExample(policy, e).response.length;
 }
 
 const LOGPROB_CHUNK = 64;
@@ -269,7 +278,7 @@ export async function sampleSteps(
   );
   return results.map((samples) =>
     samples.map((s) => ({
-      text: s.text ?? tokenizer.decode(s.tokens),
+      text: s.text!,
       tokens: s.tokens,
       logprob: s.logprob,
       finishReason: s.finishReason,

@@ -92,8 +92,8 @@ function toRow(line: PreferenceLine, policy: Policy, vocab: number, fail: (m: st
       promptText !== undefined
         ? encodePromptText(policy, promptText)
         : chatPrompt(policy, line.prompt as Message[], fail);
-    chosenIds = encodeResponse(policy, chosen);
-    rejectedIds = encodeResponse(policy, rejected);
+    chosenIds = encodeResponse(policy, chosen, promptIds);
+    rejectedIds = encodeResponse(policy, rejected, promptIds);
   }
   if (promptIds.length === 0) throw fail("the prompt has no tokens");
   for (const [name, xs] of [

@@ -48,6 +48,7 @@ import { type BenchmarkResult, benchmarkOutputs, benchmarkStage, writeBenchmarks
 import { offlineFirstRound, type RunConfig } from "./config.js";
 import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
 import { generationPrompt, goalPairs, pairPrompt } from "./goals.js";
+import { type GuardInput, type GuardWarning, guardContext, guardWarnings, readGuardInput } from "./guards.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
 import { iterDir, MIXTURE_DIR, mixtureIterates, policyPath } from "./paths.js";
 import {
@@ -101,6 +102,8 @@ export interface RunOptions {
   config: RunConfig;
   progress?: ProgressFn;
   events?: StageEvents;
+  /** Called when a collapse guard trips (src/pipeline/guards.ts). */
+  warn?: (warning: GuardWarning) => void;
 }
 
 export interface RunResult {
@@ -108,8 +111,16 @@ export interface RunResult {
   evals: EvalResult[];
   pairs: { t: number; composition: ReturnType<typeof pairComposition> }[];
   stageSeconds: Record<string, number>;
-  /** The iterate chosen on validation (the last one without a validation set), 1-based: pi_best. */
+  /**
+   * The resulting iterate, 1-based (pi_best): chosen on validation prompts, else the last one, or the
+   * last before a collapse when `guards.stop_on_collapse` stopped the run.
+   */
   best: number;
+  chosenBy: "validation" | "last";
+  /** Every collapse-guard warning, by iteration. */
+  warnings: GuardWarning[];
+  /** The iteration after which stop_on_collapse ended the run; null when it ran to the end. */
+  stoppedAfter: number | null;
   /** The mixture of pi_1..pi_T on the held-out prompts (config eval.mixture), else null. */
   mixture: MixtureEvalResult | null;
   finalWeightsSha256: string;
@@ -168,7 +179,9 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       ...(prep.validation ? [`${iterDir(t)}/validation.json`] : []),
     ];
     evals.push(await stage("eval/0", evalOutputs(0), () => evaluate(ctx, 0)));
-    writeMetrics(runDir, evals);
+    const guardInputs: GuardInput[] = [readGuardInput(runDir, config, evals[0]!)];
+    const warnings: GuardWarning[] = [];
+    writeMetrics(runDir, evals, warnings);
     const benchmarks: BenchmarkResult[] = [];
     const benchmark = async (t: number) => {
       if (!config.eval.benchmark) return;
@@ -186,6 +199,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     };
     await benchmark(0);
     const pairs: RunResult["pairs"] = [];
+    let stoppedAfter: number | null = null;
     const spent: RunResult["spent"] = [];
     for (let t = 1; t <= config.iterations; t++) {
       const dataT = config.pairs.offline ? 1 : t;
@@ -213,22 +227,38 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       const trainOutputs = [policyPath(t + 1), `${dir}/train-args.json`, `${dir}/train-log.jsonl`];
       await stage(`${t}/train`, trainOutputs, () => trainStage(ctx, t));
       evals.push(await stage(`${t}/eval`, evalOutputs(t), () => evaluate(ctx, t)));
-      writeMetrics(runDir, evals);
+      guardInputs.push(readGuardInput(runDir, config, evals[t]!, composition));
+      const tripped = guardWarnings(guardInputs, guardContext(config));
+      warnings.push(...tripped);
+      for (const w of tripped) options.warn?.(w);
+      writeMetrics(runDir, evals, warnings);
       await benchmark(t);
+      if (tripped.length > 0 && config.guards.stop_on_collapse) {
+        stoppedAfter = t;
+        break;
+      }
     }
-    const best = await stage("select", [], () => selectBest(evals));
-    const mixture = config.eval.mixture
-      ? await stage("mixture", [`${MIXTURE_DIR}/eval.jsonl`], () => evaluateMixture(ctx))
-      : null;
+    // A collapsed iterate is never the result: choose among pi_1 .. pi_t.
+    const candidates = stoppedAfter === null ? evals : evals.slice(0, -1);
+    const best = await stage("select", [], () => selectBest(candidates));
+    // The mixture of pi_1..pi_T needs every iterate; a run stopped by a guard has no mixture.
+    const mixture =
+      config.eval.mixture && stoppedAfter === null
+        ? await stage("mixture", [`${MIXTURE_DIR}/eval.jsonl`], () => evaluateMixture(ctx))
+        : null;
     const stageSeconds: Record<string, number> = {};
     for (const r of state.all()) stageSeconds[r.name] = r.seconds;
-    const last = state.get<{ weightsSha256: string }>(`${config.iterations}/train`)!.result;
+    const lastT = stoppedAfter ?? config.iterations;
+    const last = state.get<{ weightsSha256: string }>(`${lastT}/train`)!.result;
     return {
       runDir,
       evals,
       pairs,
       stageSeconds,
       best,
+      chosenBy: ctx.validationRows.length > 0 ? "validation" : "last",
+      warnings,
+      stoppedAfter,
       mixture,
       finalWeightsSha256: last.weightsSha256,
       oracleJudgments: oracle.paidJudgments(),
@@ -571,33 +601,38 @@ function candidateIds(policy: PolicyText, row: SampleRow): (id: string, text: st
       : negative
         ? row.negatives?.[Number(negative[1])]
         : undefined;
-    return drawn ? responseIds(policy, drawn.tokens, drawn.finished) : encodeResponse(policy, text);
+    return drawn
+      ? responseIds(policy, drawn.tokens, drawn.finished)
+      : encodeResponse(policy, text, encodePromptText(policy, row.prompt));
   };
 }
 
 /** The offline preference file's pairs, marked as replayed from iteration 0 (never built by the run). */
 function readOfflinePairs(file: string, t: number, policy: PolicyText): PairRow[] {
   const records = readInputRecords(file, offlinePreferenceSchema, "preference pairs", (r) => r.id);
-  return records.map(({ value: r }, i) => ({
-    promptId: `offline-${r.id ?? i + 1}`,
-    chosen: "offline-chosen",
-    rejected: "offline-rejected",
-    chosenSource: "teacher",
-    rejectedSource: "teacher",
-    rule: "offline",
-    margin: null,
-    target: null,
-    iteration: t,
-    replayedFrom: 0,
-    prompt: r.prompt,
-    chosenText: r.chosen,
-    rejectedText: r.rejected,
-    chosenWinRate: null,
-    rejectedWinRate: null,
-    promptIds: encodePromptText(policy, r.prompt),
-    chosenIds: encodeResponse(policy, r.chosen),
-    rejectedIds: encodeResponse(policy, r.rejected),
-  }));
+  return records.map(({ value: r }, i) => {
+    const promptIds = encodePromptText(policy, r.prompt);
+    return {
+      promptId: `offline-${r.id ?? i + 1}`,
+      chosen: "offline-chosen",
+      rejected: "offline-rejected",
+      chosenSource: "teacher",
+      rejectedSource: "teacher",
+      rule: "offline",
+      margin: null,
+      target: null,
+      iteration: t,
+      replayedFrom: 0,
+      prompt: r.prompt,
+      chosenText: r.chosen,
+      rejectedText: r.rejected,
+      chosenWinRate: null,
+      rejectedWinRate: null,
+      promptIds,
+      chosenIds: encodeResponse(policy, r.chosen, promptIds),
+      rejectedIds: encodeResponse(policy, r.rejected, promptIds),
+    };
+  });
 }
 
 /** Reference log-probs, once per iteration: pi_t (or the fixed pi_1 for DPO/IPO), and pi_1 as INPO's anchor. */
@@ -913,7 +948,7 @@ function seOrNull(xs: readonly number[]): number | null {
 
 /** Token-mean negative log-likelihood of the gold responses (SFT). */
 function sftLoss(policy: Policy, batch: readonly { prompt: string; response: string }[]): BatchLoss {
-  const tokens = batch.reduce((s, e) => s + responseTokenCount(policy, e.response), 0);
+  const tokens = batch.reduce((s, e) => s + responseTokenCount(policy, e), 0);
   return (lp) => {
     let loss = 0;
     const grad = new Float64Array(lp.length).fill(-1 / tokens);
@@ -922,9 +957,16 @@ function sftLoss(policy: Policy, batch: readonly { prompt: string; response: str
   };
 }
 
-/** metrics.jsonl, derived from the finished evaluations; left alone when it already says the same. */
-function writeMetrics(runDir: string, evals: readonly EvalResult[]): void {
+/**
+ * metrics.jsonl: one line per evaluated policy, with the collapse guards it tripped; derived from the
+ * finished evaluations, and left alone when it already says the same.
+ */
+function writeMetrics(runDir: string, evals: readonly EvalResult[], warnings: readonly GuardWarning[]): void {
+  const rows = evals.map((e) => ({
+    ...e,
+    guards: warnings.filter((w) => w.t === e.t).map(({ guard, message }) => ({ guard, message })),
+  }));
   const file = join(runDir, "metrics.jsonl");
-  if (existsSync(file) && readFileSync(file, "utf8") === toJsonl(evals)) return;
-  writeJsonlAt(runDir, "metrics.jsonl", evals);
+  if (existsSync(file) && readFileSync(file, "utf8") === toJsonl(rows)) return;
+  writeJsonlAt(runDir, "metrics.jsonl", rows);
 }

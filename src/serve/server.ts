@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import type { z } from "zod";
 import { ContinuousBatcher, type LiveSample } from "../model/batcher.js";
 import type { CausalLM } from "../model/model.js";
-import type { Tokenizer } from "../model/tokenizer.js";
+import { decodeResponse, type Tokenizer } from "../model/tokenizer.js";
 import {
   type ChatRequest,
   type CompletionRequest,
@@ -344,7 +344,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   }
 
   function textOf(s: LiveSample): string {
-    return s.stoppedText ?? tokenizer.decode(s.tokens);
+    return s.stoppedText ?? decodeResponse(tokenizer, s.prompt, s.tokens);
   }
 
   function choice(endpoint: "completions" | "chat", job: Job, s: LiveSample, index: number, text: string) {

@@ -205,7 +205,7 @@ async function generateResponses(
   );
   const bar = new SingleBar({
     stream: process.stderr,
-    format: `generating (${basename("dir" in source ? source.dir : `${source.mixture} mixture`)}) [{bar}] {value}/{total} {eta_formatted}`,
+    format: `generating (${basename("dir" in source ? source.dir : `${source.mixture} mixture`)}) [{bar}] {value}/{total} prompts | ETA {eta_formatted}`,
   });
   let samples: Sample[][];
   try {

@@ -33,6 +33,12 @@ const MAX_FAILED_SHARE = 0.05;
 
 /** The config file's settings with the flags laid over them (flags name settings of llm-judge etc.). */
 function mergedConfig(flags: JudgeFlags): Record<string, unknown> {
+  if (!flags.config && (flags.baseUrl === undefined || flags.model === undefined)) {
+    throw new DnoError(
+      "dno judge needs an oracle: --config FILE (see `dno init`'s oracle), or --base-url URL and --model NAME " +
+        "for an OpenAI-compatible LLM judge",
+    );
+  }
   const raw: Record<string, unknown> = flags.config
     ? readOracleConfigFile(flags.config)
     : { kind: "llm-judge" };

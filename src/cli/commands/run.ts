@@ -1,6 +1,8 @@
 import type { Command } from "commander";
 import { loadRunConfig } from "../../pipeline/config.js";
+import { guardLine } from "../../pipeline/guards.js";
 import { runPipeline } from "../../pipeline/run.js";
+import { iterationTable } from "../iteration-table.js";
 import { stageProgress } from "../stage-progress.js";
 import { writeRunReport } from "./report.js";
 
@@ -15,10 +17,24 @@ export function register(program: Command): void {
       const config = loadRunConfig(flags.config);
       const ui = stageProgress();
       try {
-        const result = await runPipeline({ config, progress: ui.progress, events: ui.events });
+        const result = await runPipeline({
+          config,
+          progress: ui.progress,
+          events: ui.events,
+          warn: (w) => {
+            ui.stop();
+            process.stderr.write(`${guardLine(w)}\n`);
+          },
+        });
+        ui.stop();
         const report = await writeRunReport(result.runDir);
+        const ending =
+          result.stoppedAfter !== null
+            ? `stopped after iteration ${result.stoppedAfter} (guards.stop_on_collapse)`
+            : "finished";
         process.stdout.write(
-          `finished: best iterate pi_${result.best}, final weights sha256 ${result.finalWeightsSha256}\n` +
+          `${iterationTable(result)}\n${ending}: result pi_${result.best} ` +
+            `(${result.runDir}/checkpoints/pi_${result.best}); final weights sha256 ${result.finalWeightsSha256}\n` +
             `report: ${report}\n`,
         );
       } finally {

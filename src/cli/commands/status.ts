@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { checkUndamaged, readRun, statusText } from "../../pipeline/inspect.js";
+import { checkUndamaged, nextStage, readRun, statusText } from "../../pipeline/inspect.js";
 
 export function register(program: Command): void {
   program
@@ -11,7 +11,7 @@ export function register(program: Command): void {
       const run = readRun(runDir);
       if (flags.json) {
         const done = run.stages.map((s) => ({ name: s.name, seconds: s.seconds, finished_at: s.finishedAt }));
-        const next = run.plan.find((n) => !run.stages.some((s) => s.name === n)) ?? null;
+        const next = nextStage(run) ?? null;
         const damage = run.damage.map((d) => d.message);
         process.stdout.write(
           `${JSON.stringify({ run_dir: runDir, stages: done, planned: run.plan.length, next, damage })}\n`,
