@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { main } from "../src/cli/main.js";
 import { Rng } from "../src/core/rng.js";
+import { ContinuousBatcher } from "../src/model/batcher.js";
 import { parseConfig } from "../src/model/config.js";
 import { readGguf } from "../src/model/gguf.js";
 import { LoraAdapter, loraConfigSchema } from "../src/model/lora.js";
@@ -52,6 +53,24 @@ test("dno generate --adapter samples the adapted model", async () => {
   const plain = await run(join(dir, "a.jsonl"));
   const adapted = await run(join(dir, "b.jsonl"), "--adapter", adapter);
   assert.notDeepEqual(adapted.tokens, plain.tokens);
+  // the same adapter as an adapter checkpoint over the model (a run's pi_{t+1}) samples the same
+  const ckpt = join(dir, "pi_2");
+  LoraAdapter.load(adapter, CausalLM.load(model).config).save(ckpt, "../model");
+  saveTokenizer(byteTokenizer(), ckpt);
+  const args = [
+    "generate",
+    "--model",
+    ckpt,
+    "--input",
+    join(dir, "p.jsonl"),
+    "--output",
+    join(dir, "c.jsonl"),
+  ];
+  assert.equal(await dno(...args, "--temperature", "0", "--max-new-tokens", "12"), 0);
+  assert.deepEqual(
+    JSON.parse(readFileSync(join(dir, "c.jsonl"), "utf8")).responses[0].tokens,
+    adapted.tokens,
+  );
   const merged = CausalLM.load(model, { adapter });
   merged.mergeAdapter();
   const lp = merged.sequenceLogprobs([
@@ -82,4 +101,39 @@ test("dno export --adapter merges it; --adapter-only writes the llama.cpp adapte
   assert.equal(g.tensors.size, 2 * 7 * 2);
   assert.equal(g.tensors.get("blk.0.ffn_down.weight.lora_b")!.type, 1, "--dtype f16 by default");
   assert.notEqual(await dno("export", "--model", model, "--adapter-only", "--output", only), 0);
+  // an adapter checkpoint (a run's pi_{t+1}) as the model: its config comes from the base under it
+  const ckpt = join(dir, "pi_2");
+  LoraAdapter.load(adapter, CausalLM.load(model).config).save(ckpt, "../model");
+  saveTokenizer(byteTokenizer(), ckpt);
+  assert.equal(
+    await dno("export", "--model", ckpt, "--adapter", adapter, "--adapter-only", "--output", only),
+    0,
+  );
+  const twice = join(dir, "twice.gguf");
+  assert.equal(await dno("export", "--model", ckpt, "--adapter", adapter, "--output", twice), 0);
+  assert.notDeepEqual(readFileSync(twice), readFileSync(merged));
+});
+
+test("dno serve's continuous batcher samples with the --adapter the model was loaded with", async () => {
+  const { model, adapter } = fixture();
+  const adapted = CausalLM.load(model, { adapter });
+  const tokenizer = byteTokenizer();
+  const prompt = tokenizer.encode("hello");
+  const request = {
+    prompts: [prompt],
+    n: 1,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    maxNewTokens: 12,
+    eosTokenIds: [],
+    seed: 0,
+    stopStrings: [],
+  };
+  const served = await new ContinuousBatcher(adapted, tokenizer).submit(request);
+  const options = { samplesPerPrompt: 1, temperature: 0, maxNewTokens: 12, eosTokenIds: [], seed: 0 };
+  const direct = (await adapted.generate([prompt], options))[0]![0]!;
+  assert.deepEqual(served[0]!.tokens, direct.tokens);
+  const plain = (await CausalLM.load(model).generate([prompt], options))[0]![0]!;
+  assert.notDeepEqual(plain.tokens, direct.tokens);
 });

@@ -38,6 +38,9 @@ export const DEMO_SFT = {
   weight_decay: 0,
 };
 
+/** The paper lowers the learning rate in later iterations. */
+export const DEMO_TRAIN = { lr: 1.5e-4, batch_size: 16, epochs: 2, warmup_steps: 5, lr_decay: 0.7 };
+
 /** The built-in tasks: word reversal (src/demo/task.ts) and arithmetic chains (src/demo/chain.ts). */
 export const DEMO_TASKS = ["reverse", "chain"] as const;
 export type DemoTask = (typeof DEMO_TASKS)[number];
@@ -75,8 +78,7 @@ export function demoConfig(
     sampling: { samples_per_prompt: 5, temperature: 1, top_p: 1, max_new_tokens: 16 },
     pairs: { rule: "win-rate", pairs_per_prompt: 3, replay: [0.3, 0.15] },
     objective: { name: "dno-prct", beta: 0.3 },
-    // The paper lowers the learning rate in later iterations.
-    train: { lr: 1.5e-4, batch_size: 16, epochs: 2, warmup_steps: 5, lr_decay: 0.7 },
+    train: DEMO_TRAIN,
     // mixture: also evaluate Algorithm 1's output, the uniform mixture of pi_1..pi_T.
     eval: { samples_per_prompt: 4, temperature: 1, top_p: 1, mixture: true },
     ...overrides,

@@ -14,7 +14,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
 import { readJsonFile } from "../util/files.js";
 import { describeZodError } from "../util/zod.js";
-import type { ModelConfig } from "./config.js";
+import { type ModelConfig, readConfig } from "./config.js";
 import { SafetensorsReader, writeSafetensors } from "./safetensors.js";
 
 /** PEFT's target_modules names of the projections LoRA can adapt, in the engine's order. */
@@ -339,6 +339,23 @@ export function mergeLora(adapter: LoraAdapter, weight: (hfName: string) => Floa
  */
 export function isAdapterCheckpoint(dir: string): boolean {
   return !existsSync(join(dir, "config.json")) && existsSync(join(dir, ADAPTER_CONFIG));
+}
+
+/** The full checkpoint under a chain of adapter checkpoints (`dir` itself when it is one): its config.json is theirs. */
+export function fullCheckpointOf(dir: string): string {
+  const seen = new Set<string>();
+  let at = resolve(dir);
+  while (isAdapterCheckpoint(at)) {
+    if (seen.has(at)) throw new DnoError(`${dir}: its chain of adapter bases loops back to ${at}`);
+    seen.add(at);
+    at = adapterBase(at);
+  }
+  return at;
+}
+
+/** config.json of a checkpoint, or of the full checkpoint under an adapter checkpoint. */
+export function readCheckpointConfig(dir: string): ModelConfig {
+  return readConfig(fullCheckpointOf(dir));
 }
 
 /** The base checkpoint directory of an adapter checkpoint. */

@@ -26,9 +26,9 @@ import {
   readResponses,
 } from "../../eval/responses.js";
 import { charLength } from "../../eval/winrate.js";
-import { readConfig } from "../../model/config.js";
 import { fitToContext } from "../../model/context.js";
 import type { Sample } from "../../model/generate.js";
+import { readCheckpointConfig } from "../../model/lora.js";
 import { generateMixture } from "../../model/mixture.js";
 import { CausalLM } from "../../model/model.js";
 import { encodePrompt, loadTokenizer } from "../../model/tokenizer.js";
@@ -201,7 +201,7 @@ async function generateResponses(
       ids: encodePrompt(tokenizer, p.prompt),
     })),
     { value: options.maxNewTokens, explicit: options.maxNewTokensGiven === true, name: "--max-new-tokens" },
-    readConfig(dirs[0]!).maxPositionEmbeddings,
+    readCheckpointConfig(dirs[0]!).maxPositionEmbeddings,
   );
   const bar = new SingleBar({
     stream: process.stderr,
@@ -215,7 +215,7 @@ async function generateResponses(
       temperature: options.temperature,
       topP: options.topP,
       maxNewTokens,
-      eosTokenIds: [...new Set([...tokenizer.eosTokenIds, ...readConfig(dirs[0]!).eosTokenIds])],
+      eosTokenIds: [...new Set([...tokenizer.eosTokenIds, ...readCheckpointConfig(dirs[0]!).eosTokenIds])],
       seed: options.seed,
       tokenizer,
       onProgress: (done: number) => bar.update(done),

@@ -1,9 +1,8 @@
 import { statSync } from "node:fs";
 import { type Command, Option } from "commander";
-import { readConfig } from "../../model/config.js";
 import { exportGguf, type GgufDtype, ggufSource } from "../../model/gguf.js";
 import { exportGgufAdapter } from "../../model/gguf-lora.js";
-import { LoraAdapter } from "../../model/lora.js";
+import { LoraAdapter, readCheckpointConfig } from "../../model/lora.js";
 import { CausalLM } from "../../model/model.js";
 import { loadTokenizer } from "../../model/tokenizer.js";
 import { DnoError } from "../../util/errors.js";
@@ -23,7 +22,11 @@ function runExport(flags: ExportFlags): void {
   let what = "for llama.cpp and Ollama";
   if (flags.adapterOnly) {
     if (!flags.adapter) throw new DnoError("dno export: --adapter-only needs --adapter DIR");
-    exportGgufAdapter(flags.output, LoraAdapter.load(flags.adapter, readConfig(flags.model)), options);
+    exportGgufAdapter(
+      flags.output,
+      LoraAdapter.load(flags.adapter, readCheckpointConfig(flags.model)),
+      options,
+    );
     what = "a llama.cpp LoRA adapter of the base's own export";
   } else {
     const model = CausalLM.load(flags.model, { adapter: flags.adapter });

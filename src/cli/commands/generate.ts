@@ -1,9 +1,9 @@
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
 import { z } from "zod";
-import { readConfig } from "../../model/config.js";
 import { fitToContext } from "../../model/context.js";
 import type { Sample } from "../../model/generate.js";
+import { readCheckpointConfig } from "../../model/lora.js";
 import { generateMixture } from "../../model/mixture.js";
 import { CausalLM } from "../../model/model.js";
 import { loadTokenizer, type Tokenizer } from "../../model/tokenizer.js";
@@ -74,10 +74,10 @@ async function runGenerate(flags: GenerateFlags, explicitMaxNewTokens: boolean):
       return { where, ids: promptIds(value, tokenizer, flags.chatTemplate, where) };
     }),
     { value: flags.maxNewTokens, explicit: explicitMaxNewTokens, name: "--max-new-tokens" },
-    readConfig(dirs[0]!).maxPositionEmbeddings,
+    readCheckpointConfig(dirs[0]!).maxPositionEmbeddings,
     flags.truncate,
   );
-  const eos = [...new Set([...tokenizer.eosTokenIds, ...readConfig(dirs[0]!).eosTokenIds])];
+  const eos = [...new Set([...tokenizer.eosTokenIds, ...readCheckpointConfig(dirs[0]!).eosTokenIds])];
   const total = prompts.length * flags.samples;
   const bar = new SingleBar({
     format: "sampling [{bar}] {value}/{total} samples | {eta_formatted} left",
