@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { parseConfig } from "../src/model/config.js";
+import { CausalLM } from "../src/model/model.js";
+import { byteTokenizer, saveTokenizer } from "../src/model/tokenizer.js";
 import { loadPolicy, tokenSequenceLogprobs } from "../src/pipeline/policy.js";
 import { BIN, dno, setupRun } from "./run-fixture.js";
 
@@ -195,4 +199,58 @@ test("with train.lora, the `dno train` command writes the same adapter checkpoin
     const adapter = JSON.parse(readFileSync(join(dir, "run/checkpoints/pi_3/adapter_config.json"), "utf8"));
     assert.equal(adapter.base_model_name_or_path, "../pi_2");
   }
+});
+
+test("dno train on conversational TRL rows goes through the chat template, as sampling does", () => {
+  const dir = mkdtempSync(join(tmpdir(), "dno-train-chat-"));
+  const model = join(dir, "model");
+  const template =
+    "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
+  const config = parseConfig(
+    { vocab_size: 259, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2 },
+    "test",
+  );
+  CausalLM.init(config, 3, 0.3).save(model);
+  saveTokenizer(byteTokenizer({ chatTemplate: template }), model);
+  const policy = loadPolicy(model);
+  const pairs = [
+    ["rev ab=", "ba", "ab"],
+    ["rev xyz=", "zyx", "xzy"],
+  ];
+  const chat = pairs.map(([p, c, r]) => ({
+    prompt: [{ role: "user", content: p }],
+    chosen: [{ role: "assistant", content: c }],
+    rejected: [{ role: "assistant", content: r }],
+  }));
+  // The same pairs as ids: the prompt through the template with the generation prompt, responses + EOS.
+  const ids = pairs.map(([p, c, r]) => ({
+    prompt: p,
+    chosen: c,
+    rejected: r,
+    prompt_ids: policy.tokenizer.encode(
+      policy.tokenizer.applyChatTemplate([{ role: "user", content: p! }], { addGenerationPrompt: true }),
+      { addSpecialTokens: false },
+    ),
+    chosen_ids: [...Buffer.from(c!)].concat(policy.tokenizer.eosTokenIds[0]!),
+    rejected_ids: [...Buffer.from(r!)].concat(policy.tokenizer.eosTokenIds[0]!),
+  }));
+  const hashes = [chat, ids].map((rows, i) => {
+    writeFileSync(join(dir, `${i}.jsonl`), rows.map((r) => `${JSON.stringify(r)}\n`).join(""));
+    const r = dno(
+      dir,
+      "train",
+      "--model",
+      model,
+      "--pairs",
+      `${i}.jsonl`,
+      "--out",
+      `out${i}`,
+      "--lr",
+      "0.01",
+    );
+    assert.equal(r.status, 0, r.stderr);
+    return /weights sha256 ([0-9a-f]{64})/.exec(r.stderr)?.[1];
+  });
+  assert.ok(hashes[0]);
+  assert.equal(hashes[1], hashes[0]);
 });
