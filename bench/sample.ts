@@ -31,6 +31,7 @@ import {
   type Tokenizer,
   tokenizerFromFiles,
 } from "../src/model/tokenizer.js";
+import { BENCH_CONFIGS } from "./configs.js";
 
 const PROMPTS = 32;
 const K = 5;
@@ -40,33 +41,7 @@ const SERVE_CLIENTS = 32;
 const SERVE_ROUNDS = 3;
 const BIN = fileURLToPath(new URL("../../bin/dno.js", import.meta.url));
 
-const CONFIGS = {
-  S: {
-    vocab_size: 256,
-    hidden_size: 128,
-    num_hidden_layers: 4,
-    num_attention_heads: 4,
-    intermediate_size: 344,
-  },
-  M: {
-    vocab_size: 256,
-    hidden_size: 512,
-    num_hidden_layers: 8,
-    num_attention_heads: 8,
-    intermediate_size: 1376,
-  },
-  L: {
-    vocab_size: 49152,
-    hidden_size: 576,
-    num_hidden_layers: 30,
-    num_attention_heads: 9,
-    num_key_value_heads: 3,
-    intermediate_size: 1536,
-    rope_theta: 100000,
-    rms_norm_eps: 1e-5,
-    tie_word_embeddings: true,
-  },
-};
+const CONFIGS = { S: BENCH_CONFIGS.S, M: BENCH_CONFIGS.M, L: BENCH_CONFIGS.L };
 /** L runs in 16-bit: the engine in bf16 (where the CPU has it), llama.cpp on F16 weights. */
 const HALF: ReadonlySet<string> = new Set(["L"]);
 
