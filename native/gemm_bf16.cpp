@@ -138,7 +138,11 @@ void bgemm_packed(Kernel kernel, bool transA, bool transB, int M, int N, int K, 
         if (item < a_items) {
           const int row = item * 32;
           const float* src = transA ? A + int64_t(p0) * lda + row : A + int64_t(row) * lda + p0;
-          gemm::bf16k::pack_a_group(src, transA, lda, std::min(32, M - row), kb, Kp, packed_a + size_t(item) * 32 * Kp);
+          bf16* out = packed_a + size_t(item) * 32 * Kp;
+          if (amx)
+            gemm::bf16k::pack_a_group(src, transA, lda, std::min(32, M - row), kb, Kp, out);
+          else
+            gemm::bf16k::pack_a_group_vnni(src, transA, lda, std::min(32, M - row), kb, Kp, out);
         } else {
           const int s = item - a_items, col = j0 + s * 16;
           const TB* src = transB ? B + int64_t(col) * ldb + p0 : B + int64_t(p0) * ldb + col;
@@ -154,7 +158,6 @@ void bgemm_packed(Kernel kernel, bool transA, bool transB, int M, int N, int K, 
       const int col_tiles = (pairs + tile_pairs - 1) / tile_pairs;
       const float beta_block = p0 == 0 ? beta : 1.0f;
       for_each_claimed(row_tiles * col_tiles, parallel, [&](int t) {
-        alignas(64) float acc[32 * 32];
         const int g0 = (t % row_tiles) * tile_groups, g1 = std::min(groups, g0 + tile_groups);
         const int q0 = (t / row_tiles) * tile_pairs, q1 = std::min(pairs, q0 + tile_pairs);
         if (amx) gemm::bf16k::amx_configure();
@@ -163,12 +166,15 @@ void bgemm_packed(Kernel kernel, bool transA, bool transB, int M, int N, int K, 
           const bf16* a = packed_a + size_t(g) * 32 * Kp;
           for (int q = q0; q < q1; ++q) {
             const bf16* b = packed_b + size_t(q) * 32 * Kp;
-            if (amx)
-              gemm::bf16k::block_amx(Kp, a, b, m, acc);
-            else
-              gemm::bf16k::block_avx512bf16(Kp, a, b, m, acc);
-            gemm::bf16k::store_block(acc, C + int64_t(g) * 32 * ldc + j0 + q * 32, ldc, m, std::min(32, nb - q * 32),
-                               alpha, beta_block);
+            float* c = C + int64_t(g) * 32 * ldc + j0 + q * 32;
+            const int n = std::min(32, nb - q * 32);
+            if (amx) {
+              alignas(64) float acc[32 * 32];
+              gemm::bf16k::block_amx(Kp, a, b, acc);
+              gemm::bf16k::store_block(acc, c, ldc, m, n, alpha, beta_block);
+            } else {
+              gemm::bf16k::block_avx512bf16(Kp, a, b, c, ldc, m, n, alpha, beta_block);
+            }
           }
         }
         if (amx) gemm::bf16k::amx_release();
