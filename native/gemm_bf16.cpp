@@ -37,6 +37,8 @@ constexpr int kMaxKB = 512;   // depth per block: one A group (32 x 512 bf16, 32
 constexpr int kMaxTileGroups = 4;
 constexpr int kMaxTilePairs = 8;
 constexpr int kTilesPerThread = 4;
+constexpr int kPackSlivers = 8;  // B slivers per packing item
+constexpr int kPackGroups = 4;   // A groups per packing item (VDPBF16PS layout)
 constexpr int64_t kParallelFlops = int64_t{1} << 21;
 
 enum class Kernel { kAmx, kAvx512Bf16, kEmulated };
@@ -133,20 +135,25 @@ void bgemm_packed(Kernel kernel, bool transA, bool transB, int M, int N, int K, 
     for (int j0 = 0; j0 < N; j0 += nb_max) {
       const int nb = std::min(nb_max, N - j0);
       const int slivers = round_up((nb + 15) / 16, 2), pairs = slivers / 2;
-      const int a_items = j0 == 0 ? groups : 0;  // the A panel serves every column block of this depth
-      for_each_claimed(a_items + slivers, parallel, [&](int item) {
+      // Pack items: the A panel serves every column block of this depth (AMX: one group per item, VDPBF16PS:
+      // the slivers of kPackGroups groups), then kPackSlivers slivers of B per item.
+      const int a_per_item = amx ? 1 : kPackGroups;
+      const int a_items = j0 == 0 ? (groups + a_per_item - 1) / a_per_item : 0;
+      const int b_items = (slivers + kPackSlivers - 1) / kPackSlivers;
+      for_each_claimed(a_items + b_items, parallel, [&](int item) {
         if (item < a_items) {
-          const int row = item * 32;
+          const int g = item * a_per_item, row = g * 32;
           const float* src = transA ? A + int64_t(p0) * lda + row : A + int64_t(row) * lda + p0;
-          bf16* out = packed_a + size_t(item) * 32 * Kp;
+          bf16* out = packed_a + size_t(g) * 32 * Kp;
           if (amx)
             gemm::bf16k::pack_a_group(src, transA, lda, std::min(32, M - row), kb, Kp, out);
           else
-            gemm::bf16k::pack_a_group_vnni(src, transA, lda, std::min(32, M - row), kb, Kp, out);
+            gemm::bf16k::pack_slivers(src, !transA, lda, M - row, kb, Kp, 2 * std::min(a_per_item, groups - g), out);
         } else {
-          const int s = item - a_items, col = j0 + s * 16;
+          const int s = (item - a_items) * kPackSlivers, col = j0 + s * 16;
           const TB* src = transB ? B + int64_t(col) * ldb + p0 : B + int64_t(p0) * ldb + col;
-          gemm::bf16k::pack_b_sliver(src, transB, ldb, std::min(16, j0 + nb - col), kb, Kp, packed_b + size_t(s) * 16 * Kp);
+          gemm::bf16k::pack_slivers(src, transB, ldb, j0 + nb - col, kb, Kp, std::min(kPackSlivers, slivers - s),
+                                    packed_b + size_t(s) * 16 * Kp);
         }
       });
 

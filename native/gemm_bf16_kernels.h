@@ -4,8 +4,9 @@
 // Packed layouts for one k-block of depth kb, padded with zeros to Kp = kb rounded up to 32:
 // - B panel: 16-column slivers in VNNI order, sliver[(k / 2) * 32 + 2 * j + k % 2] = op(B)(k, j): one
 //   64-byte row per pair of k, what TDPBF16PS and VDPBF16PS read; an even number of slivers.
-// - A panel: 32-row groups (the last one zero-padded), for AMX bf16 rows of Kp values (a tile's rows); for
-//   VDPBF16PS two 16-row slivers in B's VNNI order (each row's pair of k is one 32-bit broadcast).
+// - A panel: 32-row groups (the last one zero-padded); for AMX, bf16 rows of Kp values (a tile's rows); for
+//   VDPBF16PS, the slivers of op(A)^T in B's VNNI order, two per group (each row's pair of k is one 32-bit
+//   broadcast).
 // A block kernel computes a 32 x 32 float32 product of one A group and two adjacent slivers.
 #pragma once
 
@@ -101,37 +102,35 @@ DNO_BF16_TARGET inline void pack_a_group(const float* A, bool trans, int64_t lda
   }
 }
 
-// One 16-column sliver of the B panel from op(B) at its (k0, col0): cols real columns, kb real rows.
-// op(B)(k, j) is B[k * ldb + j], or B[j * ldb + k] when trans.
+// Slivers [0, count) of a panel in VNNI order (sliver s at out + s * 16 * Kp) from op(X)(k, j), k < kb,
+// j < cols (zero past cols): X[k * ldx + j], or X[j * ldx + k] when trans. Untransposed, each row of X is
+// read once across all the slivers: one sliver at a time would stride down 64-byte columns, which the
+// hardware prefetchers follow badly (measured 4-6x slower).
 template <typename T>
-DNO_BF16_TARGET inline void pack_b_sliver(const T* B, bool trans, int64_t ldb, int cols, int kb, int Kp, bf16* out) {
+DNO_BF16_TARGET inline void pack_slivers(const T* X, bool trans, int64_t ldx, int cols, int kb, int Kp, int count,
+                                         bf16* out) {
   if (!trans) {
-    for (int k = 0; k < Kp; k += 2) {
-      const __m256i lo = k < kb ? load16(B + k * ldb, cols) : _mm256_setzero_si256();
-      const __m256i hi = k + 1 < kb ? load16(B + (k + 1) * ldb, cols) : _mm256_setzero_si256();
-      _mm512_store_si512(out + k * 16, interleave(lo, hi));
-    }
+    for (int k = 0; k < Kp; k += 2)
+      for (int s = 0; s < count; ++s) {
+        const T* x = X + k * ldx + 16 * s;
+        const int n = cols - 16 * s;
+        const __m256i lo = k < kb ? load16(x, n) : _mm256_setzero_si256();
+        const __m256i hi = k + 1 < kb ? load16(x + ldx, n) : _mm256_setzero_si256();
+        _mm512_store_si512(out + size_t(s) * 16 * Kp + k * 16, interleave(lo, hi));
+      }
     return;
   }
-  for (int k0 = 0; k0 < Kp; k0 += 32) {
-    __m512i v[16];
-    for (int j = 0; j < 16; ++j) v[j] = j < cols ? load32(B + j * ldb + k0, kb - k0) : _mm512_setzero_si512();
-    transpose16(v);
-    for (int p = 0; p < 16; ++p) _mm512_store_si512(out + (k0 + 2 * p) * 16, v[p]);
+  for (int s = 0; s < count; ++s) {
+    bf16* sliver = out + size_t(s) * 16 * Kp;
+    const T* x = X + int64_t(16) * s * ldx;
+    const int n = cols - 16 * s;
+    for (int k0 = 0; k0 < Kp; k0 += 32) {
+      __m512i v[16];
+      for (int j = 0; j < 16; ++j) v[j] = j < n ? load32(x + j * ldx + k0, kb - k0) : _mm512_setzero_si512();
+      transpose16(v);
+      for (int p = 0; p < 16; ++p) _mm512_store_si512(sliver + (k0 + 2 * p) * 16, v[p]);
+    }
   }
-}
-
-// One 32-row group of the A panel for VDPBF16PS from op(A) at its (row0, k0): two 16-row slivers,
-// sliver[(k / 2) * 32 + 2 * r + k % 2] = op(A)(r, k), where op(A)(r, k) is A[r * lda + k], or A[k * lda + r]
-// when trans.
-DNO_BF16_TARGET inline void pack_a_group_vnni(const float* A, bool trans, int64_t lda, int rows, int kb, int Kp,
-                                              bf16* out) {
-  pack_b_sliver(A, !trans, lda, rows, kb, Kp, out);
-  bf16* hi = out + 16 * Kp;
-  if (rows > 16)
-    pack_b_sliver(trans ? A + 16 : A + 16 * lda, !trans, lda, rows - 16, kb, Kp, hi);
-  else
-    std::memset(hi, 0, sizeof(bf16) * 16 * Kp);
 }
 
 // c (m x n, m, n <= 32) = alpha * acc (32 x 32) + beta * c; beta = 0 never reads c.
@@ -150,7 +149,7 @@ DNO_BF16_TARGET inline void store_block(const float* acc, float* c, int64_t ldc,
   }
 }
 
-// VDPBF16PS on rows [R0, R0 + R) of one A group in VNNI order (pack_a_group_vnni) times a sliver pair:
+// VDPBF16PS on rows [R0, R0 + R) of one A group in VNNI order times a sliver pair:
 // 2R accumulators, the A pair of each row broadcast from memory. Writes the first m rows and n columns of
 // the strip straight into c (C's row R0 of the group): alpha * product + beta * c; beta = 0 never reads c.
 template <int R0, int R>
