@@ -96,8 +96,9 @@ function check(c: Case, rng: Rng): void {
   }
 }
 
-// Every transpose pair, odd sizes in each position, several 32-row groups (each split in strips of 12, 12
-// and 8 rows by the avx512bf16 kernel) and 32-column pairs with ragged edges, depth across k-blocks (512), more columns than one packed block (2048), strided operands.
+// Every transpose pair, odd sizes in each position, several 32-row groups (the avx512bf16 kernel splits each
+// in strips of 12, 12 and 8 rows) and 32-column pairs with ragged edges, depth across k-blocks (at most 512
+// or 768), more columns than one packed block (2048), strided operands.
 const shapes: [number, number, number][] = [
   [1, 1, 1],
   [7, 17, 33],
