@@ -3,6 +3,14 @@ import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { Rng } from "../src/core/rng.js";
 import { BGEMM_KERNELS, engine } from "../src/engine/index.js";
+import {
+  forEachResult,
+  type GemmCase,
+  gemmOperands,
+  randomArray,
+  transposePairs,
+  withKernel,
+} from "./gemm-cases.js";
 
 const addon = engine();
 const bestKernel = addon.bgemmKernel();
@@ -21,22 +29,8 @@ function roundBf16(x: number): number {
   return f32[0]!;
 }
 
-function randomArray(rng: Rng, n: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = rng.float() * 2 - 1;
-  return out;
-}
-
-interface Case {
-  M: number;
-  N: number;
-  K: number;
-  transA: boolean;
-  transB: boolean;
-  alpha: number;
-  beta: number;
+interface Case extends GemmCase {
   bf16B: boolean;
-  pad: number;
 }
 
 /**
@@ -46,54 +40,34 @@ interface Case {
  * (2^-7 of the absolute sum: each operand moves by at most 2^-8 of itself). Padding past C's rows stays.
  */
 function check(c: Case, rng: Rng): void {
-  const [aRows, aCols] = c.transA ? [c.K, c.M] : [c.M, c.K];
-  const [bRows, bCols] = c.transB ? [c.N, c.K] : [c.K, c.N];
-  const lda = aCols + c.pad;
-  const ldb = bCols + c.pad;
-  const ldc = c.N + c.pad;
-  const A = randomArray(rng, Math.max(1, aRows * lda));
-  const B = randomArray(rng, Math.max(1, bRows * ldb));
-  const C = randomArray(rng, c.M * ldc);
-  if (c.beta === 0) for (let i = 0; i < c.M; i++) C.fill(Number.NaN, i * ldc, i * ldc + c.N);
-  const C0 = C.slice();
+  const ops = gemmOperands(c, rng);
+  const { A, B, C, lda, ldb, ldc } = ops;
   let Bin: Float32Array | Uint16Array = B;
   if (c.bf16B) {
     Bin = new Uint16Array(B.length);
     addon.toBf16(B, Bin);
   }
   addon.bgemm(c.transA, c.transB, c.M, c.N, c.K, c.alpha, A, lda, Bin, ldb, c.beta, C, ldc);
-  const a = (i: number, k: number) => (c.transA ? A[k * lda + i]! : A[i * lda + k]!);
-  const b = (k: number, j: number) => (c.transB ? B[j * ldb + k]! : B[k * ldb + j]!);
-  for (let i = 0; i < c.M; i++) {
-    for (let j = 0; j < ldc; j++) {
-      const got = C[i * ldc + j]!;
-      if (j >= c.N) {
-        assert.equal(got, C0[i * ldc + j], `padding C[${i},${j}] was written`);
-        continue;
-      }
-      let rounded = 0;
-      let exact = 0;
-      let abs = 0;
-      for (let k = 0; k < c.K; k++) {
-        rounded += roundBf16(a(i, k)) * roundBf16(b(k, j));
-        exact += a(i, k) * b(k, j);
-        abs += Math.abs(a(i, k) * b(k, j));
-      }
-      const old = c.beta === 0 ? 0 : c.beta * C0[i * ldc + j]!;
-      const scale = Math.abs(c.alpha) * abs * (1 + 2 ** -7) + Math.abs(old) + 1e-30;
-      const where = `${JSON.stringify(c)}: C[${i},${j}] = ${got}`;
-      const errRounded = Math.abs(got - (c.alpha * rounded + old)) / scale;
-      assert.ok(
-        errRounded <= (c.K + 2) * 2 ** -23,
-        `${where}, bf16 operands give ${c.alpha * rounded + old}`,
-      );
-      const errExact = Math.abs(got - (c.alpha * exact + old)) / scale;
-      assert.ok(
-        errExact <= 2 ** -7 * 1.01 + (c.K + 2) * 2 ** -23,
-        `${where}, float32 operands give ${c.alpha * exact + old}`,
-      );
+  forEachResult(c, ops, (i, j, got, old) => {
+    let rounded = 0;
+    let exact = 0;
+    let abs = 0;
+    for (let k = 0; k < c.K; k++) {
+      const [a, b] = [ops.a(i, k), ops.b(k, j)];
+      rounded += roundBf16(a) * roundBf16(b);
+      exact += a * b;
+      abs += Math.abs(a * b);
     }
-  }
+    const scale = Math.abs(c.alpha) * abs * (1 + 2 ** -7) + Math.abs(old) + 1e-30;
+    const where = `${JSON.stringify(c)}: C[${i},${j}] = ${got}`;
+    const errRounded = Math.abs(got - (c.alpha * rounded + old)) / scale;
+    assert.ok(errRounded <= (c.K + 2) * 2 ** -23, `${where}, bf16 operands give ${c.alpha * rounded + old}`);
+    const errExact = Math.abs(got - (c.alpha * exact + old)) / scale;
+    assert.ok(
+      errExact <= 2 ** -7 * 1.01 + (c.K + 2) * 2 ** -23,
+      `${where}, float32 operands give ${c.alpha * exact + old}`,
+    );
+  });
 }
 
 // Every transpose pair, odd sizes in each position, several 32-row groups and 32-column pairs with ragged
@@ -110,21 +84,19 @@ const shapes: [number, number, number][] = [
 
 for (const kernel of kernels) {
   test(`bgemm (${kernel} kernel) matches bf16-rounded and float32 references`, () => {
-    assert.ok(addon.bgemmUseKernel(kernel));
-    try {
-      const rng = Rng.derive(3, "bgemm", kernel);
-      for (const [M, N, K] of shapes) {
-        for (const transA of [false, true]) {
-          for (const transB of [false, true]) {
-            const bf16B = (M + N + K + Number(transA) + Number(transB)) % 2 === 0;
-            check({ M, N, K, transA, transB, alpha: 1, beta: 0, bf16B, pad: (M + N) % 3 }, rng);
-            check({ M, N, K, transA, transB, alpha: -0.5, beta: 0.25, bf16B: !bf16B, pad: 1 }, rng);
-          }
+    withKernel(
+      (k) => addon.bgemmUseKernel(k),
+      kernel,
+      bestKernel,
+      () => {
+        const rng = Rng.derive(3, "bgemm", kernel);
+        for (const t of transposePairs(shapes)) {
+          const bf16B = (t.M + t.N + t.K + Number(t.transA) + Number(t.transB)) % 2 === 0;
+          check({ ...t, alpha: 1, beta: 0, bf16B, pad: (t.M + t.N) % 3 }, rng);
+          check({ ...t, alpha: -0.5, beta: 0.25, bf16B: !bf16B, pad: 1 }, rng);
         }
-      }
-    } finally {
-      addon.bgemmUseKernel(bestKernel);
-    }
+      },
+    );
   });
 }
 
