@@ -22,7 +22,7 @@ import {
   STYLES,
 } from "../src/demo/task.js";
 import { loadRunConfig } from "../src/pipeline/config.js";
-import { findShared } from "./shared-dir.js";
+import { findShared } from "../src/util/shared-dir.js";
 
 const BIN = fileURLToPath(new URL("../../bin/dno.js", import.meta.url));
 const dno = (cwd: string, ...args: string[]) =>
