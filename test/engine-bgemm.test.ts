@@ -6,16 +6,14 @@ import { BGEMM_KERNELS, engine } from "../src/engine/index.js";
 import {
   forEachResult,
   type GemmCase,
+  gemmKernels,
   gemmOperands,
   randomArray,
   transposePairs,
-  withKernel,
 } from "./gemm-cases.js";
 
 const addon = engine();
-const bestKernel = addon.bgemmKernel();
-const kernels = BGEMM_KERNELS.filter((k) => addon.bgemmUseKernel(k));
-addon.bgemmUseKernel(bestKernel);
+const kernels = gemmKernels(BGEMM_KERNELS, addon.bgemmKernel(), (k) => addon.bgemmUseKernel(k));
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -82,21 +80,16 @@ const shapes: [number, number, number][] = [
   [3, 2100, 5],
 ];
 
-for (const kernel of kernels) {
+for (const kernel of kernels.usable) {
   test(`bgemm (${kernel} kernel) matches bf16-rounded and float32 references`, () => {
-    withKernel(
-      (k) => addon.bgemmUseKernel(k),
-      kernel,
-      bestKernel,
-      () => {
-        const rng = Rng.derive(3, "bgemm", kernel);
-        for (const t of transposePairs(shapes)) {
-          const bf16B = (t.M + t.N + t.K + Number(t.transA) + Number(t.transB)) % 2 === 0;
-          check({ ...t, alpha: 1, beta: 0, bf16B, pad: (t.M + t.N) % 3 }, rng);
-          check({ ...t, alpha: -0.5, beta: 0.25, bf16B: !bf16B, pad: 1 }, rng);
-        }
-      },
-    );
+    kernels.using(kernel, () => {
+      const rng = Rng.derive(3, "bgemm", kernel);
+      for (const t of transposePairs(shapes)) {
+        const bf16B = (t.M + t.N + t.K + Number(t.transA) + Number(t.transB)) % 2 === 0;
+        check({ ...t, alpha: 1, beta: 0, bf16B, pad: (t.M + t.N) % 3 }, rng);
+        check({ ...t, alpha: -0.5, beta: 0.25, bf16B: !bf16B, pad: 1 }, rng);
+      }
+    });
   });
 }
 
@@ -105,13 +98,11 @@ test("every bf16 kernel gives the same result (float32 sums in another order at 
   const [M, N, K] = [40, 50, 600];
   const A = randomArray(rng, M * K);
   const B = randomArray(rng, N * K);
-  const results = kernels.map((k) => {
-    addon.bgemmUseKernel(k);
+  const results = kernels.usable.map((k) => {
     const C = new Float32Array(M * N);
-    addon.bgemm(false, true, M, N, K, 1, A, K, B, K, 0, C, N);
+    kernels.using(k, () => addon.bgemm(false, true, M, N, K, 1, A, K, B, K, 0, C, N));
     return C;
   });
-  addon.bgemmUseKernel(bestKernel);
   for (const C of results.slice(1)) {
     for (let i = 0; i < C.length; i++) assert.ok(Math.abs(C[i]! - results[0]![i]!) <= 1e-4, `element ${i}`);
   }
@@ -165,9 +156,9 @@ test("bgemm rejects operands of the wrong type or size, and unknown kernels", ()
     /B Float32Array or Uint16Array/,
   );
   assert.equal(addon.bgemmUseKernel("no-such-kernel"), false);
-  assert.equal(addon.bgemmKernel(), bestKernel);
-  assert.ok(kernels.includes("emulated"));
-  assert.equal(addon.bgemmHasHardware(), bestKernel !== "emulated");
+  assert.equal(addon.bgemmKernel(), kernels.best);
+  assert.ok(kernels.usable.includes("emulated"));
+  assert.equal(addon.bgemmHasHardware(), kernels.best !== "emulated");
 });
 
 test("DNO_BGEMM_KERNEL forces a kernel, and names the usable ones when this CPU lacks it", () => {
@@ -185,6 +176,8 @@ test("DNO_BGEMM_KERNEL forces a kernel, and names the usable ones when this CPU 
   assert.notEqual(bad.status, 0);
   assert.match(
     bad.stderr,
-    new RegExp(`DNO_BGEMM_KERNEL=no-such-kernel: this CPU cannot run it; it runs ${kernels.join(", ")}`),
+    new RegExp(
+      `DNO_BGEMM_KERNEL=no-such-kernel: this CPU cannot run it; it runs ${kernels.usable.join(", ")}`,
+    ),
   );
 });

@@ -5,16 +5,16 @@ import { engine } from "../src/engine/index.js";
 import {
   forEachResult,
   type GemmCase,
+  gemmKernels,
   gemmOperands,
   randomArray,
   transposePairs,
-  withKernel,
 } from "./gemm-cases.js";
 
 const addon = engine();
-const bestKernel = addon.sgemmKernel();
-const kernels = ["avx512", "avx2", "portable"].filter((k) => addon.sgemmUseKernel(k));
-addon.sgemmUseKernel(bestKernel);
+const kernels = gemmKernels(["avx512", "avx2", "portable"], addon.sgemmKernel(), (k) =>
+  addon.sgemmUseKernel(k),
+);
 
 // Checks every element of C against a float64 reference, within the float32 accumulation bound
 // (K + 2) * 2^-23 * (|alpha| * sum_k |a b| + |beta c|).
@@ -60,19 +60,14 @@ const scalars: [number, number][] = [
   [-2, 0.25],
 ];
 
-for (const kernel of kernels) {
+for (const kernel of kernels.usable) {
   test(`sgemm (${kernel} kernel) matches a float64 reference on every transpose pair`, () => {
-    withKernel(
-      (k) => addon.sgemmUseKernel(k),
-      kernel,
-      bestKernel,
-      () => {
-        const rng = Rng.derive(3, "gemm", kernel);
-        for (const t of transposePairs(shapes)) {
-          for (const [alpha, beta] of scalars) check({ ...t, alpha, beta, pad: (t.M + t.N) % 3 }, rng);
-        }
-      },
-    );
+    kernels.using(kernel, () => {
+      const rng = Rng.derive(3, "gemm", kernel);
+      for (const t of transposePairs(shapes)) {
+        for (const [alpha, beta] of scalars) check({ ...t, alpha, beta, pad: (t.M + t.N) % 3 }, rng);
+      }
+    });
   });
 }
 
@@ -123,5 +118,5 @@ test("sgemm rejects operands too small for their shape", () => {
     /B holds 6 floats, needs 9/,
   );
   assert.equal(addon.sgemmUseKernel("no-such-kernel"), false);
-  assert.equal(addon.sgemmKernel(), bestKernel);
+  assert.equal(addon.sgemmKernel(), kernels.best);
 });

@@ -90,17 +90,32 @@ export function* transposePairs(
     for (const transA of [false, true]) for (const transB of [false, true]) yield { M, N, K, transA, transB };
 }
 
-/** Runs `body` with `kernel` chosen through `use`, then chooses `best` again. */
-export function withKernel(
-  use: (kernel: string) => boolean,
-  kernel: string,
+/** The kernels of one GEMM this CPU runs, the one it runs by default, and a way to run with another. */
+export interface Kernels {
+  best: string;
+  usable: string[];
+  /** Runs `body` with `kernel` chosen, then chooses `best` again. */
+  using(kernel: string, body: () => void): void;
+}
+
+/** Probes `names` through `use` (which chooses a kernel, false when this CPU lacks it). */
+export function gemmKernels(
+  names: readonly string[],
   best: string,
-  body: () => void,
-): void {
-  assert.ok(use(kernel), `${kernel} kernel`);
-  try {
-    body();
-  } finally {
-    use(best);
-  }
+  use: (kernel: string) => boolean,
+): Kernels {
+  const usable = names.filter(use);
+  use(best);
+  return {
+    best,
+    usable,
+    using(kernel, body) {
+      assert.ok(use(kernel), `${kernel} kernel`);
+      try {
+        body();
+      } finally {
+        use(best);
+      }
+    },
+  };
 }
