@@ -7,22 +7,14 @@ import { parseConfig } from "../src/model/config.js";
 import { CausalLM } from "../src/model/model.js";
 import { dnoInProcess } from "./cli-in-process.js";
 
+const CONFIG = parseConfig(
+  { vocab_size: 50, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2 },
+  "c",
+);
+
 test("dno logprobs writes the reference tool's format", async () => {
   const dir = mkdtempSync(join(tmpdir(), "dno-lp-"));
-  const model = CausalLM.init(
-    parseConfig(
-      {
-        vocab_size: 50,
-        hidden_size: 16,
-        intermediate_size: 24,
-        num_hidden_layers: 1,
-        num_attention_heads: 2,
-      },
-      "c",
-    ),
-    4,
-    0.5,
-  );
+  const model = CausalLM.init(CONFIG, 4, 0.5);
   model.save(join(dir, "m"));
   const sequences = [[1, 5, 9], [3], [7, 7, 7, 7, 49]];
   writeFileSync(join(dir, "in.json"), JSON.stringify({ sequences }));
@@ -62,19 +54,7 @@ test("dno logprobs writes the reference tool's format", async () => {
 
 test("dno logprobs: bad input is one clear error naming the file and the place", async () => {
   const dir = mkdtempSync(join(tmpdir(), "dno-lp-"));
-  CausalLM.init(
-    parseConfig(
-      {
-        vocab_size: 50,
-        hidden_size: 16,
-        intermediate_size: 24,
-        num_hidden_layers: 1,
-        num_attention_heads: 2,
-      },
-      "c",
-    ),
-    1,
-  ).save(join(dir, "m"));
+  CausalLM.init(CONFIG, 1).save(join(dir, "m"));
   const cases: [unknown, RegExp][] = [
     [
       {
