@@ -2,9 +2,11 @@
 // addon builds without -m flags and runs on any x86-64 (gemm_bf16.cpp checks the CPU before calling).
 //
 // Packed layouts for one k-block of depth kb, padded with zeros to Kp = kb rounded up to 32:
-// - A panel: bf16 rows of Kp values; 32-row groups (the last one zero-padded).
 // - B panel: 16-column slivers in VNNI order, sliver[(k / 2) * 32 + 2 * j + k % 2] = op(B)(k, j): one
 //   64-byte row per pair of k, what TDPBF16PS and VDPBF16PS read; an even number of slivers.
+// - A panel: 32-row groups (the last one zero-padded); for AMX, bf16 rows of Kp values (a tile's rows); for
+//   VDPBF16PS, the slivers of op(A)^T in B's VNNI order, two per group (each row's pair of k is one 32-bit
+//   broadcast).
 // A block kernel computes a 32 x 32 float32 product of one A group and two adjacent slivers.
 #pragma once
 
@@ -74,7 +76,7 @@ DNO_BF16_TARGET inline void transpose16(__m512i r[16]) {
   }
 }
 
-// One 32-row group of the A panel from op(A) at its (row0, k0): rows real rows, kb real columns.
+// One 32-row group of the A panel for AMX from op(A) at its (row0, k0): rows real rows, kb real columns.
 // op(A)(r, k) is A[r * lda + k], or A[k * lda + r] when trans.
 DNO_BF16_TARGET inline void pack_a_group(const float* A, bool trans, int64_t lda, int rows, int kb, int Kp,
                                          bf16* out) {
@@ -100,23 +102,34 @@ DNO_BF16_TARGET inline void pack_a_group(const float* A, bool trans, int64_t lda
   }
 }
 
-// One 16-column sliver of the B panel from op(B) at its (k0, col0): cols real columns, kb real rows.
-// op(B)(k, j) is B[k * ldb + j], or B[j * ldb + k] when trans.
+// Slivers [0, count) of a panel in VNNI order (sliver s at out + s * 16 * Kp) from op(X)(k, j), k < kb,
+// j < cols (zero past cols): X[k * ldx + j], or X[j * ldx + k] when trans. Untransposed, each row of X is
+// read once across all the slivers: one sliver at a time would stride down 64-byte columns, which the
+// hardware prefetchers follow badly (measured 4-6x slower).
 template <typename T>
-DNO_BF16_TARGET inline void pack_b_sliver(const T* B, bool trans, int64_t ldb, int cols, int kb, int Kp, bf16* out) {
+DNO_BF16_TARGET inline void pack_slivers(const T* X, bool trans, int64_t ldx, int cols, int kb, int Kp, int count,
+                                         bf16* out) {
   if (!trans) {
-    for (int k = 0; k < Kp; k += 2) {
-      const __m256i lo = k < kb ? load16(B + k * ldb, cols) : _mm256_setzero_si256();
-      const __m256i hi = k + 1 < kb ? load16(B + (k + 1) * ldb, cols) : _mm256_setzero_si256();
-      _mm512_store_si512(out + k * 16, interleave(lo, hi));
-    }
+    for (int k = 0; k < Kp; k += 2)
+      for (int s = 0; s < count; ++s) {
+        const T* x = X + k * ldx + 16 * s;
+        const int n = cols - 16 * s;
+        const __m256i lo = k < kb ? load16(x, n) : _mm256_setzero_si256();
+        const __m256i hi = k + 1 < kb ? load16(x + ldx, n) : _mm256_setzero_si256();
+        _mm512_store_si512(out + size_t(s) * 16 * Kp + k * 16, interleave(lo, hi));
+      }
     return;
   }
-  for (int k0 = 0; k0 < Kp; k0 += 32) {
-    __m512i v[16];
-    for (int j = 0; j < 16; ++j) v[j] = j < cols ? load32(B + j * ldb + k0, kb - k0) : _mm512_setzero_si512();
-    transpose16(v);
-    for (int p = 0; p < 16; ++p) _mm512_store_si512(out + (k0 + 2 * p) * 16, v[p]);
+  for (int s = 0; s < count; ++s) {
+    bf16* sliver = out + size_t(s) * 16 * Kp;
+    const T* x = X + int64_t(16) * s * ldx;
+    const int n = cols - 16 * s;
+    for (int k0 = 0; k0 < Kp; k0 += 32) {
+      __m512i v[16];
+      for (int j = 0; j < 16; ++j) v[j] = j < n ? load32(x + j * ldx + k0, kb - k0) : _mm512_setzero_si512();
+      transpose16(v);
+      for (int p = 0; p < 16; ++p) _mm512_store_si512(sliver + (k0 + 2 * p) * 16, v[p]);
+    }
   }
 }
 
@@ -136,30 +149,54 @@ DNO_BF16_TARGET inline void store_block(const float* acc, float* c, int64_t ldc,
   }
 }
 
-// VDPBF16PS: strips of 8 rows x 32 columns (16 accumulators), only the strips that hold the m real rows.
-DNO_BF16_TARGET inline void block_avx512bf16(int Kp, const bf16* a, const bf16* b, int m, float* acc) {
+// VDPBF16PS on rows [R0, R0 + R) of one A group in VNNI order times a sliver pair:
+// 2R accumulators, the A pair of each row broadcast from memory. Writes the first m rows and n columns of
+// the strip straight into c (C's row R0 of the group): alpha * product + beta * c; beta = 0 never reads c.
+template <int R0, int R>
+DNO_BF16_TARGET inline void strip_avx512bf16(int Kp, const bf16* a, const bf16* b, float* c, int64_t ldc, int m,
+                                             int n, float alpha, float beta) {
+  const bf16* a_hi = a + 16 * Kp;
   const bf16* b1 = b + 16 * Kp;
-  for (int r0 = 0; r0 < m; r0 += 8) {
-    __m512 c[8][2];
-    for (int r = 0; r < 8; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
-    const bf16* ar = a + r0 * Kp;
-    for (int p = 0; p < Kp / 2; ++p) {
-      const __m512bh x0 = reinterpret_cast<__m512bh>(_mm512_load_si512(b + p * 32));
-      const __m512bh x1 = reinterpret_cast<__m512bh>(_mm512_load_si512(b1 + p * 32));
-#pragma GCC unroll 8
-      for (int r = 0; r < 8; ++r) {
-        int32_t pair;
-        std::memcpy(&pair, ar + r * Kp + 2 * p, 4);
-        const __m512bh av = reinterpret_cast<__m512bh>(_mm512_set1_epi32(pair));
-        c[r][0] = _mm512_dpbf16_ps(c[r][0], av, x0);
-        c[r][1] = _mm512_dpbf16_ps(c[r][1], av, x1);
-      }
-    }
-    for (int r = 0; r < 8; ++r) {
-      _mm512_store_ps(acc + (r0 + r) * 32, c[r][0]);
-      _mm512_store_ps(acc + (r0 + r) * 32 + 16, c[r][1]);
+  __m512 acc[R][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int p = 0; p < Kp / 2; ++p) {
+    const __m512bh x0 = reinterpret_cast<__m512bh>(_mm512_load_si512(b + p * 32));
+    const __m512bh x1 = reinterpret_cast<__m512bh>(_mm512_load_si512(b1 + p * 32));
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      constexpr int kSliverRows = 16;
+      const int r = R0 + i;
+      int32_t pair;
+      std::memcpy(&pair, (r < kSliverRows ? a : a_hi) + p * 32 + 2 * (r % kSliverRows), 4);
+      const __m512bh av = reinterpret_cast<__m512bh>(_mm512_set1_epi32(pair));
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], av, x0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], av, x1);
     }
   }
+  const __mmask16 m0 = mask16(n), m1 = mask16(n - 16);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    if (i >= m) break;
+    float* cr = c + i * ldc;
+    __m512 c0 = _mm512_mul_ps(va, acc[i][0]), c1 = _mm512_mul_ps(va, acc[i][1]);
+    if (beta != 0.0f) {
+      c0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), c0);
+      c1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), c1);
+    }
+    _mm512_mask_storeu_ps(cr, m0, c0);
+    _mm512_mask_storeu_ps(cr + 16, m1, c1);
+  }
+}
+
+// c (m x n, m, n <= 32) = alpha * (A group . sliver pair) + beta * c, in strips of 12, 12 and 8 rows
+// (only those that hold real rows).
+DNO_BF16_TARGET inline void block_avx512bf16(int Kp, const bf16* a, const bf16* b, float* c, int64_t ldc, int m,
+                                             int n, float alpha, float beta) {
+  strip_avx512bf16<0, 12>(Kp, a, b, c, ldc, m, n, alpha, beta);
+  if (m > 12) strip_avx512bf16<12, 12>(Kp, a, b, c + 12 * ldc, ldc, m - 12, n, alpha, beta);
+  if (m > 24) strip_avx512bf16<24, 8>(Kp, a, b, c + 24 * ldc, ldc, m - 24, n, alpha, beta);
 }
 
 // AMX palette 1: tiles 0-3 accumulate C (16 x 16 float32), 4-5 hold A (16 rows x 32 bf16), 6-7 B
@@ -185,7 +222,7 @@ alignas(64) inline constexpr TileConfig kTileConfig = tile_config();
 DNO_AMX_TARGET inline void amx_configure() { _tile_loadconfig(&kTileConfig); }
 
 // TDPBF16PS on 2 x 2 tiles: a 32 x 32 block per 32-deep step.
-DNO_AMX_TARGET inline void block_amx(int Kp, const bf16* a, const bf16* b, int, float* acc) {
+DNO_AMX_TARGET inline void block_amx(int Kp, const bf16* a, const bf16* b, float* acc) {
   const bf16* a1 = a + 16 * Kp;
   const bf16* b1 = b + 16 * Kp;
   const int64_t stride = int64_t(Kp) * 2;

@@ -120,7 +120,9 @@ std::vector<GradcheckResult> kernel_gradchecks() {
         },
         rng));
   }
-  for (int window : {0, 3}) {  // attention: GQA (4 query heads on 2 kv heads), three packed sequences
+  // attention: GQA (4 query heads on 2 kv heads), three packed sequences; query blocks of 64 rows (one per
+  // sequence here) and of 2 (across blocks)
+  for (const auto& [window, row_block] : {std::pair{0, kAttentionRowBlock}, {3, kAttentionRowBlock}, {0, 2}, {3, 2}}) {
     const int H = 4, KV = 2, D = 4, QKV = (H + 2 * KV) * D;
     const std::vector<int32_t> starts = {0, 5, 6, 10};
     const int S = 3, N = starts[S];
@@ -128,11 +130,13 @@ std::vector<GradcheckResult> kernel_gradchecks() {
     auto fwd = [&](const Vec& qkv, Vec& lse) {
       Vec o(N * H * D);
       lse.assign(N * H, 0.0);
-      attention_forward(o.data(), lse.data(), qkv.data(), sb, H, KV, D, window);
+      attention_forward(o.data(), lse.data(), qkv.data(), sb, H, KV, D, window, row_block);
       return o;
     };
     out.push_back(check(
-        window ? "attention (sliding window 3)" : "attention", {randn(N * QKV, rng)},
+        std::string(window ? "attention (sliding window 3)" : "attention") + ", query blocks of " +
+            std::to_string(row_block),
+        {randn(N * QKV, rng)},
         [&](const Inputs& in) {
           Vec lse;
           return fwd(in[0], lse);
@@ -141,7 +145,7 @@ std::vector<GradcheckResult> kernel_gradchecks() {
           Vec lse;
           fwd(in[0], lse);
           Inputs g{Vec(N * QKV, 0.0)};
-          attention_backward(g[0].data(), d.data(), in[0].data(), lse.data(), sb, H, KV, D, window);
+          attention_backward(g[0].data(), d.data(), in[0].data(), lse.data(), sb, H, KV, D, window, row_block);
           return g;
         },
         rng));

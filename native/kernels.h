@@ -158,13 +158,29 @@ T* attention_scratch(size_t n) {
   return scratch.data();
 }
 
+// Attention works through each sequence in blocks of query rows: a block's rows see keys [k0, i1) only
+// (those before k0 are outside every row's window, from i1 on in the future), so the causal half of the
+// products is skipped.
+constexpr int kAttentionRowBlock = 64;
+
+struct QueryBlock {
+  int i0, i1, k0;  // rows [i0, i1), keys [k0, i1)
+};
+
+inline QueryBlock query_block(int i0, int L, int window, int row_block) {
+  const int i1 = std::min(L, i0 + row_block);
+  return {i0, i1, window > 0 ? std::max(0, i0 - window + 1) : 0};
+}
+
 // Causal attention with grouped KV heads and an optional sliding window.
 // qkv is (N, H*D + 2*KV*D): q heads, then k heads, then v heads (RoPE already applied);
 // out is (N, H*D); lse (N, H) receives each softmax row's log-sum-exp, from which the backward
 // recomputes the probabilities (so no (L, L) matrix outlives its head).
 // Its products stay float32 in mixed precision too (as in sampling; a small share of the FLOPs).
+// row_block: query rows per block (tests make it small to cross blocks in short sequences).
 template <typename T>
-void attention_forward(T* out, T* lse, const T* qkv, const SeqBatch& sb, int H, int KV, int D, int window) {
+void attention_forward(T* out, T* lse, const T* qkv, const SeqBatch& sb, int H, int KV, int D, int window,
+                       int row_block = kAttentionRowBlock) {
   const PrecisionScope fp32(Precision::kFp32);
   const int QKV = (H + 2 * KV) * D, rep = H / KV;
   const T scale = T(1) / std::sqrt(T(D));
@@ -177,35 +193,42 @@ void attention_forward(T* out, T* lse, const T* qkv, const SeqBatch& sb, int H, 
       const T* k = qkv + int64_t(r0) * QKV + int64_t(H + g) * D;
       const T* v = qkv + int64_t(r0) * QKV + int64_t(H + KV + g) * D;
       T* p = attention_scratch<T>(size_t(L) * L);
-      gemm<T>(false, true, L, L, D, scale, q, QKV, k, QKV, T(0), p, L);
-      for (int i = 0; i < L; ++i) {
-        T* row = p + int64_t(i) * L;
-        const int j0 = window > 0 ? std::max(0, i - window + 1) : 0;
-        T* l = lse + int64_t(r0 + i) * H + h;
-        if constexpr (std::is_same_v<T, float>) {
-          *l = rows::softmax_causal(row, j0, i, L);
-          continue;
+      for (int i0 = 0; i0 < L; i0 += row_block) {
+        const QueryBlock qb = query_block(i0, L, window, row_block);
+        const int rows = qb.i1 - qb.i0, keys = qb.i1 - qb.k0;
+        T* pb = p + int64_t(qb.i0) * L + qb.k0;
+        gemm<T>(false, true, rows, keys, D, scale, q + int64_t(qb.i0) * QKV, QKV, k + int64_t(qb.k0) * QKV, QKV, T(0),
+                pb, L);
+        for (int i = qb.i0; i < qb.i1; ++i) {
+          T* row = p + int64_t(i) * L;
+          const int j0 = window > 0 ? std::max(0, i - window + 1) : 0;
+          T* l = lse + int64_t(r0 + i) * H + h;
+          if constexpr (std::is_same_v<T, float>) {
+            *l = rows::softmax_causal(row, j0, i, L);
+            continue;
+          }
+          T mx = row[j0];
+          for (int j = j0 + 1; j <= i; ++j) mx = std::max(mx, row[j]);
+          T sum = 0;
+          for (int j = j0; j <= i; ++j) sum += (row[j] = std::exp(row[j] - mx));
+          const T inv = T(1) / sum;
+          for (int j = 0; j < j0; ++j) row[j] = 0;
+          for (int j = j0; j <= i; ++j) row[j] *= inv;
+          for (int j = i + 1; j < L; ++j) row[j] = 0;
+          *l = mx + std::log(sum);
         }
-        T mx = row[j0];
-        for (int j = j0 + 1; j <= i; ++j) mx = std::max(mx, row[j]);
-        T sum = 0;
-        for (int j = j0; j <= i; ++j) sum += (row[j] = std::exp(row[j] - mx));
-        const T inv = T(1) / sum;
-        for (int j = 0; j < j0; ++j) row[j] = 0;
-        for (int j = j0; j <= i; ++j) row[j] *= inv;
-        for (int j = i + 1; j < L; ++j) row[j] = 0;
-        *l = mx + std::log(sum);
+        gemm<T>(false, false, rows, D, keys, T(1), pb, L, v + int64_t(qb.k0) * QKV, QKV, T(0),
+                out + int64_t(r0 + qb.i0) * H * D + int64_t(h) * D, H * D);
       }
-      gemm<T>(false, false, L, D, L, T(1), p, L, v, QKV, T(0), out + int64_t(r0) * H * D + int64_t(h) * D, H * D);
     }
   });
 }
 
-// dqkv (N, H*D + 2*KV*D) += gradients wrt the post-RoPE q, k, v; dout is (N, H*D); lse and window as
-// the forward gave and took them.
+// dqkv (N, H*D + 2*KV*D) += gradients wrt the post-RoPE q, k, v; dout is (N, H*D); lse, window and
+// row_block as the forward gave and took them.
 template <typename T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* lse, const SeqBatch& sb, int H, int KV,
-                        int D, int window) {
+                        int D, int window, int row_block = kAttentionRowBlock) {
   const PrecisionScope fp32(Precision::kFp32);
   const int QKV = (H + 2 * KV) * D, rep = H / KV;
   const T scale = T(1) / std::sqrt(T(D));
@@ -226,33 +249,43 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* lse, cons
         const T* q = qkv + base + int64_t(h) * D;
         T* dq = dqkv + base + int64_t(h) * D;
         const T* dO = dout + int64_t(r0) * H * D + int64_t(h) * D;
-        gemm<T>(false, true, L, L, D, scale, q, QKV, k, QKV, T(0), p, L);  // P again, from the scores and lse
-        for (int i = 0; i < L; ++i) {
-          T* row = p + int64_t(i) * L;
-          const int j0 = window > 0 ? std::max(0, i - window + 1) : 0;
-          const T l = lse[int64_t(r0 + i) * H + h];
-          if constexpr (std::is_same_v<T, float>) {
-            rows::softmax_recompute(row, j0, i, L, l);
-            continue;
+        for (int i0 = 0; i0 < L; i0 += row_block) {
+          const QueryBlock qb = query_block(i0, L, window, row_block);
+          const int rows = qb.i1 - qb.i0, keys = qb.i1 - qb.k0;
+          T* pb = p + int64_t(qb.i0) * L + qb.k0;
+          T* dpb = dp + int64_t(qb.i0) * L + qb.k0;
+          const T* qi = q + int64_t(qb.i0) * QKV;
+          const T* dOi = dO + int64_t(qb.i0) * H * D;
+          gemm<T>(false, true, rows, keys, D, scale, qi, QKV, k + int64_t(qb.k0) * QKV, QKV, T(0), pb, L);  // P again
+          for (int i = qb.i0; i < qb.i1; ++i) {  // from the scores and lse
+            T* row = p + int64_t(i) * L;
+            const int j0 = window > 0 ? std::max(0, i - window + 1) : 0;
+            const T l = lse[int64_t(r0 + i) * H + h];
+            if constexpr (std::is_same_v<T, float>) {
+              rows::softmax_recompute(row, j0, i, L, l);
+              continue;
+            }
+            for (int j = 0; j < L; ++j) row[j] = j >= j0 && j <= i ? std::exp(row[j] - l) : T(0);
           }
-          for (int j = 0; j < L; ++j) row[j] = j >= j0 && j <= i ? std::exp(row[j] - l) : T(0);
-        }
-        gemm<T>(true, false, L, D, L, T(1), p, L, dO, H * D, T(1), dv, QKV);  // dv += P^T dO
-        gemm<T>(false, true, L, L, D, T(1), dO, H * D, v, QKV, T(0), dp, L);  // dP = dO V^T
-        for (int i = 0; i < L; ++i) {  // dS = P * (dP - rowsum(P * dP)), times the score scale
-          const T* pr = p + int64_t(i) * L;
-          T* dr = dp + int64_t(i) * L;
-          if constexpr (std::is_same_v<T, float>) {
-            rows::softmax_backward_causal(dr, pr, 0, i, L, scale);  // masked p are 0: j0 = 0 is exact
-            continue;
+          gemm<T>(true, false, keys, D, rows, T(1), pb, L, dOi, H * D, T(1), dv + int64_t(qb.k0) * QKV, QKV);  // dv += P^T dO
+          gemm<T>(false, true, rows, keys, D, T(1), dOi, H * D, v + int64_t(qb.k0) * QKV, QKV, T(0), dpb, L);  // dP = dO V^T
+          for (int i = qb.i0; i < qb.i1; ++i) {  // dS = P * (dP - rowsum(P * dP)), times the score scale
+            const T* pr = p + int64_t(i) * L;
+            T* dr = dp + int64_t(i) * L;
+            if constexpr (std::is_same_v<T, float>) {
+              rows::softmax_backward_causal(dr, pr, qb.k0, i, L, scale);  // p is 0 in [k0, j0): exact
+              continue;
+            }
+            T dot = 0;
+            for (int j = qb.k0; j <= i; ++j) dot += pr[j] * dr[j];
+            for (int j = 0; j < qb.k0; ++j) dr[j] = 0;
+            for (int j = qb.k0; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * scale;
+            for (int j = i + 1; j < L; ++j) dr[j] = 0;
           }
-          T dot = 0;
-          for (int j = 0; j <= i; ++j) dot += pr[j] * dr[j];
-          for (int j = 0; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * scale;
-          for (int j = i + 1; j < L; ++j) dr[j] = 0;
+          gemm<T>(false, false, rows, D, keys, T(1), dpb, L, k + int64_t(qb.k0) * QKV, QKV, T(1), dq + int64_t(qb.i0) * QKV,
+                  QKV);  // dq += dS K
+          gemm<T>(true, false, keys, D, rows, T(1), dpb, L, qi, QKV, T(1), dk + int64_t(qb.k0) * QKV, QKV);  // dk += dS^T Q
         }
-        gemm<T>(false, false, L, D, L, T(1), dp, L, k, QKV, T(1), dq, QKV);  // dq += dS K
-        gemm<T>(true, false, L, D, L, T(1), dp, L, q, QKV, T(1), dk, QKV);   // dk += dS^T Q
       }
     }
   });

@@ -68,14 +68,16 @@ function check(c: Case, rng: Rng): void {
   });
 }
 
-// Every transpose pair, odd sizes in each position, several 32-row groups and 32-column pairs with ragged
-// edges, depth across k-blocks (512), more columns than one packed block (2048), strided operands.
+// Every transpose pair, odd sizes in each position, several 32-row groups (the avx512bf16 kernel splits each
+// in strips of 12, 12 and 8 rows) and 32-column pairs with ragged edges, depth across k-blocks (at most 512
+// or 768), more columns than one packed block (2048), strided operands.
 const shapes: [number, number, number][] = [
   [1, 1, 1],
   [7, 17, 33],
   [33, 7, 17],
   [17, 33, 7],
   [70, 65, 40],
+  [60, 45, 70],
   [5, 9, 1100],
   [3, 2100, 5],
 ];
