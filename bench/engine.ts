@@ -7,10 +7,10 @@
  *   the CPU has bf16 hardware;
  * - training (forward + backward + AdamW) and forward tokens/s for configs S and M (batch 16 x 128) and
  *   L and Q (the shapes of SmolLM2-135M and Qwen2.5-0.5B, batch 8 x 256), beside PyTorch through the
- *   reference tool's `bench` (../shared/reference/torch_llama.py, looked for above the repository). The
- *   peer is PyTorch's best configuration in this run: float32 or `--autocast bf16`, 1 or 2 threads. The
- *   engine trains in bf16 (mixed precision) where the CPU has bf16 hardware, S and M in float32 too,
- *   and counts its faster precision;
+ *   reference tool's `bench` (../shared/reference/torch_llama.py, looked for above the repository, or
+ *   DNO_TORCH_REFERENCE). The peer is PyTorch's best configuration in this run: float32 or `--autocast
+ *   bf16`, 1 or 2 threads. The engine trains in bf16 (mixed precision) where the CPU has bf16 hardware,
+ *   S and M in float32 too, and counts its faster precision;
  * - peak RSS of training M (beside PyTorch's) and Q, and model-FLOP utilisation on L: 6 x parameters x
  *   tokens / step time over the GEMM peak measured here for the precision in use;
  * - LoRA (r 16, all seven projections, base frozen) beside full fine-tuning on config L, SmolLM2-135M's
@@ -33,6 +33,7 @@ import { CausalLM, type Example } from "../src/model/model.js";
 import { AdamW } from "../src/train/adamw.js";
 import { trainStep } from "../src/train/step.js";
 import { DnoError } from "../src/util/errors.js";
+import { findTorchReference } from "../src/util/shared-dir.js";
 import { BENCH_CONFIGS } from "./configs.js";
 import { type LoraBenchKind, loraBench, loraBenchChild } from "./engine-lora.js";
 
@@ -179,19 +180,6 @@ function bgemmBench(): BgemmRow[] {
     );
     return row;
   });
-}
-
-/** The reference tool, looked for as shared/reference/torch_llama.py beside the repository or above it. */
-function findTorchReference(): string {
-  for (let dir = dirname(repoRoot); ; dir = dirname(dir)) {
-    const candidate = join(dir, "shared/reference/torch_llama.py");
-    if (existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) {
-      throw new DnoError(
-        `the PyTorch reference is missing: no shared/reference/torch_llama.py in ${dirname(repoRoot)} or above`,
-      );
-    }
-  }
 }
 
 interface PeerResult {
@@ -353,6 +341,11 @@ function main(): void {
     .split(",")
     .filter((n) => n in CONFIGS) as ConfigName[];
   const reference = findTorchReference();
+  if (!reference) {
+    throw new DnoError(
+      "the PyTorch reference is missing: no shared/reference/torch_llama.py beside the repository or above it (set DNO_TORCH_REFERENCE)",
+    );
+  }
   const gemm = gemmBench();
   const bgemm = engine().bgemmHasHardware() ? bgemmBench() : [];
   const results = new Map(names.map((name) => [name, modelBench(reference, name)]));

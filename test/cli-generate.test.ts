@@ -3,11 +3,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { main } from "../src/cli/main.js";
 import { parseConfig } from "../src/model/config.js";
 import { readGguf } from "../src/model/gguf.js";
 import { CausalLM } from "../src/model/model.js";
 import { byteTokenizer, saveTokenizer } from "../src/model/tokenizer.js";
+import { dnoInProcess } from "./cli-in-process.js";
 
 const TEMPLATE =
   "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
@@ -23,16 +23,8 @@ function modelDir(): string {
   return dir;
 }
 
-/** Runs the CLI with stderr (progress, summary) silenced; returns the exit code. */
-async function dno(...args: string[]): Promise<number> {
-  const write = process.stderr.write;
-  process.stderr.write = () => true;
-  try {
-    return await main(["node", "dno", ...args]);
-  } finally {
-    process.stderr.write = write;
-  }
-}
+/** Runs the CLI in this process; its exit code (its output is captured and dropped). */
+const dno = async (...args: string[]) => (await dnoInProcess(args)).code;
 
 test("dno generate writes K responses per prompt, the same for the same seed", async () => {
   const dir = modelDir();
@@ -64,18 +56,9 @@ test("dno generate rejects a bad prompt line with file:line", async () => {
   const dir = modelDir();
   const input = join(dir, "bad.jsonl");
   writeFileSync(input, '{"prompt":"ok"}\n{"prompt":3}\n');
-  const errors: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = (s: string | Uint8Array) => errors.push(String(s)) > 0;
-  try {
-    assert.equal(
-      await main(["node", "dno", "generate", "--model", dir, "--input", input, "--output", join(dir, "o")]),
-      1,
-    );
-  } finally {
-    process.stderr.write = write;
-  }
-  assert.match(errors.join(""), /bad\.jsonl:2: prompt/);
+  const r = await dnoInProcess(["generate", "--model", dir, "--input", input, "--output", join(dir, "o")]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /bad\.jsonl:2: prompt/);
 });
 
 test("dno export --format gguf writes a llama GGUF with the tokenizer and chat template", async () => {

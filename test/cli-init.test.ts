@@ -1,7 +1,7 @@
 /**
- * `dno init`: the default template is the demo's task with the demo's settings and learns (the win rate
- * against the initial policy rises every iteration, no collapse guard trips); the other starting points
- * write configs that validate, with oracles that prefer what they say.
+ * `dno init`: the default template is the demo's task with the demo's settings and learns (the last
+ * iterate clearly beats the initial policy, accuracy rises, no collapse guard trips); the other
+ * starting points write configs that validate, with oracles that prefer what they say.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -22,7 +22,7 @@ import {
   STYLES,
 } from "../src/demo/task.js";
 import { loadRunConfig } from "../src/pipeline/config.js";
-import { findShared } from "./shared-dir.js";
+import { findShared } from "../src/util/shared-dir.js";
 
 const BIN = fileURLToPath(new URL("../../bin/dno.js", import.meta.url));
 const dno = (cwd: string, ...args: string[]) =>
@@ -53,7 +53,7 @@ test("dno init writes the demo's task with the demo's settings; its oracle is th
   }
 });
 
-test("dno init's template learns: the win rate against the initial policy rises every iteration", () => {
+test("dno init's template learns: the last iterate beats the initial policy, and accuracy rises", () => {
   const dir = mkdtempSync(join(tmpdir(), "dno-init-"));
   assert.equal(dno(dir, "init", "ex").status, 0);
   const run = dno(join(dir, "ex"), "run", "--config", "dno.yaml");
@@ -64,13 +64,11 @@ test("dno init's template learns: the win rate against the initial policy rises 
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l));
+  // The property, not this seed's path (the README's run: 0.556, 0.702, 0.732 vs initial): the last
+  // iterate clearly better than the initial policy.
   const vsInitial = metrics.slice(1).map((m) => m.winrate_vs_initial as number);
   assert.equal(vsInitial.length, 3);
-  for (let i = 0; i < vsInitial.length; i++) {
-    const floor = i === 0 ? 0.5 : vsInitial[i - 1]!;
-    assert.ok(vsInitial[i]! > floor, `iteration ${i + 1}: ${vsInitial}`);
-  }
-
+  assert.ok(vsInitial[2]! > 0.6, `the last iterate clearly beats the initial policy: ${vsInitial}`);
   assert.ok(metrics[3].metrics.accuracy > metrics[0].metrics.accuracy, "accuracy rises");
   const report = dno(dir, "report", "ex/run");
   assert.equal(report.status, 0, report.stderr);

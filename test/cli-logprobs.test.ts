@@ -3,48 +3,22 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { main } from "../src/cli/main.js";
 import { parseConfig } from "../src/model/config.js";
 import { CausalLM } from "../src/model/model.js";
+import { dnoInProcess } from "./cli-in-process.js";
 
-/** Runs the CLI, capturing stdout and stderr. */
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const write = [process.stdout.write, process.stderr.write];
-  process.stdout.write = ((s: string) => out.push(s) > 0) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => err.push(s) > 0) as typeof process.stderr.write;
-  try {
-    const code = await main(["node", "dno", ...args]);
-    return { code, out: out.join(""), err: err.join("") };
-  } finally {
-    [process.stdout.write, process.stderr.write] = write as [
-      typeof process.stdout.write,
-      typeof process.stderr.write,
-    ];
-  }
-}
+const CONFIG = parseConfig(
+  { vocab_size: 50, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2 },
+  "c",
+);
 
 test("dno logprobs writes the reference tool's format", async () => {
   const dir = mkdtempSync(join(tmpdir(), "dno-lp-"));
-  const model = CausalLM.init(
-    parseConfig(
-      {
-        vocab_size: 50,
-        hidden_size: 16,
-        intermediate_size: 24,
-        num_hidden_layers: 1,
-        num_attention_heads: 2,
-      },
-      "c",
-    ),
-    4,
-    0.5,
-  );
+  const model = CausalLM.init(CONFIG, 4, 0.5);
   model.save(join(dir, "m"));
   const sequences = [[1, 5, 9], [3], [7, 7, 7, 7, 49]];
   writeFileSync(join(dir, "in.json"), JSON.stringify({ sequences }));
-  const r = await run([
+  const r = await dnoInProcess([
     "logprobs",
     "--model",
     join(dir, "m"),
@@ -53,8 +27,8 @@ test("dno logprobs writes the reference tool's format", async () => {
     "--out",
     join(dir, "out.json"),
   ]);
-  assert.equal(r.code, 0, r.err);
-  const summary = JSON.parse(r.out);
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
   assert.equal(summary.cmd, "logprobs");
   assert.equal(summary.scored_tokens, 6);
   const out = JSON.parse(readFileSync(join(dir, "out.json"), "utf8"));
@@ -80,19 +54,7 @@ test("dno logprobs writes the reference tool's format", async () => {
 
 test("dno logprobs: bad input is one clear error naming the file and the place", async () => {
   const dir = mkdtempSync(join(tmpdir(), "dno-lp-"));
-  CausalLM.init(
-    parseConfig(
-      {
-        vocab_size: 50,
-        hidden_size: 16,
-        intermediate_size: 24,
-        num_hidden_layers: 1,
-        num_attention_heads: 2,
-      },
-      "c",
-    ),
-    1,
-  ).save(join(dir, "m"));
+  CausalLM.init(CONFIG, 1).save(join(dir, "m"));
   const cases: [unknown, RegExp][] = [
     [
       {
@@ -108,7 +70,7 @@ test("dno logprobs: bad input is one clear error naming the file and the place",
   ];
   for (const [input, message] of cases) {
     writeFileSync(join(dir, "in.json"), JSON.stringify(input));
-    const r = await run([
+    const r = await dnoInProcess([
       "logprobs",
       "--model",
       join(dir, "m"),
@@ -118,10 +80,10 @@ test("dno logprobs: bad input is one clear error naming the file and the place",
       join(dir, "o.json"),
     ]);
     assert.equal(r.code, 1);
-    assert.match(r.err, message);
-    assert.equal(r.err.trim().split("\n").length, 1);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
   }
-  const r = await run([
+  const r = await dnoInProcess([
     "logprobs",
     "--model",
     join(dir, "nope"),

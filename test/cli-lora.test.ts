@@ -4,7 +4,6 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { main } from "../src/cli/main.js";
 import { Rng } from "../src/core/rng.js";
 import { ContinuousBatcher } from "../src/model/batcher.js";
 import { parseConfig } from "../src/model/config.js";
@@ -12,16 +11,10 @@ import { readGguf } from "../src/model/gguf.js";
 import { LoraAdapter, loraConfigSchema } from "../src/model/lora.js";
 import { CausalLM } from "../src/model/model.js";
 import { byteTokenizer, saveTokenizer } from "../src/model/tokenizer.js";
+import { dnoInProcess } from "./cli-in-process.js";
 
-async function dno(...args: string[]): Promise<number> {
-  const write = process.stderr.write;
-  process.stderr.write = () => true;
-  try {
-    return await main(["node", "dno", ...args]);
-  } finally {
-    process.stderr.write = write;
-  }
-}
+/** Runs the CLI in this process; its exit code (its output is captured and dropped). */
+const dno = async (...args: string[]) => (await dnoInProcess(args)).code;
 
 function fixture(): { dir: string; model: string; adapter: string } {
   const dir = mkdtempSync(join(tmpdir(), "dno-cli-lora-"));

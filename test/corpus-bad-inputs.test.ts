@@ -5,8 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { dnoInProcess } from "./cli-in-process.js";
 import { CORPUS } from "./corpus-cases.js";
-import { dnoInProcess, freshFixture } from "./corpus-fixtures.js";
+import { freshFixture } from "./corpus-fixtures.js";
 import { snapshot } from "./tiny-run.js";
 
 test(`the bad-input corpus: ${CORPUS.length} cases, one clear error each, nothing changed`, async (t) => {

@@ -3,11 +3,17 @@ import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { Rng } from "../src/core/rng.js";
 import { BGEMM_KERNELS, engine } from "../src/engine/index.js";
+import {
+  forEachResult,
+  type GemmCase,
+  gemmKernels,
+  gemmOperands,
+  randomArray,
+  transposePairs,
+} from "./gemm-cases.js";
 
 const addon = engine();
-const bestKernel = addon.bgemmKernel();
-const kernels = BGEMM_KERNELS.filter((k) => addon.bgemmUseKernel(k));
-addon.bgemmUseKernel(bestKernel);
+const kernels = gemmKernels(BGEMM_KERNELS, addon.bgemmKernel(), (k) => addon.bgemmUseKernel(k));
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -21,22 +27,8 @@ function roundBf16(x: number): number {
   return f32[0]!;
 }
 
-function randomArray(rng: Rng, n: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = rng.float() * 2 - 1;
-  return out;
-}
-
-interface Case {
-  M: number;
-  N: number;
-  K: number;
-  transA: boolean;
-  transB: boolean;
-  alpha: number;
-  beta: number;
+interface Case extends GemmCase {
   bf16B: boolean;
-  pad: number;
 }
 
 /**
@@ -46,54 +38,34 @@ interface Case {
  * (2^-7 of the absolute sum: each operand moves by at most 2^-8 of itself). Padding past C's rows stays.
  */
 function check(c: Case, rng: Rng): void {
-  const [aRows, aCols] = c.transA ? [c.K, c.M] : [c.M, c.K];
-  const [bRows, bCols] = c.transB ? [c.N, c.K] : [c.K, c.N];
-  const lda = aCols + c.pad;
-  const ldb = bCols + c.pad;
-  const ldc = c.N + c.pad;
-  const A = randomArray(rng, Math.max(1, aRows * lda));
-  const B = randomArray(rng, Math.max(1, bRows * ldb));
-  const C = randomArray(rng, c.M * ldc);
-  if (c.beta === 0) for (let i = 0; i < c.M; i++) C.fill(Number.NaN, i * ldc, i * ldc + c.N);
-  const C0 = C.slice();
+  const ops = gemmOperands(c, rng);
+  const { A, B, C, lda, ldb, ldc } = ops;
   let Bin: Float32Array | Uint16Array = B;
   if (c.bf16B) {
     Bin = new Uint16Array(B.length);
     addon.toBf16(B, Bin);
   }
   addon.bgemm(c.transA, c.transB, c.M, c.N, c.K, c.alpha, A, lda, Bin, ldb, c.beta, C, ldc);
-  const a = (i: number, k: number) => (c.transA ? A[k * lda + i]! : A[i * lda + k]!);
-  const b = (k: number, j: number) => (c.transB ? B[j * ldb + k]! : B[k * ldb + j]!);
-  for (let i = 0; i < c.M; i++) {
-    for (let j = 0; j < ldc; j++) {
-      const got = C[i * ldc + j]!;
-      if (j >= c.N) {
-        assert.equal(got, C0[i * ldc + j], `padding C[${i},${j}] was written`);
-        continue;
-      }
-      let rounded = 0;
-      let exact = 0;
-      let abs = 0;
-      for (let k = 0; k < c.K; k++) {
-        rounded += roundBf16(a(i, k)) * roundBf16(b(k, j));
-        exact += a(i, k) * b(k, j);
-        abs += Math.abs(a(i, k) * b(k, j));
-      }
-      const old = c.beta === 0 ? 0 : c.beta * C0[i * ldc + j]!;
-      const scale = Math.abs(c.alpha) * abs * (1 + 2 ** -7) + Math.abs(old) + 1e-30;
-      const where = `${JSON.stringify(c)}: C[${i},${j}] = ${got}`;
-      const errRounded = Math.abs(got - (c.alpha * rounded + old)) / scale;
-      assert.ok(
-        errRounded <= (c.K + 2) * 2 ** -23,
-        `${where}, bf16 operands give ${c.alpha * rounded + old}`,
-      );
-      const errExact = Math.abs(got - (c.alpha * exact + old)) / scale;
-      assert.ok(
-        errExact <= 2 ** -7 * 1.01 + (c.K + 2) * 2 ** -23,
-        `${where}, float32 operands give ${c.alpha * exact + old}`,
-      );
+  forEachResult(c, ops, (i, j, got, old) => {
+    let rounded = 0;
+    let exact = 0;
+    let abs = 0;
+    for (let k = 0; k < c.K; k++) {
+      const [a, b] = [ops.a(i, k), ops.b(k, j)];
+      rounded += roundBf16(a) * roundBf16(b);
+      exact += a * b;
+      abs += Math.abs(a * b);
     }
-  }
+    const scale = Math.abs(c.alpha) * abs * (1 + 2 ** -7) + Math.abs(old) + 1e-30;
+    const where = `${JSON.stringify(c)}: C[${i},${j}] = ${got}`;
+    const errRounded = Math.abs(got - (c.alpha * rounded + old)) / scale;
+    assert.ok(errRounded <= (c.K + 2) * 2 ** -23, `${where}, bf16 operands give ${c.alpha * rounded + old}`);
+    const errExact = Math.abs(got - (c.alpha * exact + old)) / scale;
+    assert.ok(
+      errExact <= 2 ** -7 * 1.01 + (c.K + 2) * 2 ** -23,
+      `${where}, float32 operands give ${c.alpha * exact + old}`,
+    );
+  });
 }
 
 // Every transpose pair, odd sizes in each position, several 32-row groups (the avx512bf16 kernel splits each
@@ -110,23 +82,16 @@ const shapes: [number, number, number][] = [
   [3, 2100, 5],
 ];
 
-for (const kernel of kernels) {
+for (const kernel of kernels.usable) {
   test(`bgemm (${kernel} kernel) matches bf16-rounded and float32 references`, () => {
-    assert.ok(addon.bgemmUseKernel(kernel));
-    try {
+    kernels.using(kernel, () => {
       const rng = Rng.derive(3, "bgemm", kernel);
-      for (const [M, N, K] of shapes) {
-        for (const transA of [false, true]) {
-          for (const transB of [false, true]) {
-            const bf16B = (M + N + K + Number(transA) + Number(transB)) % 2 === 0;
-            check({ M, N, K, transA, transB, alpha: 1, beta: 0, bf16B, pad: (M + N) % 3 }, rng);
-            check({ M, N, K, transA, transB, alpha: -0.5, beta: 0.25, bf16B: !bf16B, pad: 1 }, rng);
-          }
-        }
+      for (const t of transposePairs(shapes)) {
+        const bf16B = (t.M + t.N + t.K + Number(t.transA) + Number(t.transB)) % 2 === 0;
+        check({ ...t, alpha: 1, beta: 0, bf16B, pad: (t.M + t.N) % 3 }, rng);
+        check({ ...t, alpha: -0.5, beta: 0.25, bf16B: !bf16B, pad: 1 }, rng);
       }
-    } finally {
-      addon.bgemmUseKernel(bestKernel);
-    }
+    });
   });
 }
 
@@ -135,13 +100,11 @@ test("every bf16 kernel gives the same result (float32 sums in another order at 
   const [M, N, K] = [40, 50, 600];
   const A = randomArray(rng, M * K);
   const B = randomArray(rng, N * K);
-  const results = kernels.map((k) => {
-    addon.bgemmUseKernel(k);
+  const results = kernels.usable.map((k) => {
     const C = new Float32Array(M * N);
-    addon.bgemm(false, true, M, N, K, 1, A, K, B, K, 0, C, N);
+    kernels.using(k, () => addon.bgemm(false, true, M, N, K, 1, A, K, B, K, 0, C, N));
     return C;
   });
-  addon.bgemmUseKernel(bestKernel);
   for (const C of results.slice(1)) {
     for (let i = 0; i < C.length; i++) assert.ok(Math.abs(C[i]! - results[0]![i]!) <= 1e-4, `element ${i}`);
   }
@@ -195,9 +158,9 @@ test("bgemm rejects operands of the wrong type or size, and unknown kernels", ()
     /B Float32Array or Uint16Array/,
   );
   assert.equal(addon.bgemmUseKernel("no-such-kernel"), false);
-  assert.equal(addon.bgemmKernel(), bestKernel);
-  assert.ok(kernels.includes("emulated"));
-  assert.equal(addon.bgemmHasHardware(), bestKernel !== "emulated");
+  assert.equal(addon.bgemmKernel(), kernels.best);
+  assert.ok(kernels.usable.includes("emulated"));
+  assert.equal(addon.bgemmHasHardware(), kernels.best !== "emulated");
 });
 
 test("DNO_BGEMM_KERNEL forces a kernel, and names the usable ones when this CPU lacks it", () => {
@@ -215,6 +178,8 @@ test("DNO_BGEMM_KERNEL forces a kernel, and names the usable ones when this CPU 
   assert.notEqual(bad.status, 0);
   assert.match(
     bad.stderr,
-    new RegExp(`DNO_BGEMM_KERNEL=no-such-kernel: this CPU cannot run it; it runs ${kernels.join(", ")}`),
+    new RegExp(
+      `DNO_BGEMM_KERNEL=no-such-kernel: this CPU cannot run it; it runs ${kernels.usable.join(", ")}`,
+    ),
   );
 });

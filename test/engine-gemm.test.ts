@@ -2,73 +2,40 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Rng } from "../src/core/rng.js";
 import { engine } from "../src/engine/index.js";
+import {
+  forEachResult,
+  type GemmCase,
+  gemmKernels,
+  gemmOperands,
+  randomArray,
+  transposePairs,
+} from "./gemm-cases.js";
 
 const addon = engine();
-const bestKernel = addon.sgemmKernel();
-const kernels = ["avx512", "avx2", "portable"].filter((k) => addon.sgemmUseKernel(k));
-addon.sgemmUseKernel(bestKernel);
+const kernels = gemmKernels(["avx512", "avx2", "portable"], addon.sgemmKernel(), (k) =>
+  addon.sgemmUseKernel(k),
+);
 
-interface Case {
-  M: number;
-  N: number;
-  K: number;
-  transA: boolean;
-  transB: boolean;
-  alpha: number;
-  beta: number;
-  pad?: number; // extra columns in every leading dimension
-}
-
-function randomArray(rng: Rng, n: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = rng.float() * 2 - 1;
-  return out;
-}
-
-// Runs one case through the addon and checks every element of C against a float64 reference, within
-// the float32 accumulation bound (K + 2) * 2^-23 * (|alpha| * sum_k |a b| + |beta c|). Padding past
-// each row of C must be left alone. Returns the worst error relative to that scale.
-function check(c: Case, rng: Rng): number {
-  const pad = c.pad ?? 0;
-  const [aRows, aCols] = c.transA ? [c.K, c.M] : [c.M, c.K];
-  const [bRows, bCols] = c.transB ? [c.N, c.K] : [c.K, c.N];
-  const lda = aCols + pad;
-  const ldb = bCols + pad;
-  const ldc = c.N + pad;
-  const A = randomArray(rng, Math.max(1, aRows * lda));
-  const B = randomArray(rng, Math.max(1, bRows * ldb));
-  const C = randomArray(rng, c.M * ldc);
-  if (c.beta === 0) for (let i = 0; i < c.M; i++) C.fill(Number.NaN, i * ldc, i * ldc + c.N);
-  const C0 = C.slice();
+// Checks every element of C against a float64 reference, within the float32 accumulation bound
+// (K + 2) * 2^-23 * (|alpha| * sum_k |a b| + |beta c|).
+function check(c: GemmCase, rng: Rng): void {
+  const ops = gemmOperands(c, rng);
+  const { A, B, C, lda, ldb, ldc } = ops;
   addon.sgemm(c.transA, c.transB, c.M, c.N, c.K, c.alpha, A, lda, B, ldb, c.beta, C, ldc);
-  const a = (i: number, k: number) => (c.transA ? A[k * lda + i] : A[i * lda + k]);
-  const b = (k: number, j: number) => (c.transB ? B[j * ldb + k] : B[k * ldb + j]);
-  let worst = 0;
-  for (let i = 0; i < c.M; i++) {
-    for (let j = 0; j < ldc; j++) {
-      const got = C[i * ldc + j];
-      if (j >= c.N) {
-        assert.equal(got, C0[i * ldc + j], `padding C[${i},${j}] was written`);
-        continue;
-      }
-      let sum = 0;
-      let abs = 0;
-      for (let k = 0; k < c.K; k++) {
-        const p = a(i, k) * b(k, j);
-        sum += p;
-        abs += Math.abs(p);
-      }
-      const old = c.beta === 0 ? 0 : c.beta * C0[i * ldc + j];
-      const want = c.alpha * sum + old;
-      const scale = Math.abs(c.alpha) * abs + Math.abs(old) + 1e-30;
-      const err = Math.abs(got - want) / scale;
-      if (!(err <= (c.K + 2) * 2 ** -23)) {
-        assert.fail(`${JSON.stringify(c)}: C[${i},${j}] = ${got}, want ${want} (relative error ${err})`);
-      }
-      worst = Math.max(worst, err);
+  forEachResult(c, ops, (i, j, got, old) => {
+    let sum = 0;
+    let abs = 0;
+    for (let k = 0; k < c.K; k++) {
+      const p = ops.a(i, k) * ops.b(k, j);
+      sum += p;
+      abs += Math.abs(p);
     }
-  }
-  return worst;
+    const want = c.alpha * sum + old;
+    const err = Math.abs(got - want) / (Math.abs(c.alpha) * abs + Math.abs(old) + 1e-30);
+    if (!(err <= (c.K + 2) * 2 ** -23)) {
+      assert.fail(`${JSON.stringify(c)}: C[${i},${j}] = ${got}, want ${want} (relative error ${err})`);
+    }
+  });
 }
 
 // Every transpose pair on odd sizes (1, 7, 17, 33, 257 in each position), K across several packed
@@ -93,23 +60,14 @@ const scalars: [number, number][] = [
   [-2, 0.25],
 ];
 
-for (const kernel of kernels) {
+for (const kernel of kernels.usable) {
   test(`sgemm (${kernel} kernel) matches a float64 reference on every transpose pair`, () => {
-    assert.ok(addon.sgemmUseKernel(kernel));
-    try {
+    kernels.using(kernel, () => {
       const rng = Rng.derive(3, "gemm", kernel);
-      for (const [M, N, K] of shapes) {
-        for (const transA of [false, true]) {
-          for (const transB of [false, true]) {
-            for (const [alpha, beta] of scalars) {
-              check({ M, N, K, transA, transB, alpha, beta, pad: (M + N) % 3 }, rng);
-            }
-          }
-        }
+      for (const t of transposePairs(shapes)) {
+        for (const [alpha, beta] of scalars) check({ ...t, alpha, beta, pad: (t.M + t.N) % 3 }, rng);
       }
-    } finally {
-      addon.sgemmUseKernel(bestKernel);
-    }
+    });
   });
 }
 
@@ -160,5 +118,5 @@ test("sgemm rejects operands too small for their shape", () => {
     /B holds 6 floats, needs 9/,
   );
   assert.equal(addon.sgemmUseKernel("no-such-kernel"), false);
-  assert.equal(addon.sgemmKernel(), bestKernel);
+  assert.equal(addon.sgemmKernel(), kernels.best);
 });

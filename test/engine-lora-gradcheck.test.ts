@@ -8,11 +8,12 @@ import { test } from "node:test";
 import { Rng } from "../src/core/rng.js";
 import { engine, type NativeConfig, type NativeLoraSpec } from "../src/engine/index.js";
 import { parseConfig } from "../src/model/config.js";
+import { checkGradients, PACKED, weightedLogprobLoss } from "./gradcheck.js";
 
 // GQA, q/k/v and o_proj biases: every group of projections with outputs of different widths
 const config = parseConfig(
   {
-    vocab_size: 19,
+    vocab_size: 23,
     hidden_size: 12,
     intermediate_size: 10,
     num_hidden_layers: 2,
@@ -24,43 +25,10 @@ const config = parseConfig(
   "lora gradcheck",
 );
 const ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
-const tokens = Int32Array.from([1, 2, 5, 7, 2, 9, 11, 4, 3, 2, 8, 18]);
-const starts = Int32Array.from([0, 7, 12]);
-const targets = Int32Array.from([5, -1, 7, 2, 9, 11, 0, 3, 2, -1, 18, 1]);
+const { tokens, starts, targets } = PACKED;
 
 function randomArray(n: number, rng: Rng, std: number): Float64Array {
   return Float64Array.from({ length: n }, () => rng.normal() * std);
-}
-
-/** max |analytic - numeric| over sampled entries of each tensor, against the largest numeric value. */
-function checkTensors(
-  tensors: { name: string; offset: number; size: number }[],
-  x: Float64Array,
-  grads: Float64Array,
-  loss: () => number,
-): void {
-  const h = 1e-5;
-  for (const slot of tensors) {
-    let worst = 0;
-    let scale = 0;
-    for (let k = 0; k < Math.min(slot.size, 10); k++) {
-      const i = slot.offset + ((k * 7919) % slot.size);
-      const v = x[i]!;
-      x[i] = v + h;
-      const up = loss();
-      x[i] = v - h;
-      const down = loss();
-      x[i] = v;
-      const numeric = (up - down) / (2 * h);
-      worst = Math.max(worst, Math.abs(numeric - grads[i]!));
-      scale = Math.max(scale, Math.abs(numeric));
-    }
-    assert.ok(scale > 0, `${slot.name}: no gradient reaches it`);
-    assert.ok(
-      worst <= 1e-7 * Math.max(scale, 1),
-      `${slot.name}: analytic vs numeric differ by ${worst} (scale ${scale})`,
-    );
-  }
 }
 
 function setup(c: NativeConfig, spec: NativeLoraSpec, seed: number) {
@@ -83,15 +51,9 @@ for (const spec of [
     const loraGrads = new Float64Array(lora.total);
     const model = new (engine().Model64)(config, params, null);
     model.setLora(spec, loraParams, loraGrads);
-    const logp = new Float64Array(tokens.length);
-    const loss = () => {
-      model.forward(tokens, starts, targets, logp, false, null);
-      return logp.reduce((s, lp, n) => s + lp * weights[n]!, 0);
-    };
-    model.forward(tokens, starts, targets, logp, true, null);
-    model.backward(weights);
+    const loss = weightedLogprobLoss(model, weights);
     assert.equal(lora.tensors.length, 2 * spec.targets.length * config.numLayers);
-    checkTensors(lora.tensors, loraParams, loraGrads, loss);
+    checkGradients(lora.tensors, loraParams, loraGrads, loss, { samples: 10 });
   });
 }
 
@@ -101,14 +63,8 @@ test("engine: base gradients stay exact with a frozen adapter applied", () => {
   const grads = new Float64Array(params.length);
   const model = new (engine().Model64)(config, params, grads);
   model.setLora(spec, loraParams, null);
-  const logp = new Float64Array(tokens.length);
-  const loss = () => {
-    model.forward(tokens, starts, targets, logp, false, null);
-    return logp.reduce((s, lp, n) => s + lp * weights[n]!, 0);
-  };
-  model.forward(tokens, starts, targets, logp, true, null);
-  model.backward(weights);
-  checkTensors(engine().paramLayout(config).tensors, params, grads, loss);
+  const loss = weightedLogprobLoss(model, weights);
+  checkGradients(engine().paramLayout(config).tensors, params, grads, loss, { samples: 10 });
 });
 
 test("engine: a frozen base with no adapter that trains refuses to keep activations for backward", () => {

@@ -14,10 +14,11 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Rng } from "../src/core/rng.js";
 import { gamedDifficulty, readGamedAnnotations } from "../src/eval/alpaca.js";
+import { PYTHON } from "./python-reference.js";
 
 const dno = fileURLToPath(new URL("../../bin/dno.js", import.meta.url));
 const sklearnReference = fileURLToPath(new URL("../../test/reference/alpaca_lc_sklearn.py", import.meta.url));
-const PYTHON = "/usr/bin/python3";
+
 const dir = mkdtempSync(join(tmpdir(), "dno-gamed-"));
 
 interface Annotation {

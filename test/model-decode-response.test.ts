@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { generate } from "../src/model/generate.js";
 import { CausalLM } from "../src/model/model.js";
 import { byteTokenizer, decodeResponse, encodeResponse, loadTokenizer } from "../src/model/tokenizer.js";
-import { findShared } from "./shared-dir.js";
+import { findShared } from "../src/util/shared-dir.js";
 
 const MODEL = findShared("models/babyllama-105");
 const skip = MODEL === undefined ? "shared/models/babyllama-105 is not beside the repository" : false;

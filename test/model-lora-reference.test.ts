@@ -15,7 +15,8 @@ import { Rng } from "../src/core/rng.js";
 import { parseConfig } from "../src/model/config.js";
 import { LORA_TARGETS, LoraAdapter, loraConfigSchema } from "../src/model/lora.js";
 import { CausalLM } from "../src/model/model.js";
-import { findTorchReference, PYTHON, torchReferenceSkip } from "./shared-dir.js";
+import { findTorchReference } from "../src/util/shared-dir.js";
+import { PYTHON, torchReferenceSkip } from "./python-reference.js";
 
 const REFERENCE = findTorchReference();
 const skip = torchReferenceSkip(REFERENCE);

@@ -20,7 +20,8 @@ import { parseConfig } from "../src/model/config.js";
 import { CausalLM, type Example } from "../src/model/model.js";
 import { AUTO_BF16_MIN_HIDDEN, parsePrecision, resolvePrecision } from "../src/model/precision.js";
 import { encodeExample, initPolicy, responseTokenCount, trainSteps } from "../src/pipeline/policy.js";
-import { findTorchReference, PYTHON, torchReferenceSkip } from "./shared-dir.js";
+import { findTorchReference } from "../src/util/shared-dir.js";
+import { PYTHON, torchReferenceSkip } from "./python-reference.js";
 
 const REFERENCE = findTorchReference();
 const skip = torchReferenceSkip(REFERENCE);

@@ -15,7 +15,8 @@ import { sequenceLossFn } from "../src/core/objectives.js";
 import { Rng } from "../src/core/rng.js";
 import { CausalLM } from "../src/model/model.js";
 import { readSafetensors } from "../src/model/safetensors.js";
-import { findTorchReference, PYTHON, torchReferenceSkip } from "./shared-dir.js";
+import { findTorchReference } from "../src/util/shared-dir.js";
+import { PYTHON, torchReferenceSkip } from "./python-reference.js";
 
 const REFERENCE = findTorchReference();
 const skip = torchReferenceSkip(REFERENCE);

@@ -3,8 +3,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { engine } from "../src/engine/index.js";
 import { loadRunConfig } from "../src/pipeline/config.js";
 import { DnoError } from "../src/util/errors.js";
+import { dnoInProcess } from "./cli-in-process.js";
+import { TINY_CONFIG, tinyRunInputs } from "./tiny-run.js";
 
 const GOOD = `
 model: { from_scratch: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2 } }
@@ -76,4 +79,16 @@ test("the neighbours' sections: defaults, and combinations that cannot work are 
     /objective\.spo\.samples_per_response/,
   );
   rejects(`${GOOD}search: {}\npairs: { offline: true }\n`, /search: MCTS builds its own step-level pairs/);
+});
+
+test("`threads` sizes the engine's thread pool for dno run", async () => {
+  const dir = tinyRunInputs(`${TINY_CONFIG}threads: 1\n`);
+  const pool = engine().numThreads();
+  try {
+    const run = await dnoInProcess(["run", "--config", join(dir, "dno.yaml")]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(engine().numThreads(), 1);
+  } finally {
+    engine().setNumThreads(pool);
+  }
 });

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { byteTokenizer, encodePrompt } from "../src/model/tokenizer.js";
 import { encodePromptText, loadPolicy, tokenSequenceLogprobs } from "../src/pipeline/policy.js";
-import { BIN, setupRun } from "./run-fixture.js";
+import { BIN, endsWithin, killRunWhen, setupRun } from "./run-fixture.js";
 
 /**
  * A faulty network in front of `dno serve`: it starts the server on a free port and forwards to it,
@@ -124,15 +124,6 @@ function run(
   });
 }
 
-/** Running (an exited process not yet reaped, a zombie, is not). */
-const alive = (pid: number) => {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-};
-
 let reference: { dir: string; hash: string } | undefined;
 async function uninterrupted() {
   if (!reference) {
@@ -186,39 +177,21 @@ test("a run samples through a launched dno serve behind faults: retried, failed 
   assert.ok(!existsSync(join(dir, "run/serve/server.pid")), "every launched server was stopped");
 });
 
-test("kill -9 of the run mid-sampling, then resume: the leftover server is stopped, same final weights", async () => {
+test("kill -9 of the run mid-sampling: its server dies with it; a resume ends with the same weights", async () => {
   const ref = await uninterrupted();
   const { dir, env } = setup();
-  let serverPid = 0;
-  await new Promise<void>((resolve, reject) => {
-    const child: ChildProcess = spawn(process.execPath, [BIN, "run", "--config", "dno.yaml"], {
-      cwd: dir,
-      env,
-    });
-    let err = "";
-    child.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-    });
-    const poll = setInterval(() => {
-      // 1/sample's server is up and answering: kill the run in the middle of the stage.
-      const log = join(dir, "run/serve/1-sample.log");
-      if (existsSync(log) && readFileSync(log, "utf8").includes("dno serve: policy at")) {
-        clearInterval(poll);
-        serverPid = Number(readFileSync(join(dir, "run/serve/server.pid"), "utf8"));
-        setTimeout(() => child.kill("SIGKILL"), 50);
-      }
-    }, 10);
-    child.on("exit", (code, signal) => {
-      clearInterval(poll);
-      if (signal === "SIGKILL") resolve();
-      else reject(new Error(`dno run ended before the kill (${code}): ${err}`));
-    });
-  });
-  assert.ok(serverPid > 0 && alive(serverPid), "the killed run left its server running");
+  // 1/sample's server is up and answering: kill the run in the middle of the stage.
+  const log = join(dir, "run/serve/1-sample.log");
+  await killRunWhen(
+    dir,
+    env,
+    () => existsSync(log) && readFileSync(log, "utf8").includes("dno serve: policy at"),
+  );
+  const serverPid = Number(readFileSync(join(dir, "run/serve/server.pid"), "utf8"));
+  assert.ok(await endsWithin(serverPid, 20_000), "the server outlived the killed run");
   const resumed = await run(dir, env);
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.equal(finalHash(resumed.stdout), ref.hash);
-  assert.ok(!alive(serverPid), "the resumed run stopped the leftover server");
 });
 
 test("a sampler server that never gets ready fails the stage with one clear error", async () => {

@@ -7,7 +7,7 @@ import { parseConfig } from "../src/model/config.js";
 import { CausalLM } from "../src/model/model.js";
 import { byteTokenizer, saveTokenizer } from "../src/model/tokenizer.js";
 import { loadPolicy, tokenSequenceLogprobs } from "../src/pipeline/policy.js";
-import { BIN, dno, setupRun } from "./run-fixture.js";
+import { BIN, dno, endsWithin, killRunWhen, setupRun } from "./run-fixture.js";
 
 const config = (trainer = "") => `seed: 3
 run_dir: run
@@ -100,6 +100,19 @@ test("a trainer command that leaves no checkpoint fails the stage with one clear
   assert.equal(r.status, 1);
   assert.match(r.stderr, /dno: error: trainer command left no checkpoint in .*found: notes\.txt/);
   assert.equal(r.stderr.match(/dno: error:/g)?.length, 1);
+});
+
+test("kill -9 of the run mid-training: the trainer command dies with it", async () => {
+  // The command's own pid ($$, kept by exec) is the process group's leader: the trainer.
+  const dir = setupRun(config(commandTrainer("echo $$ > trainer.pid; exec sleep 600")), "dno-trainer-");
+  const pidFile = join(dir, "trainer.pid");
+  await killRunWhen(
+    dir,
+    process.env,
+    () => existsSync(pidFile) && readFileSync(pidFile, "utf8").endsWith("\n"),
+  );
+  const trainer = Number(readFileSync(pidFile, "utf8"));
+  assert.ok(await endsWithin(trainer, 20_000), "the trainer outlived the killed run");
 });
 
 test("dno train on a plain TRL file tokenises it and computes the reference log-probs as a run does", () => {

@@ -1,5 +1,6 @@
 /** Progress bars with ETA on stderr for a pipeline run: one bar per long stage, a line per finished stage. */
 import { SingleBar } from "cli-progress";
+import { type GuardWarning, guardLine } from "../pipeline/guards.js";
 import type { ProgressFn } from "../pipeline/run.js";
 import type { StageEvents } from "../pipeline/stages.js";
 
@@ -27,7 +28,13 @@ export function progressUnit(stage: string): string {
  */
 const ETA_BUFFER = 200;
 
-export function stageProgress(): { progress: ProgressFn; events: StageEvents; stop(): void } {
+export function stageProgress(): {
+  progress: ProgressFn;
+  events: StageEvents;
+  /** A collapse guard's warning, on its own line below the bars. */
+  warn(warning: GuardWarning): void;
+  stop(): void;
+} {
   let bar: SingleBar | undefined;
   let label = "";
   const stop = () => {
@@ -60,6 +67,10 @@ export function stageProgress(): { progress: ProgressFn; events: StageEvents; st
         stop();
         process.stderr.write(`  ${record.name}: ${record.seconds.toFixed(1)} s\n`);
       },
+    },
+    warn(warning) {
+      stop();
+      process.stderr.write(`${guardLine(warning)}\n`);
     },
     stop,
   };

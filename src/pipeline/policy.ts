@@ -9,7 +9,7 @@ import { Rng } from "../core/rng.js";
 import type { Answerer } from "../eval/benchmark-run.js";
 import { parseConfig, readConfig } from "../model/config.js";
 import { answerConversations } from "../model/conversation.js";
-import { generate } from "../model/generate.js";
+import { type GenerateOptions, generate } from "../model/generate.js";
 import { exportGguf, ggufSource } from "../model/gguf.js";
 import { LoraAdapter, type LoraOptions, toLoraConfig } from "../model/lora.js";
 import { generateMixture } from "../model/mixture.js";
@@ -224,6 +224,27 @@ export interface SampledText {
   finished: boolean;
 }
 
+/** The engine's options for sampling `options`, decoded and ended by `tokenizer`. */
+function generateOptions(
+  tokenizer: Tokenizer,
+  options: SampleOptions,
+  progress: ((done: number, total: number) => void) | undefined,
+): GenerateOptions {
+  const { samplesPerPrompt, temperature, topP, topK, maxNewTokens, seed, firstPromptIndex } = options;
+  return {
+    samplesPerPrompt,
+    temperature,
+    topP,
+    topK,
+    maxNewTokens,
+    seed,
+    eosTokenIds: tokenizer.eosTokenIds,
+    tokenizer,
+    ...(firstPromptIndex !== undefined && { firstPromptIndex }),
+    ...(progress && { onProgress: progress }),
+  };
+}
+
 /** K samples per prompt; a sample depends only on (seed, prompt index, sample index). */
 export async function sampleResponses(
   policy: Policy,
@@ -263,17 +284,8 @@ export async function sampleSteps(
     policy.model,
     prompts.map((p) => encodePrompt(tokenizer, p)),
     {
-      samplesPerPrompt: options.samplesPerPrompt,
-      temperature: options.temperature,
-      topP: options.topP,
-      topK: options.topK,
-      maxNewTokens: options.maxNewTokens,
-      eosTokenIds: tokenizer.eosTokenIds,
-      seed: options.seed,
-      firstPromptIndex: options.firstPromptIndex ?? 0,
-      tokenizer,
+      ...generateOptions(tokenizer, options, progress),
       ...(options.stopStrings && { stopStrings: options.stopStrings }),
-      ...(progress && { onProgress: progress }),
     },
   );
   return results.map((samples) =>
@@ -473,7 +485,7 @@ function loadTrainProgress(file: string, key: string, optimizer: AdamW): { log: 
 export async function sampleMixture(
   dirs: readonly string[],
   prompts: readonly string[],
-  options: SampleOptions,
+  options: Omit<SampleOptions, "firstPromptIndex">,
   progress?: (done: number, total: number) => void,
 ): Promise<(SampledText & { iterate: number })[][]> {
   const tokenizer = loadTokenizer(dirs[0]!);
@@ -481,17 +493,7 @@ export async function sampleMixture(
     dirs.length,
     (m) => CausalLM.load(dirs[m]!),
     prompts.map((p) => encodePrompt(tokenizer, p)),
-    {
-      samplesPerPrompt: options.samplesPerPrompt,
-      temperature: options.temperature,
-      topP: options.topP,
-      topK: options.topK,
-      maxNewTokens: options.maxNewTokens,
-      eosTokenIds: tokenizer.eosTokenIds,
-      seed: options.seed,
-      tokenizer,
-      ...(progress && { onProgress: progress }),
-    },
+    generateOptions(tokenizer, options, progress),
   );
   return results.map((samples) =>
     samples.map((s) => ({

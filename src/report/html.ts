@@ -256,42 +256,34 @@ export async function renderReport(data: ReportData): Promise<string> {
       },
     ]);
   }
+  // One line per iteration over the DNO training steps of all iterations.
+  const dnoStepPlot = (
+    rows: typeof dnoRows,
+    y: { field: "loss" | "margin"; title: string; scale?: { zero: boolean } },
+  ): TopLevelSpec => ({
+    data: { values: rows },
+    mark: { type: "line" },
+    encoding: {
+      x: {
+        field: "x",
+        type: "quantitative",
+        title: "DNO training step (all iterations)",
+        axis: { format: "~s" },
+      },
+      y: { ...y, type: "quantitative" },
+      color: dnoColour,
+    },
+  });
   if (dnoRows.length > 0) {
     plots.push([
       "DNO training loss, by iteration",
-      {
-        data: { values: dnoRows },
-        mark: { type: "line" },
-        encoding: {
-          x: {
-            field: "x",
-            type: "quantitative",
-            title: "DNO training step (all iterations)",
-            axis: { format: "~s" },
-          },
-          y: { field: "loss", type: "quantitative", title: "loss", scale: { zero: false } },
-          color: dnoColour,
-        },
-      },
+      dnoStepPlot(dnoRows, { field: "loss", title: "loss", scale: { zero: false } }),
     ]);
     const margins = dnoRows.filter((r) => r.margin !== null);
     if (margins.length > 0) {
       plots.push([
         "Reward margin beta * (log-ratio(y_w) - log-ratio(y_l))",
-        {
-          data: { values: margins },
-          mark: { type: "line" },
-          encoding: {
-            x: {
-              field: "x",
-              type: "quantitative",
-              title: "DNO training step (all iterations)",
-              axis: { format: "~s" },
-            },
-            y: { field: "margin", type: "quantitative", title: "margin" },
-            color: dnoColour,
-          },
-        },
+        dnoStepPlot(margins, { field: "margin", title: "margin" }),
       ]);
     }
   }

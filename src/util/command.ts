@@ -1,7 +1,7 @@
 /**
  * Shell command templates (`trainer.command`, `sampler.launch.command`): `{name}` placeholders filled
  * with shell-quoted values, run by `sh -c` in a process group of their own, so that stopping one stops
- * everything it started.
+ * everything it started, and that group is killed when dno dies without stopping it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
@@ -33,11 +33,24 @@ export interface ShellOptions {
   logFile: string;
 }
 
-/** Starts `sh -c command` as the leader of a new process group. */
+/**
+ * Started as `sh -c WATCHDOG sh DNO_PID COMMAND`: a background loop in the command's process group that
+ * kills the whole group once dno (DNO_PID) is gone, even by kill -9 (Node has no PR_SET_PDEATHSIG), and
+ * ends by itself when the command does. The shell then becomes the command (exec keeps its pid, the
+ * group's id), so its exit code and signal are the command's.
+ */
+const WATCHDOG = `leader=$$
+(
+  while kill -0 "$1" 2>/dev/null && kill -0 "$leader" 2>/dev/null; do sleep 1; done
+  kill -0 "$1" 2>/dev/null || kill -KILL 0
+) &
+exec sh -c "$2"`;
+
+/** Starts `sh -c command` as the leader of a new process group that dies with this process. */
 export function startShell(command: string, options: ShellOptions): ChildProcess {
   const fd = openSync(options.logFile, "a");
   try {
-    return spawn("sh", ["-c", command], {
+    return spawn("sh", ["-c", WATCHDOG, "sh", String(process.pid), command], {
       env: { ...process.env, ...options.env },
       stdio: ["ignore", fd, fd],
       detached: true,

@@ -1,7 +1,6 @@
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { DEMO_TASKS, type DemoSummary, type DemoTask, runDemo } from "../../demo/demo.js";
-import { guardLine } from "../../pipeline/guards.js";
 import { DnoError } from "../../util/errors.js";
 import { stageProgress } from "../stage-progress.js";
 import { writeRunReport } from "./report.js";
@@ -48,10 +47,7 @@ export function register(program: Command): void {
           task: flags.task as DemoTask,
           progress: ui.progress,
           events: ui.events,
-          warn: (w) => {
-            ui.stop();
-            process.stderr.write(`${guardLine(w)}\n`);
-          },
+          warn: ui.warn,
         });
         ui.stop();
         const report = await writeRunReport(flags.out);

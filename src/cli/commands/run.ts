@@ -1,6 +1,6 @@
 import type { Command } from "commander";
+import { engine } from "../../engine/index.js";
 import { loadRunConfig } from "../../pipeline/config.js";
-import { guardLine } from "../../pipeline/guards.js";
 import { runPipeline } from "../../pipeline/run.js";
 import { iterationTable } from "../iteration-table.js";
 import { stageProgress } from "../stage-progress.js";
@@ -15,17 +15,10 @@ export function register(program: Command): void {
     .requiredOption("--config <file>", "the run config (dno.yaml; `dno init` writes an example)")
     .action(async (flags: { config: string }) => {
       const config = loadRunConfig(flags.config);
+      if (config.threads !== undefined) engine().setNumThreads(config.threads);
       const ui = stageProgress();
       try {
-        const result = await runPipeline({
-          config,
-          progress: ui.progress,
-          events: ui.events,
-          warn: (w) => {
-            ui.stop();
-            process.stderr.write(`${guardLine(w)}\n`);
-          },
-        });
+        const result = await runPipeline({ config, progress: ui.progress, events: ui.events, warn: ui.warn });
         ui.stop();
         const report = await writeRunReport(result.runDir);
         const ending =
