@@ -29,6 +29,24 @@ export interface Sampler {
   open(policyDir: string, stage: string): Promise<SamplerSession>;
 }
 
+/** Prompts sampled between two saves of a sampling stage's progress (`keptBatches`). */
+export const PROMPTS_PER_BATCH = 32;
+
+/** Serves the checkpoint in `policyDir` through `sampler` for the length of one stage's `work`. */
+export async function withSession<T>(
+  sampler: Sampler,
+  policyDir: string,
+  stage: string,
+  work: (session: SamplerSession) => Promise<T>,
+): Promise<T> {
+  const session = await sampler.open(policyDir, stage);
+  try {
+    return await work(session);
+  } finally {
+    await session.close();
+  }
+}
+
 /** In-process sampling on the native engine (src/model/generate.ts): the default. */
 export function engineSampler(): Sampler {
   return {
