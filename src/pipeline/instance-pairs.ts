@@ -27,7 +27,14 @@ import type { PromptRow } from "./data.js";
 import { generationPrompt, goalPairs, pairPrompt } from "./goals.js";
 import type { IterationPairs, PairSource, PairSourceContext } from "./pair-source.js";
 import { iterDir, policyPath } from "./paths.js";
-import { encodePromptText, encodeResponse, loadPolicyText, type PolicyText, responseIds } from "./policy.js";
+import {
+  encodePromptText,
+  encodeResponse,
+  loadPolicyText,
+  type PolicyPrompt,
+  type PolicyText,
+  responseIds,
+} from "./policy.js";
 import {
   type AnnotationRow,
   annotationRowSchema,
@@ -69,7 +76,7 @@ async function sampleStage(
   const K = s.samples_per_prompt;
   const kept = (key: string) => `${iterDir(t)}/${key}.partial`;
   return withSession(ctx.sampler, join(ctx.runDir, policyPath(t)), `${t}/sample`, async (session) => {
-    const sample = (prompts: string[], key: string) =>
+    const sample = (prompts: PolicyPrompt[], key: string) =>
       keptBatches(ctx.runDir, kept(key), prompts.length, PROMPTS_PER_BATCH, (start, end) =>
         session.sample(
           prompts.slice(start, end),
@@ -164,18 +171,20 @@ async function pairStage(ctx: PairSourceContext, t: number, dataT: number) {
       const c = (id: string) => a.candidates.find((x) => x.id === id)!;
       const explore = explores ? exploreSample(a.id, a.candidates, config.seed, t) : undefined;
       const ids = candidateIds(policy, samples.get(a.id)!);
+      const prompt = pairPrompt(config, a.prompt, pair.goal);
       return {
         ...(explore !== undefined && {
           exploreText: explore.text,
           exploreIds: ids(explore.id, explore.text),
         }),
         ...pair,
-        prompt: pairPrompt(config, a.prompt, pair.goal),
+        prompt: prompt.user,
+        ...(prompt.system !== undefined && { system: prompt.system }),
         chosenText: c(pair.chosen).text,
         rejectedText: c(pair.rejected).text,
         chosenWinRate: c(pair.chosen).winRate,
         rejectedWinRate: c(pair.rejected).winRate,
-        promptIds: encodePromptText(policy, pairPrompt(config, a.prompt, pair.goal)),
+        promptIds: encodePromptText(policy, prompt),
         chosenIds: ids(pair.chosen, c(pair.chosen).text),
         rejectedIds: ids(pair.rejected, c(pair.rejected).text),
       };

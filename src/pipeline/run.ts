@@ -34,7 +34,7 @@ import { readJsonl, toJsonl } from "../util/jsonl.js";
 import { type BenchmarkResult, benchmarkOutputs, benchmarkStage, writeBenchmarks } from "./benchmark.js";
 import type { RunConfig } from "./config.js";
 import { type PromptRow, partitionCount, promptRowSchema, readRunInputs } from "./data.js";
-import { generationPrompt } from "./goals.js";
+import { generationPrompt, highestGoalPrompt } from "./goals.js";
 import { type GuardInput, type GuardWarning, guardContext, guardWarnings, readGuardInput } from "./guards.js";
 import { openRunOracle, type RunOracle } from "./oracle.js";
 import { createPairSource } from "./pair-source.js";
@@ -53,6 +53,7 @@ import {
   sampleMixture,
   savePolicy,
   sequenceLogprobs,
+  type TextExample,
   tokenSequenceLogprobs,
   trainSteps,
 } from "./policy.js";
@@ -297,11 +298,16 @@ async function preparePolicy(
     const log: unknown[] = [];
     if (config.sft) {
       const rows = readJsonl(join(runDir, "data/sft.jsonl"), promptRowSchema);
-      const examples = rows.map((r, i) => {
+      const plain: TextExample[] = rows.map((r, i) => {
         if (r.gold === undefined)
           throw new DnoError(`${config.sft!.data}: line ${i + 1}: SFT needs a "gold" answer`);
         return { prompt: r.prompt, response: r.gold };
       });
+      // Reward-augmented DPO: the gold answers again, asked for at the highest goal.
+      const atGoal = highestGoalPrompt(config);
+      const examples = config.sft.goal_conditioned
+        ? [...plain, ...rows.map((r) => ({ prompt: atGoal(r.prompt), response: r.gold! }))]
+        : plain;
       log.push(
         ...trainSteps(policy, examples, {
           ...config.sft,
@@ -359,6 +365,7 @@ async function referenceStage(ctx: IterationContext, t: number): Promise<{ pairs
   const trl = rows.map(
     (r, i): TrlRow => ({
       prompt: r.prompt,
+      ...(r.system !== undefined && { system: r.system }),
       chosen: r.chosenText,
       rejected: r.rejectedText,
       prompt_ids: r.promptIds,
@@ -638,7 +645,7 @@ function seOrNull(xs: readonly number[]): number | null {
 }
 
 /** Token-mean negative log-likelihood of the gold responses (SFT). */
-function sftLoss(policy: Policy, batch: readonly { prompt: string; response: string }[]): BatchLoss {
+function sftLoss(policy: Policy, batch: readonly TextExample[]): BatchLoss {
   const tokens = batch.reduce((s, e) => s + responseTokenCount(policy, e), 0);
   return (lp) => {
     let loss = 0;
