@@ -102,9 +102,12 @@ test("an MCTS run trains on step-level pairs that share their prefix", () => {
       { prompt: question, response: "n" },
     ]);
     const selfEval = 1 / (1 + Math.exp(n! - y!));
-    const outcome = response.endsWith(";") ? 0 : isCorrect(prompt, response) ? 1 : -1;
+    // A final step (even an empty one, right after a delimiter) is judged; a depth-limited one is not.
+    const outcome = t.outcome as number | null;
+    if (!response.endsWith(";")) assert.notEqual(outcome, null, response);
+    if (outcome !== null) assert.equal(outcome, isCorrect(prompt, response) ? 1 : -1, response);
     assert.ok(
-      Math.abs((t.value as number) - (outcome + 0.5 * selfEval)) < 1e-9,
+      Math.abs((t.value as number) - ((outcome ?? 0) + 0.5 * selfEval)) < 1e-9,
       `${t.value} for ${response}`,
     );
   }

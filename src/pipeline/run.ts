@@ -10,7 +10,7 @@
  *                                by default t/sample, t/annotate, t/pairs in instance-pairs.ts)
  *     t/reference                iterations/t/pairs.trl.jsonl: text, token ids, reference log-probs
  *     t/train                    checkpoints/pi_{t+1}, iterations/t/train-args.json, train-log.jsonl
- *     t/eval                     iterations/t/eval.jsonl: pi_{t+1} vs pi_t, pi_1 and the teacher
+ *     t/eval                     iterations/t/eval.jsonl: pi_{t+1} vs pi_t, pi_1 and the teacher (evaluation.ts)
  *   select                       the best iterate on validation prompts
  *
  * Pairs come from the run's `PairSource` (pair-source.ts), sampling goes through the configured

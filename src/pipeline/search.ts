@@ -140,7 +140,9 @@ async function searchStage(
         // A failed judgment is no label: the step keeps value 0.
         finals.forEach((c, j) => {
           const score = scores[j];
-          if (score !== null && score !== undefined) c.value += score >= s.correct_score ? 1 : -1;
+          if (score === null || score === undefined) return;
+          c.outcome = score >= s.correct_score ? 1 : -1;
+          c.value += c.outcome;
         });
       }
       out.push(children);
@@ -161,7 +163,13 @@ async function searchStage(
     const row = rows[i]!;
     const last = path[path.length - 1]!;
     if (last.value > 0) solved++;
-    traces.push({ id: row.id, response: tree.prefix(last), value: last.value, nodes: countNodes(tree.root) });
+    traces.push({
+      id: row.id,
+      response: tree.prefix(last),
+      value: last.value,
+      outcome: last.outcome ?? null,
+      nodes: countNodes(tree.root),
+    });
     for (const p of stepPairs(tree, path.slice(0, -1))) {
       pairs.push(
         pairRow(row, p.prefix, p.chosen, p.rejected, t, encodePromptText(policy, row.prompt + p.prefix)),
