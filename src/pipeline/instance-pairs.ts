@@ -47,6 +47,7 @@ import {
 import { PROMPTS_PER_BATCH, withSession } from "./sampler.js";
 import { keptBatches, writeJsonlAt } from "./stages.js";
 
+/** The instance-level pair source: t/sample, t/annotate, t/pairs. */
 export function instancePairs(ctx: PairSourceContext): PairSource {
   return {
     async pairs(t, prompts): Promise<IterationPairs> {
@@ -117,6 +118,11 @@ async function sampleStage(
   });
 }
 
+/**
+ * iterations/t/pairs.jsonl: the pair rule over the annotations (relabelled with goals for
+ * reward-augmented DPO), replayed pairs of earlier iterations and offline data, each with the ids it
+ * trains on; or DICE's offline file alone, or iteration dataT's pairs again (offline DPO).
+ */
 async function pairStage(ctx: PairSourceContext, t: number, dataT: number) {
   const { config, runDir } = ctx;
   const readPairs = (k: number) => readJsonl(join(runDir, iterDir(k), "pairs.jsonl"), pairRowSchema);
