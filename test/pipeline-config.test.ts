@@ -43,6 +43,9 @@ test("a minimal config gets the paper's defaults and absolute paths", () => {
   assert.equal(c.iterations, 3);
   assert.equal(c.data.prompts, join(file, "..", "p.jsonl"));
   assert.equal(c.run_dir, join(file, "..", "run"));
+  assert.equal(c.model.recompute, undefined);
+  const recompute = GOOD.replace("num_attention_heads: 2 } }", "num_attention_heads: 2 }, recompute: true }");
+  assert.equal(loadRunConfig(write(recompute)).model.recompute, true);
 });
 
 test("bad configs give one error naming the field path", () => {
@@ -51,6 +54,10 @@ test("bad configs give one error naming the field path", () => {
   rejects(`${GOOD}\nsampling: { temperature: -1 }`, /sampling\.temperature/);
   rejects(`${GOOD}\npairs: { replay: [0.3, 2] }`, /pairs\.replay\[1\]/);
   rejects(`${GOOD}\ntrain: { lr: 0.1, momentum: 0.9 }`, /train: .*momentum/);
+  rejects(
+    GOOD.replace("num_attention_heads: 2 } }", "num_attention_heads: 2 }, recompute: 1 }"),
+    /model\.recompute/,
+  );
   rejects(
     GOOD.replace("data: { prompts: p.jsonl, eval: e.jsonl }", "data: { prompts: p.jsonl }"),
     /data\.eval/,

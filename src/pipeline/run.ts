@@ -336,6 +336,7 @@ async function preparePolicy(
       log.push(
         ...trainSteps(policy, examples, {
           ...config.sft,
+          recompute: config.model.recompute,
           seed: deriveSeed(config.seed, "sft"),
           stage: "sft",
           resume: {
