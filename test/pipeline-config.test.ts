@@ -6,8 +6,7 @@ import { test } from "node:test";
 import { engine } from "../src/engine/index.js";
 import { loadRunConfig } from "../src/pipeline/config.js";
 import { DnoError } from "../src/util/errors.js";
-import { dnoInProcess } from "./cli-in-process.js";
-import { TINY_CONFIG, tinyRunInputs } from "./tiny-run.js";
+import { runTiny, TINY_CONFIG, tinyRunInputs } from "./tiny-run.js";
 
 const GOOD = `
 model: { from_scratch: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2 } }
@@ -88,12 +87,12 @@ test("the neighbours' sections: defaults, and combinations that cannot work are 
   rejects(`${GOOD}search: {}\npairs: { offline: true }\n`, /search: MCTS builds its own step-level pairs/);
 });
 
-test("`threads` sizes the engine's thread pool for dno run", async () => {
+test("`threads` sizes the engine's thread pool in runPipeline (dno run, demo and compare)", async () => {
   const dir = tinyRunInputs(`${TINY_CONFIG}threads: 1\n`);
   const pool = engine().numThreads();
   try {
-    const run = await dnoInProcess(["run", "--config", join(dir, "dno.yaml")]);
-    assert.equal(run.code, 0, run.stderr);
+    engine().setNumThreads(2);
+    await runTiny(dir);
     assert.equal(engine().numThreads(), 1);
   } finally {
     engine().setNumThreads(pool);

@@ -7,7 +7,8 @@
 export const CONFIG_MEANINGS: Record<string, string> = {
   seed: "every random choice (init, partitions, sampling, shuffles) derives from it",
   run_dir: "the run directory (state, samples, pairs, checkpoints, report), relative to the config file",
-  threads: "threads of the engine's pool in `dno run` (default: DNO_THREADS, else all cores)",
+  threads:
+    "threads of the engine's pool for the run (`dno run`, `dno demo`, `dno compare`; default: DNO_THREADS, else all cores)",
   precision:
     "matrix-product precision of every model: fp32, bf16 (bf16 GEMM inputs, float32 accumulation) or auto (bf16 with bf16 hardware and hidden_size >= 512); --precision overrides it",
   model: "the initial policy: exactly one of path and from_scratch",

@@ -38,6 +38,7 @@ import { negativeId, negativePrefix, promptedPairs } from "../core/prompted-pair
 import { withReplay } from "../core/replay.js";
 import { deriveSeed, Rng } from "../core/rng.js";
 import { preferencesFromScores, winRateEstimates } from "../core/winrate.js";
+import { engine } from "../engine/index.js";
 import { type HeadToHead, lengthControlledWinRate } from "../eval/length-controlled.js";
 import { charLength, mean, standardErrorOfMean } from "../eval/winrate.js";
 import { setDefaultPrecision } from "../model/precision.js";
@@ -143,6 +144,8 @@ const resumeFileOf = (checkpoint: string): string => `${checkpoint}.progress.saf
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
   const { config } = options;
   if (config.precision) setDefaultPrecision(config.precision, "config");
+  // Results do not depend on the pool's size (GEMMs are bit-identical for any thread count).
+  if (config.threads !== undefined) engine().setNumThreads(config.threads);
   const runDir = config.run_dir;
   const progress = options.progress ?? (() => {});
   const state = openRunDir(config, () => readRunInputs(config, policyShape(config.model)));
