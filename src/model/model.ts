@@ -97,8 +97,8 @@ export class CausalLM {
 
   /**
    * Activation recomputation (gradient checkpointing) in training: each layer keeps only its input and
-   * recomputes its activations right before its backward. Gradients are bit-identical; activation
-   * memory falls to about one layer's, so the default `maxBatchTokens` grows.
+   * recomputes its activations right before its backward. Gradients are bit-identical for the same
+   * batch split; activation memory falls to about one layer's, so the default `maxBatchTokens` grows.
    */
   get recompute(): boolean {
     return this.recomputes;
