@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type Candidate, type Pair, scorePairs, winRatePairs } from "../src/core/pairs.js";
-import { conditionPrompt, goalOf, relabelWithGoals } from "../src/core/reward-augmented.js";
+import {
+  conditionPrompt,
+  DEFAULT_GOAL_TEMPLATES,
+  goalOf,
+  goalTemplateProblem,
+  relabelWithGoals,
+} from "../src/core/reward-augmented.js";
 
 const c = (
   id: string,
@@ -75,14 +81,30 @@ test("a pair keeps only its forward copy when the goals coincide or the loser ha
   );
 });
 
-test("the goal is written into the prompt template", () => {
+test("the goal is written into the prompt template, or into a system message", () => {
   assert.equal(goalOf(0.949, { decimals: 1 }), 0.9);
-  assert.equal(
-    conditionPrompt("<goal {goal}> {prompt}", "rev abc=", 1, { decimals: 1 }),
-    "<goal 1.0> rev abc=",
+  assert.deepEqual(
+    conditionPrompt({ kind: "prefix", template: "<goal {goal}> {prompt}" }, "rev abc=", 1, { decimals: 1 }),
+    { user: "<goal 1.0> rev abc=" },
   );
-  assert.equal(
-    conditionPrompt("You are rated {goal}/6.\n{prompt}", "Hi", 6, { decimals: 0 }),
-    "You are rated 6/6.\nHi",
+  assert.deepEqual(
+    conditionPrompt({ kind: "prefix", template: "You are rated {goal}/6.\n{prompt}" }, "Hi", 6, {
+      decimals: 0,
+    }),
+    { user: "You are rated 6/6.\nHi" },
   );
+  assert.deepEqual(
+    conditionPrompt({ kind: "system", template: DEFAULT_GOAL_TEMPLATES.system }, "Hi {goal}", 5, {
+      decimals: 0,
+    }),
+    { user: "Hi {goal}", system: "Answer at quality 5." },
+  );
+});
+
+test("a template's placeholders are checked against its conditioning", () => {
+  assert.equal(goalTemplateProblem("prefix", DEFAULT_GOAL_TEMPLATES.prefix), undefined);
+  assert.equal(goalTemplateProblem("system", DEFAULT_GOAL_TEMPLATES.system), undefined);
+  assert.match(goalTemplateProblem("prefix", "goal {goal}")!, /must contain \{prompt\}/);
+  assert.match(goalTemplateProblem("system", "{goal}: {prompt}")!, /must not contain \{prompt\}/);
+  assert.match(goalTemplateProblem("system", "be good")!, /must contain \{goal\}/);
 });

@@ -73,7 +73,7 @@ test("the neighbours' sections: defaults, and combinations that cannot work are 
   const c = loadRunConfig(
     write(`${GOOD}pairs: { reward_augmented: {} }\nobjective: { name: dpo, spo: {} }\n`),
   );
-  assert.deepEqual(c.pairs.reward_augmented, { template: "<goal {goal}> {prompt}" });
+  assert.deepEqual(c.pairs.reward_augmented, { conditioning: "prefix" });
   assert.deepEqual(c.objective.spo, { weight: 0.1, degrees: 3, unit: "rake", samples_per_response: 1 });
   assert.equal(loadRunConfig(write(`${GOOD}search: {}\n`)).search?.children, 3);
   rejects(
@@ -85,6 +85,31 @@ test("the neighbours' sections: defaults, and combinations that cannot work are 
     /objective\.spo\.samples_per_response/,
   );
   rejects(`${GOOD}search: {}\npairs: { offline: true }\n`, /search: MCTS builds its own step-level pairs/);
+});
+
+test("reward-augmented conditioning: the template must fit it; goal-conditioned SFT needs goals", () => {
+  const system = loadRunConfig(write(`${GOOD}pairs: { reward_augmented: { conditioning: system } }\n`));
+  assert.deepEqual(system.pairs.reward_augmented, { conditioning: "system" });
+  rejects(
+    `${GOOD}pairs: { reward_augmented: { conditioning: system, template: "{goal}: {prompt}" } }\n`,
+    /: pairs\.reward_augmented\.template: a system template must not contain \{prompt\}: the prompt is the user message$/,
+  );
+  rejects(
+    `${GOOD}pairs: { reward_augmented: { template: "goal first" } }\n`,
+    /: pairs\.reward_augmented\.template: the template must contain \{goal\}$/,
+  );
+  rejects(
+    `${GOOD}pairs: { reward_augmented: { template: "<{goal}>" } }\n`,
+    /: pairs\.reward_augmented\.template: a prefix template must contain \{prompt\}$/,
+  );
+  rejects(
+    `${GOOD}pairs: { reward_augmented: { conditioning: user } }\n`,
+    /pairs\.reward_augmented\.conditioning/,
+  );
+  rejects(
+    `${GOOD}sft: { data: s.jsonl, lr: 0.001, goal_conditioned: true }\n`,
+    /: sft\.goal_conditioned: conditions gold answers on the highest goal: needs pairs\.reward_augmented$/,
+  );
 });
 
 test("`threads` sizes the engine's thread pool in runPipeline (dno run, demo and compare)", async () => {

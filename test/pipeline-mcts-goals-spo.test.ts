@@ -102,9 +102,12 @@ test("an MCTS run trains on step-level pairs that share their prefix", () => {
       { prompt: question, response: "n" },
     ]);
     const selfEval = 1 / (1 + Math.exp(n! - y!));
-    const outcome = response.endsWith(";") ? 0 : isCorrect(prompt, response) ? 1 : -1;
+    // A final step (even an empty one, right after a delimiter) is judged; a depth-limited one is not.
+    const outcome = t.outcome as number | null;
+    if (!response.endsWith(";")) assert.notEqual(outcome, null, response);
+    if (outcome !== null) assert.equal(outcome, isCorrect(prompt, response) ? 1 : -1, response);
     assert.ok(
-      Math.abs((t.value as number) - (outcome + 0.5 * selfEval)) < 1e-9,
+      Math.abs((t.value as number) - ((outcome ?? 0) + 0.5 * selfEval)) < 1e-9,
       `${t.value} for ${response}`,
     );
   }
@@ -180,8 +183,36 @@ sft: { data: sft.jsonl, lr: 0.01, batch_size: 8, epochs: 1 }
   );
   const r = dno(bad, "run", "--config", "dno.yaml");
   assert.equal(r.status, 1);
-  assert.match(
-    r.stderr,
-    /dno\.yaml: pairs\.reward_augmented\.template: the template must contain \{goal\} and \{prompt\}/,
+  assert.match(r.stderr, /dno\.yaml: pairs\.reward_augmented\.template: the template must contain \{goal\}/);
+});
+
+test("system conditioning: pairs carry the goal as a system message; SFT also learns the highest goal", () => {
+  const words = randomWords(5, 62, DEFAULT_TASK);
+  const rows = words.map((w) => ({ prompt: promptOf(w), gold: teacherAnswer(w, 5, DEFAULT_TASK) }));
+  const dir = setup(
+    rows,
+    `seed: 2
+run_dir: run
+oracle: { kind: programmatic, module: ${JSON.stringify(module("oracle.js"))} }
+sampling: { samples_per_prompt: 3, max_new_tokens: 8 }
+pairs: { margin: 0.1, student_margin: 0.1, min_positive: 0.3, reward_augmented: { conditioning: system, template: "q{goal}" } }
+objective: { name: dpo, beta: 0.1 }
+sft: { data: sft.jsonl, lr: 0.01, batch_size: 8, epochs: 1, goal_conditioned: true }
+`,
   );
+  const r = dno(dir, "run", "--config", "dno.yaml");
+  assert.equal(r.status, 0, r.stderr);
+  // 40 gold answers, plain and under the highest goal: 80 examples, 10 steps of 8.
+  assert.equal(readRows(join(dir, "run/iterations/sft-log.jsonl")).length, 10);
+  const pairs = readRows(join(dir, "run/iterations/1/pairs.jsonl"));
+  const trl = readRows(join(dir, "run/iterations/1/pairs.trl.jsonl"));
+  assert.ok(pairs.length > 0);
+  pairs.forEach((p, i) => {
+    assert.match(p.prompt as string, /^rev [a-z]+=$/);
+    assert.equal(p.system, `q${(p.goal as number).toFixed(1)}`);
+    // no chat template: the system message and the prompt joined by a newline, after BOS
+    assert.deepEqual(p.promptIds, [256, ...Buffer.from(`${p.system}\n${p.prompt}`)]);
+    assert.equal(trl[i]!.system, p.system);
+    assert.deepEqual(trl[i]!.prompt_ids, p.promptIds);
+  });
 });

@@ -24,6 +24,8 @@ export interface StepProposal {
   ids: readonly number[];
   /** v: the step's value (outcome check at a terminal step, plus weighted self-evaluation). */
   value: number;
+  /** The outcome check's part of v at a judged final step (+1 right, -1 wrong); absent elsewhere. */
+  outcome?: number;
   terminal: boolean;
 }
 

@@ -68,14 +68,42 @@ export function relabelWithGoals(
 }
 
 /**
- * The conditioning, as a prompt template holding `{goal}` and `{prompt}` (the paper writes the goal
- * into the system prompt; for a model without a chat template a prefix is the same thing).
+ * Where the goal is written: `prefix`, a template holding `{goal}` and `{prompt}` that becomes the
+ * user message; `system`, a template holding `{goal}` that becomes a system message before the plain
+ * prompt (what the paper's code does; the policy's chat template renders it).
  */
+export type GoalConditioning = "prefix" | "system";
+
+export const DEFAULT_GOAL_TEMPLATES: Record<GoalConditioning, string> = {
+  prefix: "<goal {goal}> {prompt}",
+  system: "Answer at quality {goal}.",
+};
+
+/** The placeholders a template of each conditioning must hold, and must not. */
+export function goalTemplateProblem(conditioning: GoalConditioning, template: string): string | undefined {
+  if (!template.includes("{goal}")) return "the template must contain {goal}";
+  if (conditioning === "prefix" && !template.includes("{prompt}"))
+    return "a prefix template must contain {prompt}";
+  if (conditioning === "system" && template.includes("{prompt}"))
+    return "a system template must not contain {prompt}: the prompt is the user message";
+  return undefined;
+}
+
+/** A prompt as the policy is given it: the user message, after a system message when there is one. */
+export interface ConditionedPrompt {
+  user: string;
+  system?: string;
+}
+
+/** `prompt` conditioned on `goal`: the filled template as the user message, or as the system message. */
 export function conditionPrompt(
-  template: string,
+  conditioning: { kind: GoalConditioning; template: string },
   prompt: string,
   goal: number,
   options: GoalOptions,
-): string {
-  return template.replaceAll("{goal}", goal.toFixed(options.decimals)).replaceAll("{prompt}", prompt);
+): ConditionedPrompt {
+  const filled = conditioning.template.replaceAll("{goal}", goal.toFixed(options.decimals));
+  return conditioning.kind === "prefix"
+    ? { user: filled.replaceAll("{prompt}", prompt) }
+    : { user: prompt, system: filled };
 }

@@ -67,10 +67,17 @@ export const VARIANTS: Variant[] = [
   },
   {
     name: "reward-augmented",
-    description: "reward-augmented DPO: goal-conditioned pairs, generation asks for goal 1.0",
-    // The demo's own pair settings, so that the row differs from dpo-iterative only by the relabelling.
+    description:
+      "reward-augmented DPO: goal-conditioned pairs (the goal a system message), SFT also on the gold answers under goal 1.0, generation asks for goal 1.0",
+    // The demo's own pair settings, so that the row differs from dpo-iterative by the goals alone. The
+    // from-scratch model has never seen a goal: SFT teaches it what the top one asks for.
     overrides: {
-      pairs: { ...base, pairs_per_prompt: 3, reward_augmented: {} },
+      sft: { ...DEMO_SFT, goal_conditioned: true },
+      pairs: {
+        ...base,
+        pairs_per_prompt: 3,
+        reward_augmented: { conditioning: "system", template: "goal {goal}" },
+      },
       objective: { name: "dpo", beta: 0.1 },
     },
   },

@@ -27,6 +27,8 @@ export const CONFIG_MEANINGS: Record<string, string> = {
     "activation recomputation in training (default false): each layer keeps only its input and is recomputed before its backward, so activations take about one layer's memory for one more forward through the layers; the same gradients for the same batch split (its larger default split rounds differently). Command trainers get it as train-args `recompute` (TRL: gradient_checkpointing)",
   sft: "supervised fine-tuning on gold answers before the first iteration (pi_ref = the SFT model)",
   "sft.data": 'JSONL of {"id", "prompt", "gold"}: the gold answers to imitate',
+  "sft.goal_conditioned":
+    "reward-augmented DPO: also train on every gold answer conditioned on the highest goal, so pi_1 knows the goal it is asked for (and samples under it from iteration 1)",
   "sft.lr": "peak learning rate (AdamW)",
   "sft.batch_size": "examples (SFT) or pairs (DNO) per step",
   "sft.epochs": "passes over the data; a fraction takes part of the last pass",
@@ -222,7 +224,10 @@ export const CONFIG_MEANINGS: Record<string, string> = {
   "sampler.launch.env": "variables added to the command's environment",
   "pairs.reward_augmented":
     "reward-augmented DPO (arXiv 2410.08067): each pair becomes two goal-conditioned pairs; the policy generates and is evaluated conditioned on highest_goal",
-  "pairs.reward_augmented.template": "the goal-conditioned prompt; holds {goal} and {prompt}",
+  "pairs.reward_augmented.conditioning":
+    "where the goal goes: prefix (the template is the user message) or system (the template is a system message before the plain prompt, rendered by the chat template)",
+  "pairs.reward_augmented.template":
+    'prefix: holds {goal} and {prompt} (default "<goal {goal}> {prompt}"); system: holds {goal} (default "Answer at quality {goal}.")',
   "pairs.reward_augmented.decimals": "digits of a goal (default 0 for the score rule, 1 for win rates)",
   "pairs.reward_augmented.highest_goal":
     "the goal asked for at generation (default 6, the rubric's top, or 1 for win rates)",

@@ -6,6 +6,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { OBJECTIVE_NAMES } from "../core/objectives.js";
+import { goalTemplateProblem } from "../core/reward-augmented.js";
 import { loraOptionsSchema } from "../model/lora.js";
 import { PRECISIONS } from "../model/precision.js";
 import { envName, reliabilityFields } from "../oracle/config.js";
@@ -115,6 +116,11 @@ export const runConfigSchema = z.strictObject({
   sft: z
     .strictObject({
       data: z.string().min(1),
+      /**
+       * Reward-augmented DPO: also train on every gold answer conditioned on the highest goal, so pi_1
+       * already knows the goal it will be asked for (and samples under it from iteration 1).
+       */
+      goal_conditioned: z.boolean().optional(),
       ...optimizerFields,
     })
     .optional(),
@@ -186,8 +192,10 @@ export const runConfigSchema = z.strictObject({
        */
       reward_augmented: z
         .strictObject({
-          /** Holds {goal} and {prompt}. */
-          template: z.string().min(1).max(10000).default("<goal {goal}> {prompt}"),
+          /** prefix: the template is the user message; system: a system message before the plain prompt. */
+          conditioning: z.enum(["prefix", "system"]).default("prefix"),
+          /** prefix: holds {goal} and {prompt}; system: holds {goal}. Default DEFAULT_GOAL_TEMPLATES. */
+          template: z.string().min(1).max(10000).optional(),
           /** Digits of a goal; default 0 for the score rule, 1 for win rates. */
           decimals: z.number().int().min(0).max(6).optional(),
           /** The goal asked for at generation; default 6 (the rubric's top) or 1 (win rates). */
@@ -204,10 +212,6 @@ export const runConfigSchema = z.strictObject({
     .refine((p) => p.reward_augmented === undefined || p.rule === "score" || p.rule === "win-rate", {
       message: "reward_augmented relabels judged pairs: it needs pairs.rule score or win-rate",
       path: ["reward_augmented"],
-    })
-    .refine((p) => p.reward_augmented === undefined || checkedTemplate(p.reward_augmented.template), {
-      message: "the template must contain {goal} and {prompt}",
-      path: ["reward_augmented", "template"],
     })
     .prefault({}),
   /**
@@ -300,10 +304,6 @@ export const runConfigSchema = z.strictObject({
   guards: guardsConfigSchema,
 });
 
-function checkedTemplate(template: string): boolean {
-  return template.includes("{goal}") && template.includes("{prompt}");
-}
-
 export type RunConfig = z.infer<typeof runConfigSchema>;
 
 /** Iteration 1 of a run whose labels come from the policy trains on the offline preference file. */
@@ -318,6 +318,17 @@ function crossFieldIssues(c: RunConfig): { path: string[]; message: string }[] {
     issues.push({
       path: ["sampling", "samples_per_prompt"],
       message: "the win-rate rule rates each sample against the others: needs at least 2",
+    });
+  }
+  const ra = c.pairs.reward_augmented;
+  const templateProblem = ra?.template && goalTemplateProblem(ra.conditioning, ra.template);
+  if (templateProblem) {
+    issues.push({ path: ["pairs", "reward_augmented", "template"], message: templateProblem });
+  }
+  if (c.sft?.goal_conditioned && !ra) {
+    issues.push({
+      path: ["sft", "goal_conditioned"],
+      message: "conditions gold answers on the highest goal: needs pairs.reward_augmented",
     });
   }
   const arch = c.model.from_scratch;

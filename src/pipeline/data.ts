@@ -4,7 +4,8 @@ import { checkFitsContext, checkMaxNewTokens } from "../model/context.js";
 import { atLine, DnoError } from "../util/errors.js";
 import { readInputRecords } from "../util/jsonl.js";
 import type { RunConfig } from "./config.js";
-import type { PolicyShape } from "./policy.js";
+import { highestGoalPrompt } from "./goals.js";
+import type { PolicyPrompt, PolicyShape } from "./policy.js";
 
 export const promptRowSchema = z.strictObject({
   id: z.string().min(1),
@@ -65,23 +66,29 @@ export function readRunInputs(config: RunConfig, shape: PolicyShape): RunInputs 
     checkDisjoint(values(prompts), config.data.prompts, values(validation), config.data.validation!);
     checkDisjoint(values(evalRows), config.data.eval, values(validation), config.data.validation!);
   }
+  // The longest form of each prompt: conditioned on the highest goal under reward-augmented DPO.
+  const asked = highestGoalPrompt(config);
   const maxNew = config.sampling.max_new_tokens;
   checkMaxNewTokens(maxNew, shape.context, "sampling.max_new_tokens");
   const sampled = (file: string, rows: { line: number; value: PromptRow }[]) => {
     for (const { line, value } of rows) {
       checkFitsContext(
         `${file}:${line}`,
-        shape.promptTokens(value.prompt),
+        shape.promptTokens(asked(value.prompt)),
         maxNew,
         shape.context,
         "sampling.max_new_tokens",
       );
     }
   };
-  const trained = (file: string, rows: { line: number; value: PromptRow }[]) => {
+  const trained = (
+    file: string,
+    rows: { line: number; value: PromptRow }[],
+    promptOf: (prompt: string) => PolicyPrompt,
+  ) => {
     for (const { line, value } of rows) {
       if (value.gold === undefined) continue;
-      const n = shape.promptTokens(value.prompt) + shape.responseTokens(value.gold);
+      const n = shape.promptTokens(promptOf(value.prompt)) + shape.responseTokens(value.gold);
       if (n > shape.context) {
         throw atLine(
           file,
@@ -94,12 +101,12 @@ export function readRunInputs(config: RunConfig, shape: PolicyShape): RunInputs 
   sampled(config.data.prompts, prompts);
   sampled(config.data.eval, evalRows);
   if (validation) sampled(config.data.validation!, validation);
-  if (config.sampling.include_gold) trained(config.data.prompts, prompts);
+  if (config.sampling.include_gold) trained(config.data.prompts, prompts, asked);
   if (sft) {
     for (const { line, value } of sft) {
       if (value.gold === undefined) throw atLine(config.sft!.data, line, 'SFT needs a "gold" answer');
     }
-    trained(config.sft!.data, sft);
+    trained(config.sft!.data, sft, config.sft!.goal_conditioned ? asked : (prompt) => prompt);
   }
   const T = partitionCount(config);
   const per = config.data.prompts_per_iteration ?? Math.floor(prompts.length / T);

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, relative } from "node:path";
 import { logSumExp } from "../core/prob.js";
+import type { ConditionedPrompt } from "../core/reward-augmented.js";
 import { Rng } from "../core/rng.js";
 import type { Answerer } from "../eval/benchmark-run.js";
 import { parseConfig, readConfig } from "../model/config.js";
@@ -18,6 +19,7 @@ import { SafetensorsReader, writeSafetensors } from "../model/safetensors.js";
 import {
   byteTokenizer,
   encodeResponse as continuationIds,
+  encodeConversation,
   encodePrompt,
   loadTokenizer,
   saveTokenizer,
@@ -36,8 +38,14 @@ export interface Policy {
   tokenizer: Tokenizer;
 }
 
+/**
+ * What a policy is prompted with: a user prompt, or one conditioned by a system message before it
+ * (reward-augmented DPO's goal; src/core/reward-augmented.ts).
+ */
+export type PolicyPrompt = string | ConditionedPrompt;
+
 export interface TextExample {
-  prompt: string;
+  prompt: PolicyPrompt;
   response: string;
 }
 
@@ -91,7 +99,7 @@ export function initPolicy(arch: NonNullable<RunConfig["model"]["from_scratch"]>
 export interface PolicyShape {
   /** max_position_embeddings */
   context: number;
-  promptTokens(prompt: string): number;
+  promptTokens(prompt: PolicyPrompt): number;
   /** Tokens of a response as trained on: its own and the closing EOS. */
   responseTokens(response: string): number;
 }
@@ -103,7 +111,7 @@ export function policyShape(model: RunConfig["model"]): PolicyShape {
     : model.from_scratch!.max_position_embeddings;
   return {
     context,
-    promptTokens: (prompt) => encodePrompt(tokenizer, prompt).length,
+    promptTokens: (prompt) => encodePromptText({ tokenizer }, prompt).length,
     responseTokens: (response) => tokenizer.encode(response, { addSpecialTokens: false }).length + 1,
   };
 }
@@ -142,9 +150,17 @@ export function encodeExample(policy: Policy, e: TextExample): TokenExample {
   return { prompt, response: encodeResponse(policy, e.response, prompt) };
 }
 
-/** A user prompt's ids, as dno samples it (`encodePrompt`: the chat template when there is one). */
-export function encodePromptText(policy: PolicyText, text: string): number[] {
-  return encodePrompt(policy.tokenizer, text);
+/**
+ * A prompt's ids, as dno samples it: the chat template applied when there is one (a system message
+ * first where the prompt has one), else the messages' texts joined by newlines (`encodeConversation`).
+ */
+export function encodePromptText(policy: PolicyText, prompt: PolicyPrompt): number[] {
+  const { tokenizer } = policy;
+  if (typeof prompt === "string") return encodePrompt(tokenizer, prompt);
+  const user = { role: "user", content: prompt.user };
+  return prompt.system === undefined
+    ? encodePrompt(tokenizer, prompt.user)
+    : encodeConversation(tokenizer, [{ role: "system", content: prompt.system }, user]);
 }
 
 /**
@@ -248,7 +264,7 @@ function generateOptions(
 /** K samples per prompt; a sample depends only on (seed, prompt index, sample index). */
 export async function sampleResponses(
   policy: Policy,
-  prompts: readonly string[],
+  prompts: readonly PolicyPrompt[],
   options: SampleOptions,
   progress?: (done: number, total: number) => void,
 ): Promise<SampledText[][]> {
@@ -275,14 +291,14 @@ export interface SampledStep {
 /** As sampleResponses, and a sample also ends at any of `stopStrings` (a reasoning step's delimiter). */
 export async function sampleSteps(
   policy: Policy,
-  prompts: readonly string[],
+  prompts: readonly PolicyPrompt[],
   options: SampleOptions & { stopStrings?: string[] },
   progress?: (done: number, total: number) => void,
 ): Promise<SampledStep[][]> {
   const { tokenizer } = policy;
   const results = await generate(
     policy.model,
-    prompts.map((p) => encodePrompt(tokenizer, p)),
+    prompts.map((p) => encodePromptText(policy, p)),
     {
       ...generateOptions(tokenizer, options, progress),
       ...(options.stopStrings && { stopStrings: options.stopStrings }),
@@ -487,7 +503,7 @@ function loadTrainProgress(file: string, key: string, optimizer: AdamW): { log: 
  */
 export async function sampleMixture(
   dirs: readonly string[],
-  prompts: readonly string[],
+  prompts: readonly PolicyPrompt[],
   options: Omit<SampleOptions, "firstPromptIndex">,
   progress?: (done: number, total: number) => void,
 ): Promise<(SampledText & { iterate: number })[][]> {
@@ -495,7 +511,7 @@ export async function sampleMixture(
   const results = await generateMixture(
     dirs.length,
     (m) => CausalLM.load(dirs[m]!),
-    prompts.map((p) => encodePrompt(tokenizer, p)),
+    prompts.map((p) => encodePromptText({ tokenizer }, p)),
     generateOptions(tokenizer, options, progress),
   );
   return results.map((samples) =>

@@ -23,6 +23,8 @@ const ids = z.array(z.number().int().min(0));
 
 const preferenceLineSchema = z.object({
   prompt: textOrMessages,
+  /** A system message before a plain-text prompt (dno's reward-augmented pairs). */
+  system: z.string().optional(),
   chosen: textOrMessages,
   rejected: textOrMessages,
   prompt_ids: ids.optional(),
@@ -80,6 +82,11 @@ function toRow(line: PreferenceLine, policy: Policy, vocab: number, fail: (m: st
   const given = [line.prompt_ids, line.chosen_ids, line.rejected_ids].filter((x) => x !== undefined).length;
   if (given !== 0 && given !== 3) throw fail("give all of prompt_ids, chosen_ids, rejected_ids, or none");
   const promptText = typeof line.prompt === "string" ? line.prompt : undefined;
+  if (line.system !== undefined && promptText === undefined) {
+    throw fail(
+      '"system" goes with a plain-text prompt; a conversational prompt holds its own system message',
+    );
+  }
   const chosen = responseText(line.chosen, "chosen", fail);
   const rejected = responseText(line.rejected, "rejected", fail);
   let promptIds: number[];
@@ -90,7 +97,10 @@ function toRow(line: PreferenceLine, policy: Policy, vocab: number, fail: (m: st
   } else {
     promptIds =
       promptText !== undefined
-        ? encodePromptText(policy, promptText)
+        ? encodePromptText(policy, {
+            user: promptText,
+            ...(line.system !== undefined && { system: line.system }),
+          })
         : chatPrompt(policy, line.prompt as Message[], fail);
     chosenIds = encodeResponse(policy, chosen, promptIds);
     rejectedIds = encodeResponse(policy, rejected, promptIds);
@@ -107,6 +117,7 @@ function toRow(line: PreferenceLine, policy: Policy, vocab: number, fail: (m: st
   }
   return {
     prompt: promptText ?? JSON.stringify(line.prompt),
+    ...(line.system !== undefined && { system: line.system }),
     chosen,
     rejected,
     prompt_ids: promptIds,

@@ -55,7 +55,10 @@ export const pairRowSchema = z.strictObject({
   replayedFrom: z.number().int().optional(),
   /** Reward-augmented pairs: the quality goal the prompt is conditioned on. */
   goal: z.number().optional(),
+  /** The user prompt the pair answers (with the goal written in, for prefix conditioning). */
   prompt: z.string(),
+  /** Reward-augmented pairs conditioned by a system message: that message, before `prompt`. */
+  system: z.string().optional(),
   chosenText: z.string(),
   rejectedText: z.string(),
   chosenWinRate: nullableNumber,
@@ -78,6 +81,8 @@ export type PairRow = z.infer<typeof pairRowSchema>;
  */
 export const trlRowSchema = z.strictObject({
   prompt: z.string(),
+  /** A system message before `prompt` (reward-augmented DPO's goal); prompt_ids hold both. */
+  system: z.string().optional(),
   chosen: z.string(),
   rejected: z.string(),
   prompt_ids: tokenIds,

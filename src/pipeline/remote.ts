@@ -31,6 +31,7 @@ import {
   exportPolicyGguf,
   loadPolicy,
   loadPolicyText,
+  type PolicyPrompt,
   type PolicyText,
   type SampledText,
   type SampleOptions,
@@ -71,7 +72,7 @@ async function sampleRemote(
   baseUrl: string,
   apiKey: string | undefined,
   policy: PolicyText,
-  prompts: readonly string[],
+  prompts: readonly PolicyPrompt[],
   options: SampleOptions,
   progress?: (done: number, total: number) => void,
 ): Promise<(SampledText | null)[][]> {

@@ -16,12 +16,15 @@ import {
   searchTrees,
   stepPairs,
 } from "../core/mcts.js";
+import { pairComposition } from "../core/pairs.js";
 import { sigmoid } from "../core/prob.js";
 import { deriveSeed } from "../core/rng.js";
 import { DnoError } from "../util/errors.js";
+import { readJsonl } from "../util/jsonl.js";
 import type { RunConfig } from "./config.js";
 import type { PromptRow } from "./data.js";
-import type { RunOracle } from "./oracle.js";
+import type { IterationPairs, PairSource, PairSourceContext } from "./pair-source.js";
+import { iterDir, policyPath } from "./paths.js";
 import {
   encodePromptText,
   loadPolicy,
@@ -30,7 +33,7 @@ import {
   sampleSteps,
   sequenceLogprobs,
 } from "./policy.js";
-import type { PairRow } from "./records.js";
+import { type PairRow, pairRowSchema } from "./records.js";
 import { writeJsonlAt } from "./stages.js";
 
 export type SearchConfig = NonNullable<RunConfig["search"]>;
@@ -46,15 +49,22 @@ export interface SearchResult {
   solved: number;
 }
 
-interface SearchContext {
-  config: RunConfig;
-  runDir: string;
-  oracle: RunOracle;
-  progress: (stage: string, done: number, total: number) => void;
+/** MCTS-DPO's pairs: one stage per iteration, t/search, writing pairs.jsonl and search.jsonl. */
+export function searchPairs(ctx: PairSourceContext): PairSource {
+  return {
+    async pairs(t, prompts): Promise<IterationPairs> {
+      const dir = iterDir(t);
+      const r = await ctx.stage(`${t}/search`, [`${dir}/pairs.jsonl`, `${dir}/search.jsonl`], () =>
+        searchStage(ctx, t, join(ctx.runDir, policyPath(t)), prompts, dir),
+      );
+      const composition = pairComposition(readJsonl(join(ctx.runDir, dir, "pairs.jsonl"), pairRowSchema));
+      return { composition, spent: { tokens: r.tokens, judgments: r.judgments } };
+    },
+  };
 }
 
-export async function searchStage(
-  ctx: SearchContext,
+async function searchStage(
+  ctx: PairSourceContext,
   t: number,
   policyDir: string,
   rows: readonly PromptRow[],
@@ -130,7 +140,9 @@ export async function searchStage(
         // A failed judgment is no label: the step keeps value 0.
         finals.forEach((c, j) => {
           const score = scores[j];
-          if (score !== null && score !== undefined) c.value += score >= s.correct_score ? 1 : -1;
+          if (score === null || score === undefined) return;
+          c.outcome = score >= s.correct_score ? 1 : -1;
+          c.value += c.outcome;
         });
       }
       out.push(children);
@@ -151,7 +163,13 @@ export async function searchStage(
     const row = rows[i]!;
     const last = path[path.length - 1]!;
     if (last.value > 0) solved++;
-    traces.push({ id: row.id, response: tree.prefix(last), value: last.value, nodes: countNodes(tree.root) });
+    traces.push({
+      id: row.id,
+      response: tree.prefix(last),
+      value: last.value,
+      outcome: last.outcome ?? null,
+      nodes: countNodes(tree.root),
+    });
     for (const p of stepPairs(tree, path.slice(0, -1))) {
       pairs.push(
         pairRow(row, p.prefix, p.chosen, p.rejected, t, encodePromptText(policy, row.prompt + p.prefix)),

@@ -12,6 +12,12 @@ import { parseJsonText, readTextFile } from "../util/files.js";
 import { toJsonl } from "../util/jsonl.js";
 import type { RunState, StageRecord } from "./state.js";
 
+/** Progress of a long stage: `done` of `total` units (prompts, comparisons, steps). */
+export type ProgressFn = (stage: string, done: number, total: number) => void;
+
+/** Runs a stage of the run (`runStage` bound to the run's state and events). */
+export type StageFn = <T>(name: string, outputs: readonly string[], work: () => Promise<T> | T) => Promise<T>;
+
 export interface StageEvents {
   /** A stage starts work (not called for a skipped stage). */
   start?(name: string): void;
