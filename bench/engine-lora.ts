@@ -4,7 +4,6 @@
  * training a rank-16 adapter on all seven projections with the base frozen. Each run is its own child
  * process, so that its peak RSS is its own; the two alternate, best of LORA_ROUNDS each.
  */
-import { spawnSync } from "node:child_process";
 import { Rng } from "../src/core/rng.js";
 import { engine } from "../src/engine/index.js";
 import { parseConfig } from "../src/model/config.js";
@@ -12,7 +11,7 @@ import { LORA_TARGETS, LoraAdapter, loraConfigSchema } from "../src/model/lora.j
 import { CausalLM, type Example } from "../src/model/model.js";
 import { AdamW } from "../src/train/adamw.js";
 import { trainStep } from "../src/train/step.js";
-import { DnoError } from "../src/util/errors.js";
+import { benchChild } from "./child.js";
 
 /** SmolLM2-135M's shape (random weights). */
 export const CONFIG_L = {
@@ -82,13 +81,6 @@ export function loraBenchChild(kind: LoraBenchKind): void {
   console.log(JSON.stringify(run));
 }
 
-function runChild(script: string, childFlag: string, kind: LoraBenchKind): LoraRun {
-  const r = spawnSync(process.execPath, [script, childFlag, kind], { encoding: "utf8", maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new DnoError(`bench child ${kind} exited ${r.status}: ${r.stderr.trim()}`);
-  const lines = r.stdout.trim().split("\n");
-  return JSON.parse(lines[lines.length - 1]!) as LoraRun;
-}
-
 /**
  * Full fine-tuning and LoRA on L, alternating so that a noisy neighbour hits both alike; `script` run
  * with `childFlag kind` must call loraBenchChild(kind). Speeds are each kind's best round; peak RSS its
@@ -98,7 +90,7 @@ export function loraBench(script: string, childFlag: string): { full: LoraRun; l
   const runs: LoraRun[] = [];
   for (let round = 0; round < LORA_ROUNDS; round++) {
     for (const kind of ["full", "lora"] as const) {
-      const r = runChild(script, childFlag, kind);
+      const r = benchChild<LoraRun>(script, [childFlag, kind]);
       console.log(
         `config L ${kind} round ${round + 1}: ${r.trainTokensPerS.toFixed(0)} train tok/s, peak RSS ${r.peakRssMb.toFixed(0)} MB, ${(r.trainableParams / 1e6).toFixed(2)}M trained`,
       );

@@ -89,6 +89,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap<T>> {
                                   {ModelWrap::InstanceMethod("forward", &ModelWrap::Forward),
                                    ModelWrap::InstanceMethod("backward", &ModelWrap::Backward),
                                    ModelWrap::InstanceMethod("setPrecision", &ModelWrap::SetPrecision),
+                                   ModelWrap::InstanceMethod("setRecompute", &ModelWrap::SetRecompute),
                                    ModelWrap::InstanceMethod("setLora", &ModelWrap::SetLora)});
   }
 
@@ -138,6 +139,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap<T>> {
     const std::string p = info[0].ToString().Utf8Value();
     if (p != "fp32" && p != "bf16") throw Napi::RangeError::New(info.Env(), "precision must be fp32 or bf16");
     guarded(info.Env(), [&] { model_->set_precision(p == "bf16" ? Precision::kBf16 : Precision::kFp32); });
+    return info.Env().Undefined();
+  }
+
+  // setRecompute(on: boolean): activation recomputation in training (Llama::set_recompute)
+  Napi::Value SetRecompute(const Napi::CallbackInfo& info) {
+    model_->set_recompute(info[0].ToBoolean().Value());
     return info.Env().Undefined();
   }
 

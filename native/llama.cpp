@@ -37,7 +37,20 @@ T* Llama<T>::lora_u(int l, int group) {
     per_layer += groups[size_t(g)].n;
   }
   const int64_t r = lora_->spec.rank;
-  return lora_acts_.data() + (int64_t(keep_ ? l : 0) * per_layer + before) * N_ * r;
+  return lora_acts_.data() + (int64_t(keeps_layers() ? l : 0) * per_layer + before) * N_ * r;
+}
+
+template <typename T>
+typename Llama<T>::LayerActs Llama<T>::layer_acts(int l) const {
+  const int64_t N = N_, C = c_.hidden, I = c_.intermediate, k = keeps_layers() ? l : 0;
+  const int64_t QKV = c_.qkv_dim(), QD = c_.q_dim(), H = c_.heads;
+  return {a_.xn1 + k * N * C, a_.rstd1 + k * N, a_.qkv + k * N * QKV,  a_.att_lse + k * N * H, a_.attn + k * N * QD,
+          a_.mid + k * N * C, a_.xn2 + k * N * C, a_.rstd2 + k * N, a_.gu + k * N * 2 * I,  a_.act + k * N * I};
+}
+
+template <typename T>
+T* Llama<T>::resid(int l) const {
+  return a_.resid + int64_t(keep_ ? l : l % 2) * N_ * c_.hidden;
 }
 
 template <typename T>
@@ -57,7 +70,7 @@ void Llama<T>::ensure_rope(int max_len) {
 template <typename T>
 void Llama<T>::carve(int N, int M, int S) {
   const int64_t C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim(), V = c_.vocab;
-  const int64_t Ls = keep_ ? c_.layers : 1;  // layer slots
+  const int64_t Ls = keeps_layers() ? c_.layers : 1;  // layer slots
   const int64_t Rs = keep_ ? c_.layers + 1 : 2;  // residual stream slots
   // The head's logits, (M, vocab_chunk_) at a time: about 4M values, however large the vocabulary.
   vocab_chunk_ = int(std::min<int64_t>(V, std::max<int64_t>(256, (int64_t(1) << 22) / std::max(M, 1))));
@@ -117,10 +130,45 @@ void Llama<T>::head_backward(T* dh) {
 }
 
 template <typename T>
+void Llama<T>::layer_forward(int l, bool to_next) {
+  const int N = N_, C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim();
+  const int H = c_.heads, KV = c_.kv_heads, D = c_.head_dim;
+  const LayerWeights<T>& w = w_.layers[l];
+  const LoraLayer<T>* lw = lora_ ? &lora_->w[size_t(l)] : nullptr;
+  const int r = lora_ ? lora_->spec.rank : 0;
+  const T ls = lora_ ? T(lora_->spec.scale) : T(0);
+  const SeqBatch sb{starts_.data(), S_};
+  const LayerActs a = layer_acts(l);
+  const T* x = resid(l);
+  TIMED(kRmsnorm, rmsnorm_forward(a.xn1, a.rstd1, x, w.attn_norm, N, C, c_.rms_eps));
+  TIMED(kMatmul, gemm<T>(false, true, N, QKV, C, T(1), a.xn1, C, w.wqkv, C, T(0), a.qkv, QKV));
+  if (w.bqkv) TIMED(kElementwise, bias_forward(a.qkv, w.bqkv, N, QKV));
+  if (lw) TIMED(kLora, lora_forward(a.qkv, QKV, lora_u(l, kGroupQkv), a.xn1, N, (*lw)[kGroupQkv], r, ls));
+  TIMED(kRope, rope_apply(a.qkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), false));
+  TIMED(kRope, rope_apply(a.qkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), false));
+  TIMED(kAttention, attention_forward(a.attn, a.att_lse, a.qkv, sb, H, KV, D, c_.sliding_window));
+  TIMED(kMatmul, gemm<T>(false, true, N, C, QD, T(1), a.attn, QD, w.wo, QD, T(0), a.mid, C));
+  if (w.bo) TIMED(kElementwise, bias_forward(a.mid, w.bo, N, C));
+  if (lw) TIMED(kLora, lora_forward(a.mid, C, lora_u(l, kGroupO), a.attn, N, (*lw)[kGroupO], r, ls));
+  TIMED(kElementwise, add_inplace(a.mid, x, int64_t(N) * C));
+  TIMED(kRmsnorm, rmsnorm_forward(a.xn2, a.rstd2, a.mid, w.mlp_norm, N, C, c_.rms_eps));
+  TIMED(kMatmul, gemm<T>(false, true, N, 2 * I, C, T(1), a.xn2, C, w.wgate_up, C, T(0), a.gu, 2 * I));
+  if (lw) TIMED(kLora, lora_forward(a.gu, 2 * I, lora_u(l, kGroupGateUp), a.xn2, N, (*lw)[kGroupGateUp], r, ls));
+  TIMED(kSwiglu, swiglu_forward(a.act, a.gu, N, I));
+  if (!to_next) {  // the down projection's output is resid(l + 1), still held: backward needs only its adapter's u
+    if (lw) TIMED(kLora, lora_project(lora_u(l, kGroupDown), a.act, N, (*lw)[kGroupDown], r));
+    return;
+  }
+  T* next = resid(l + 1);
+  TIMED(kMatmul, gemm<T>(false, true, N, C, I, T(1), a.act, I, w.wdown, I, T(0), next, C));
+  if (lw) TIMED(kLora, lora_forward(next, C, lora_u(l, kGroupDown), a.act, N, (*lw)[kGroupDown], r, ls));
+  TIMED(kElementwise, add_inplace(next, a.mid, int64_t(N) * C));
+}
+
+template <typename T>
 void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, const int32_t* targets, T* logp,
                        bool keep, T* last_logits) {
-  const int C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim(), V = c_.vocab;
-  const int H = c_.heads, KV = c_.kv_heads, D = c_.head_dim;
+  const int C = c_.hidden, V = c_.vocab;
   if (keep && !trains_base_ && !(lora_ && lora_->trains()))
     throw std::runtime_error("this model has no gradient buffer and no adapter that trains");
   const PrecisionScope precision(precision_);
@@ -153,52 +201,13 @@ void Llama<T>::forward(const int32_t* tokens, const int32_t* starts, int S, cons
   const int M = M_;
   carve(N, M, S);
   ensure_rope(max_len);
-  const LoraLayer<T>* lw = nullptr;
-  const int r = lora_ ? lora_->spec.rank : 0;
-  const T ls = lora_ ? T(lora_->spec.scale) : T(0);
   if (lora_) {
     int64_t per_layer = 0;
     for (const LoraGroup<T>& g : lora_->w[0]) per_layer += g.n;
-    lora_acts_.resize(size_t((keep ? c_.layers : 1) * per_layer * N * r));
+    lora_acts_.resize(size_t((keeps_layers() ? c_.layers : 1) * per_layer * N * lora_->spec.rank));
   }
-  const SeqBatch sb{starts_.data(), S};
-  auto resid = [&](int l) { return a_.resid + int64_t(keep ? l : l % 2) * N * C; };
-
   TIMED(kEmbedding, embedding_forward(resid(0), tokens_.data(), w_.embed, N, C));
-  for (int l = 0; l < c_.layers; ++l) {
-    const LayerWeights<T>& w = w_.layers[l];
-    if (lora_) lw = &lora_->w[size_t(l)];
-    T* x = resid(l);
-    T* xn1 = layer_slot(a_.xn1, l, int64_t(N) * C);
-    T* rstd1 = layer_slot(a_.rstd1, l, N);
-    T* qkv = layer_slot(a_.qkv, l, int64_t(N) * QKV);
-    T* att_lse = layer_slot(a_.att_lse, l, int64_t(N) * H);
-    T* attn = layer_slot(a_.attn, l, int64_t(N) * QD);
-    T* mid = layer_slot(a_.mid, l, int64_t(N) * C);
-    T* xn2 = layer_slot(a_.xn2, l, int64_t(N) * C);
-    T* rstd2 = layer_slot(a_.rstd2, l, N);
-    T* gu = layer_slot(a_.gu, l, int64_t(N) * 2 * I);
-    T* act = layer_slot(a_.act, l, int64_t(N) * I);
-    TIMED(kRmsnorm, rmsnorm_forward(xn1, rstd1, x, w.attn_norm, N, C, c_.rms_eps));
-    TIMED(kMatmul, gemm<T>(false, true, N, QKV, C, T(1), xn1, C, w.wqkv, C, T(0), qkv, QKV));
-    if (w.bqkv) TIMED(kElementwise, bias_forward(qkv, w.bqkv, N, QKV));
-    if (lw) TIMED(kLora, lora_forward(qkv, QKV, lora_u(l, kGroupQkv), xn1, N, (*lw)[kGroupQkv], r, ls));
-    TIMED(kRope, rope_apply(qkv, N, QKV, 0, H, D, pos_.data(), cos_.data(), sin_.data(), false));
-    TIMED(kRope, rope_apply(qkv, N, QKV, QD, KV, D, pos_.data(), cos_.data(), sin_.data(), false));
-    TIMED(kAttention, attention_forward(attn, att_lse, qkv, sb, H, KV, D, c_.sliding_window));
-    TIMED(kMatmul, gemm<T>(false, true, N, C, QD, T(1), attn, QD, w.wo, QD, T(0), mid, C));
-    if (w.bo) TIMED(kElementwise, bias_forward(mid, w.bo, N, C));
-    if (lw) TIMED(kLora, lora_forward(mid, C, lora_u(l, kGroupO), attn, N, (*lw)[kGroupO], r, ls));
-    TIMED(kElementwise, add_inplace(mid, x, int64_t(N) * C));
-    TIMED(kRmsnorm, rmsnorm_forward(xn2, rstd2, mid, w.mlp_norm, N, C, c_.rms_eps));
-    TIMED(kMatmul, gemm<T>(false, true, N, 2 * I, C, T(1), xn2, C, w.wgate_up, C, T(0), gu, 2 * I));
-    if (lw) TIMED(kLora, lora_forward(gu, 2 * I, lora_u(l, kGroupGateUp), xn2, N, (*lw)[kGroupGateUp], r, ls));
-    TIMED(kSwiglu, swiglu_forward(act, gu, N, I));
-    T* next = resid(l + 1);
-    TIMED(kMatmul, gemm<T>(false, true, N, C, I, T(1), act, I, w.wdown, I, T(0), next, C));
-    if (lw) TIMED(kLora, lora_forward(next, C, lora_u(l, kGroupDown), act, N, (*lw)[kGroupDown], r, ls));
-    TIMED(kElementwise, add_inplace(next, mid, int64_t(N) * C));
-  }
+  for (int l = 0; l < c_.layers; ++l) layer_forward(l, true);
   TIMED(kRmsnorm, rmsnorm_forward(a_.xnf, a_.rstdf, resid(c_.layers), w_.final_norm, N, C, c_.rms_eps));
 
   std::fill(logp, logp + N, T(0));
@@ -248,7 +257,6 @@ void Llama<T>::backward(const T* dlogp) {
   T* dh = dact + sizes[5];
   T* du = dh + sizes[6];  // adapter scratch
   const SeqBatch sb{starts_.data(), S};
-  auto resid = [&](int l) { return a_.resid + int64_t(l) * N * C; };
 
   // Head: d logits = dlogp (onehot - softmax), recomputing the logits chunk by chunk.
   TIMED(kElementwise, std::fill(dxn, dxn + int64_t(N) * C, T(0)));
@@ -267,14 +275,10 @@ void Llama<T>::backward(const T* dlogp) {
     const LoraLayer<T>* lw = lora_ ? &lora_->w[size_t(l)] : nullptr;
     const LoraLayer<T>* lg = lora_trains ? &lora_->g[size_t(l)] : nullptr;
     auto lora_grad = [lg](int group) { return lg ? &(*lg)[size_t(group)] : nullptr; };
-    const T* xn1 = a_.xn1 + int64_t(l) * N * C;
-    const T* qkv = a_.qkv + int64_t(l) * N * QKV;
-    const T* att_lse = a_.att_lse + int64_t(l) * N * H;
-    const T* attn = a_.attn + int64_t(l) * N * QD;
-    const T* mid = a_.mid + int64_t(l) * N * C;
-    const T* xn2 = a_.xn2 + int64_t(l) * N * C;
-    const T* gu = a_.gu + int64_t(l) * N * 2 * I;
-    const T* act = a_.act + int64_t(l) * N * I;
+    if (recompute_) layer_forward(l, false);
+    const LayerActs a = layer_acts(l);
+    const T *xn1 = a.xn1, *qkv = a.qkv, *att_lse = a.att_lse, *attn = a.attn, *mid = a.mid, *xn2 = a.xn2,
+            *gu = a.gu, *act = a.act;
     // MLP: resid[l+1] = mid + down(swiglu(gate_up(rmsnorm(mid))))
     TIMED(kMatmul, gemm<T>(false, false, N, I, C, T(1), dresid, C, w.wdown, I, T(0), dact, I));
     if (base) TIMED(kMatmul, gemm<T>(true, false, C, I, N, T(1), dresid, C, act, I, T(1), g.wdown, I));
@@ -287,7 +291,7 @@ void Llama<T>::backward(const T* dlogp) {
     if (lw) TIMED(kLora, lora_backward(dxn, lora_grad(kGroupGateUp), du, dgu, 2 * I, xn2, lora_u(l, kGroupGateUp), N,
                                        (*lw)[kGroupGateUp], r, ls));
     TIMED(kRmsnorm, rmsnorm_backward(dresid, base ? g.mlp_norm : nullptr, dxn, mid, w.mlp_norm,
-                                     a_.rstd2 + int64_t(l) * N, N, C));
+                                     a.rstd2, N, C));
     // Attention: mid = resid[l] + o_proj(attention(rope(qkv(rmsnorm(resid[l])))))
     if (base && g.bo) TIMED(kElementwise, bias_backward(g.bo, dresid, N, C));
     TIMED(kMatmul, gemm<T>(false, false, N, QD, C, T(1), dresid, C, w.wo, QD, T(0), dattn, QD));
@@ -305,7 +309,7 @@ void Llama<T>::backward(const T* dlogp) {
                                        lora_u(l, kGroupQkv), N, (*lw)[kGroupQkv], r, ls));
     if (need_dx)
       TIMED(kRmsnorm, rmsnorm_backward(dresid, base ? g.attn_norm : nullptr, dxn, resid(l), w.attn_norm,
-                                       a_.rstd1 + int64_t(l) * N, N, C));
+                                       a.rstd1, N, C));
   }
   if (trains_base_) TIMED(kEmbedding, embedding_backward(g_.embed, dresid, tokens_.data(), N, C, c_.pad_token));
 }

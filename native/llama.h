@@ -44,12 +44,28 @@ class Llama {
   // float32; parameters, gradients, norms, softmax, the head's log-softmax and the residual stay float32.
   void set_precision(Precision p);
 
+  // Activation recomputation (gradient checkpointing): a forward with keep = true then keeps only each
+  // layer's input (the residual stream), and backward recomputes a layer's activations right before that
+  // layer's backward. Gradients are bit-identical; training holds one layer's activations instead of all.
+  void set_recompute(bool on) {
+    recompute_ = on;
+    ready_for_backward_ = false;
+  }
+
  private:
   struct Acts {  // views into acts_ for the current batch
     T *resid, *xn1, *rstd1, *qkv, *att_lse, *attn, *mid, *xn2, *rstd2, *gu, *act, *xnf, *rstdf, *hm, *lse, *lp,
         *logits;
   };
-  T* layer_slot(T* base, int l, int64_t per_layer) const { return base + (keep_ ? l : 0) * per_layer; }
+  struct LayerActs {  // one layer's activations
+    T *xn1, *rstd1, *qkv, *att_lse, *attn, *mid, *xn2, *rstd2, *gu, *act;
+  };
+  bool keeps_layers() const { return keep_ && !recompute_; }  // a slot per layer, else one shared slot
+  LayerActs layer_acts(int l) const;
+  T* resid(int l) const;  // the residual stream entering layer l (l = layers: leaving the last)
+  // Layer l from resid(l); with to_next it writes resid(l + 1), else (recomputing) it stops at the
+  // activations backward reads.
+  void layer_forward(int l, bool to_next);
   void carve(int N, int M, int S);
   void ensure_rope(int max_len);
   void lm_head_rows(T* out, const T* rows, int m);
@@ -65,7 +81,7 @@ class Llama {
   int N_ = 0, M_ = 0, S_ = 0;
   int vocab_chunk_ = 0;  // columns of the head's logits computed at a time
   Precision precision_ = Precision::kFp32;
-  bool keep_ = false, ready_for_backward_ = false;
+  bool keep_ = false, recompute_ = false, ready_for_backward_ = false;
   std::vector<int32_t> tokens_, pos_, starts_, rows_m_, targets_m_;
   Acts a_{};
   std::vector<T> acts_, grads_scratch_, cos_, sin_, lora_acts_;

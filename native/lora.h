@@ -52,12 +52,19 @@ std::vector<LoraLayer<T>> bind_lora(const LlamaConfig& c, const LoraSpec& s, T* 
 // The adapters' GEMMs are small (one side is r): the independent ones of a group run as tasks of one
 // parallel_for, each GEMM on one thread, rather than each GEMM across the pool with its own hand-offs.
 
+// u (N, n r) = x (N, in) A^T
+template <typename T>
+void lora_project(T* u, const T* x, int N, const LoraGroup<T>& g, int r) {
+  if (g.n == 0) return;
+  gemm<T>(false, true, N, g.n * r, g.in, T(1), x, g.in, g.a, g.in, T(0), u, g.n * r);
+}
+
 // u (N, n r) = x (N, in) A^T; y (N, ldy) columns of module m += scale * u_m B_m^T.
 template <typename T>
 void lora_forward(T* y, int ldy, T* u, const T* x, int N, const LoraGroup<T>& g, int r, T scale) {
   if (g.n == 0) return;
   const int nr = g.n * r;
-  gemm<T>(false, true, N, nr, g.in, T(1), x, g.in, g.a, g.in, T(0), u, nr);
+  lora_project(u, x, N, g, r);
   parallel_for(g.n, 1, [&](int64_t b, int64_t e) {
     for (int64_t m = b; m < e; ++m)
       gemm<T>(false, true, N, g.out[m], r, scale, u + m * r, nr, g.b[m], r, T(1), y + g.col[m], ldy);

@@ -6,8 +6,7 @@ import { test } from "node:test";
 import { engine } from "../src/engine/index.js";
 import { loadRunConfig } from "../src/pipeline/config.js";
 import { DnoError } from "../src/util/errors.js";
-import { dnoInProcess } from "./cli-in-process.js";
-import { TINY_CONFIG, tinyRunInputs } from "./tiny-run.js";
+import { runTiny, TINY_CONFIG, tinyRunInputs } from "./tiny-run.js";
 
 const GOOD = `
 model: { from_scratch: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2 } }
@@ -43,6 +42,9 @@ test("a minimal config gets the paper's defaults and absolute paths", () => {
   assert.equal(c.iterations, 3);
   assert.equal(c.data.prompts, join(file, "..", "p.jsonl"));
   assert.equal(c.run_dir, join(file, "..", "run"));
+  assert.equal(c.model.recompute, undefined);
+  const recompute = GOOD.replace("num_attention_heads: 2 } }", "num_attention_heads: 2 }, recompute: true }");
+  assert.equal(loadRunConfig(write(recompute)).model.recompute, true);
 });
 
 test("bad configs give one error naming the field path", () => {
@@ -51,6 +53,10 @@ test("bad configs give one error naming the field path", () => {
   rejects(`${GOOD}\nsampling: { temperature: -1 }`, /sampling\.temperature/);
   rejects(`${GOOD}\npairs: { replay: [0.3, 2] }`, /pairs\.replay\[1\]/);
   rejects(`${GOOD}\ntrain: { lr: 0.1, momentum: 0.9 }`, /train: .*momentum/);
+  rejects(
+    GOOD.replace("num_attention_heads: 2 } }", "num_attention_heads: 2 }, recompute: 1 }"),
+    /model\.recompute/,
+  );
   rejects(
     GOOD.replace("data: { prompts: p.jsonl, eval: e.jsonl }", "data: { prompts: p.jsonl }"),
     /data\.eval/,
@@ -106,12 +112,12 @@ test("reward-augmented conditioning: the template must fit it; goal-conditioned 
   );
 });
 
-test("`threads` sizes the engine's thread pool for dno run", async () => {
+test("`threads` sizes the engine's thread pool in runPipeline (dno run, demo and compare)", async () => {
   const dir = tinyRunInputs(`${TINY_CONFIG}threads: 1\n`);
   const pool = engine().numThreads();
   try {
-    const run = await dnoInProcess(["run", "--config", join(dir, "dno.yaml")]);
-    assert.equal(run.code, 0, run.stderr);
+    engine().setNumThreads(2);
+    await runTiny(dir);
     assert.equal(engine().numThreads(), 1);
   } finally {
     engine().setNumThreads(pool);

@@ -94,6 +94,22 @@ test("a run whose trainer command is `dno train` ends with the in-process traine
   assert.equal(finalHash(second.stdout), ref.hash);
 });
 
+test("model.recompute reaches SFT and, through train-args.json, `dno train`: the same weights as without", () => {
+  const ref = inProcess();
+  const text = config(commandTrainer(dnoTrain)).replace(
+    "max_position_embeddings: 32 } }",
+    "max_position_embeddings: 32 }, recompute: true }",
+  );
+  const dir = setupRun(text, "dno-trainer-");
+  const r = dno(dir, "run", "--config", "dno.yaml");
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(
+    JSON.parse(readFileSync(join(dir, "run/iterations/1/train-args.json"), "utf8")).recompute,
+    true,
+  );
+  assert.equal(finalHash(r.stdout), ref.hash);
+});
+
 test("a trainer command that leaves no checkpoint fails the stage with one clear error", () => {
   const dir = setupRun(config(commandTrainer("echo nothing > {out}/notes.txt")), "dno-trainer-");
   const r = dno(dir, "run", "--config", "dno.yaml");
@@ -157,10 +173,11 @@ test("dno train on a plain TRL file tokenises it and computes the reference log-
     "plain.jsonl",
     rows.map(({ prompt, chosen, rejected }) => ({ prompt, chosen, rejected })),
   );
-  const train = (pairs: string, out: string) =>
+  const train = (pairs: string, out: string, ...flags: string[]) =>
     dno(
       dir,
       "train",
+      ...flags,
       "--model",
       model,
       "--pairs",
@@ -181,6 +198,9 @@ test("dno train on a plain TRL file tokenises it and computes the reference log-
   assert.equal(b.status, 0, b.stderr);
   assert.ok(hash(a));
   assert.equal(hash(b), hash(a));
+  const recomputed = train("full.jsonl", "r", "--recompute");
+  assert.equal(recomputed.status, 0, recomputed.stderr);
+  assert.equal(hash(recomputed), hash(a));
   assert.notEqual(hash(a), loadPolicy(model).model.weightsSha256(), "training moved the weights");
   assert.ok(existsSync(join(dir, "b/model.safetensors")) && existsSync(join(dir, "b/tokenizer.json")));
 

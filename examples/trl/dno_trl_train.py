@@ -21,8 +21,8 @@ What it does, and why:
 - The loss is TRL's `loss_type` for dno's objective (LOSS_TYPES); objectives TRL has no loss for stop
   with a message. The optimiser and schedule follow train-args.json: AdamW, linear warmup then linear
   decay to 0, weight decay, gradient clipping, `epochs` passes, `batch_size` pairs per optimiser step
-  (split over devices and gradient accumulation), bf16 when `precision` is bf16, PEFT LoRA when `lora`
-  is set (then `{out}` holds an adapter).
+  (split over devices and gradient accumulation), bf16 when `precision` is bf16, gradient checkpointing
+  when `recompute` is set, PEFT LoRA when `lora` is set (then `{out}` holds an adapter).
 - No truncation (`max_length=None`): a truncated sequence would not match its reference log-prob.
 
 This file is written against TRL's source (trl/trainer/dpo_trainer.py, dpo_config.py at 1.x); it was
@@ -158,6 +158,9 @@ def main():
         data_seed=args["seed"],
         bf16=bf16,
         fp16=False,
+        gradient_checkpointing=args.get("recompute", False),
+        # Non-reentrant checkpointing needs no input that requires grad, which a frozen (LoRA) base lacks.
+        gradient_checkpointing_kwargs={"use_reentrant": False},
         precompute_ref_log_probs=True,
         max_length=None,
         save_strategy="no",

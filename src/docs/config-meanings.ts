@@ -7,7 +7,8 @@
 export const CONFIG_MEANINGS: Record<string, string> = {
   seed: "every random choice (init, partitions, sampling, shuffles) derives from it",
   run_dir: "the run directory (state, samples, pairs, checkpoints, report), relative to the config file",
-  threads: "threads of the engine's pool in `dno run` (default: DNO_THREADS, else all cores)",
+  threads:
+    "threads of the engine's pool for the run (`dno run`, `dno demo`, `dno compare`; default: DNO_THREADS, else all cores)",
   precision:
     "matrix-product precision of every model: fp32, bf16 (bf16 GEMM inputs, float32 accumulation) or auto (bf16 with bf16 hardware and hidden_size >= 512); --precision overrides it",
   model: "the initial policy: exactly one of path and from_scratch",
@@ -22,6 +23,8 @@ export const CONFIG_MEANINGS: Record<string, string> = {
   "model.from_scratch.max_position_embeddings": "longest prompt + response in tokens (bytes)",
   "model.from_scratch.rope_theta": "RoPE base frequency",
   "model.from_scratch.tie_word_embeddings": "share the input embedding and the lm_head",
+  "model.recompute":
+    "activation recomputation in training (default false): each layer keeps only its input and is recomputed before its backward, so activations take about one layer's memory for one more forward through the layers; the same gradients for the same batch split (its larger default split rounds differently). Command trainers get it as train-args `recompute` (TRL: gradient_checkpointing)",
   sft: "supervised fine-tuning on gold answers before the first iteration (pi_ref = the SFT model)",
   "sft.data": 'JSONL of {"id", "prompt", "gold"}: the gold answers to imitate',
   "sft.goal_conditioned":

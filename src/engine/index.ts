@@ -84,6 +84,11 @@ export interface NativeModel<F extends FloatArray> {
   /** GEMM inputs in bf16 (float32 accumulation) or float32; everything else stays float32. */
   setPrecision(precision: "fp32" | "bf16"): void;
   /**
+   * Activation recomputation: a training forward keeps only each layer's input, and backward recomputes
+   * the layer's activations before its own backward (bit-identical gradients, one layer's memory).
+   */
+  setRecompute(on: boolean): void;
+  /**
    * Applies an adapter (laid out by loraLayout) unmerged in every later forward; with loraGrads,
    * backward trains it. setLora(null) removes it.
    */

@@ -25,11 +25,15 @@ export interface Example {
 /** d loss / d (sequence log-prob) per example, and the loss. */
 export type SequenceLoss = (seqLogprobs: Float64Array) => { loss: number; grad: Float64Array };
 
-/** Tokens whose training activations (float32, every layer) fit in about 1 GiB; within [256, 16384]. */
-function defaultBatchTokens(c: ModelConfig): number {
+/**
+ * Tokens whose training activations (float32) fit in about 1 GiB; within [256, 16384]. Every layer keeps
+ * its activations, or with recompute only its input, plus one layer's activations and their gradients.
+ */
+function defaultBatchTokens(c: ModelConfig, recompute: boolean): number {
   const qkv = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
   const perLayer = 5 * c.hiddenSize + qkv + c.numHeads * (c.headDim + 1) + 3 * c.intermediateSize + 2;
-  const bytesPerToken = 4 * (c.numLayers * perLayer + 3 * c.hiddenSize);
+  const layers = recompute ? c.numLayers * c.hiddenSize + 2 * perLayer : c.numLayers * perLayer;
+  const bytesPerToken = 4 * (layers + 3 * c.hiddenSize);
   return Math.min(16384, Math.max(256, Math.floor(2 ** 30 / bytesPerToken)));
 }
 
@@ -62,16 +66,13 @@ interface Packed {
 }
 
 export class CausalLM {
-  /**
-   * Most tokens one native forward packs (0 = no limit). Training keeps every layer's activations for
-   * these tokens; the default holds them to about 1 GiB.
-   */
-  maxBatchTokens: number;
   private readonly slots = new Map<string, TensorSlot>();
   private gradBuffer: Float32Array | null = null;
   private attached: { adapter: LoraAdapter; train: boolean } | null = null;
   private native: NativeModel<Float32Array>;
   private matmulPrecision: ResolvedPrecision;
+  private recomputes = false;
+  private batchTokens: number | undefined;
 
   private constructor(
     readonly config: ModelConfig,
@@ -79,7 +80,6 @@ export class CausalLM {
     readonly params: Float32Array,
   ) {
     for (const slot of layout) this.slots.set(slot.name, slot);
-    this.maxBatchTokens = defaultBatchTokens(config);
     this.matmulPrecision = resolvePrecision(defaultPrecision(), config.hiddenSize);
     this.native = new (engine().Model)(config, params, null);
     this.native.setPrecision(this.matmulPrecision);
@@ -93,6 +93,32 @@ export class CausalLM {
   set precision(p: Precision) {
     this.matmulPrecision = resolvePrecision(p, this.config.hiddenSize);
     this.native.setPrecision(this.matmulPrecision);
+  }
+
+  /**
+   * Activation recomputation (gradient checkpointing) in training: each layer keeps only its input and
+   * recomputes its activations right before its backward. Gradients are bit-identical for the same
+   * batch split; activation memory falls to about one layer's, so the default `maxBatchTokens` grows.
+   */
+  get recompute(): boolean {
+    return this.recomputes;
+  }
+
+  set recompute(on: boolean) {
+    this.recomputes = on;
+    this.native.setRecompute(on);
+  }
+
+  /**
+   * Most tokens one native forward packs (0 = no limit). Training keeps activations for these tokens;
+   * the default holds them to about 1 GiB (more tokens with `recompute`).
+   */
+  get maxBatchTokens(): number {
+    return this.batchTokens ?? defaultBatchTokens(this.config, this.recomputes);
+  }
+
+  set maxBatchTokens(n: number) {
+    this.batchTokens = n;
   }
 
   private static empty(config: ModelConfig): CausalLM {
@@ -252,6 +278,7 @@ export class CausalLM {
     const a = this.attached;
     this.native = new (engine().Model)(this.config, this.params, a?.train ? null : this.gradBuffer);
     this.native.setPrecision(this.matmulPrecision);
+    this.native.setRecompute(this.recomputes);
     if (a) this.native.setLora(a.adapter.spec, a.adapter.params, a.train ? a.adapter.grads : null);
   }
 

@@ -106,6 +106,8 @@ export const runConfigSchema = z.strictObject({
       /** A Hugging Face checkpoint directory (config.json, model.safetensors, tokenizer.json). */
       path: z.string().min(1).optional(),
       from_scratch: fromScratchSchema.optional(),
+      /** Activation recomputation in training (engine: CausalLM.recompute; TRL: gradient_checkpointing). */
+      recompute: z.boolean().optional(),
     })
     .refine((m) => (m.path === undefined) !== (m.from_scratch === undefined), {
       message: "give exactly one of model.path and model.from_scratch",

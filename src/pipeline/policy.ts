@@ -353,6 +353,8 @@ export interface TrainOptions<U> {
   weight_decay: number;
   grad_clip: number;
   seed: number;
+  /** Activation recomputation (CausalLM.recompute) while training. */
+  recompute?: boolean;
   /** Names the training in errors (a stage name). */
   stage?: string;
   resume?: TrainResume;
@@ -372,6 +374,7 @@ export interface TrainOptions<U> {
 export function trainSteps<U>(policy: Policy, units: readonly U[], options: TrainOptions<U>): TrainLogRow[] {
   const perEpoch = Math.ceil(units.length / options.batch_size);
   const total = Math.max(1, Math.round(perEpoch * options.epochs));
+  if (options.recompute) policy.model.recompute = true;
   const optimizer = new AdamW(policy.model, {
     weightDecay: options.weight_decay,
     maxGradNorm: options.grad_clip,

@@ -25,6 +25,7 @@ import { join } from "node:path";
 import { getObjective } from "../core/objectives.js";
 import type { PairComposition } from "../core/pairs.js";
 import { deriveSeed, Rng } from "../core/rng.js";
+import { engine } from "../engine/index.js";
 import { setDefaultPrecision } from "../model/precision.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { DnoError } from "../util/errors.js";
@@ -118,6 +119,8 @@ const resumeFileOf = (checkpoint: string): string => `${checkpoint}.progress.saf
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
   const { config } = options;
   if (config.precision) setDefaultPrecision(config.precision, "config");
+  // Results do not depend on the pool's size (GEMMs are bit-identical for any thread count).
+  if (config.threads !== undefined) engine().setNumThreads(config.threads);
   const runDir = config.run_dir;
   const progress = options.progress ?? (() => {});
   const state = openRunDir(config, () => readRunInputs(config, policyShape(config.model)));
@@ -288,6 +291,7 @@ async function preparePolicy(
       log.push(
         ...trainSteps(policy, examples, {
           ...config.sft,
+          recompute: config.model.recompute,
           seed: deriveSeed(config.seed, "sft"),
           stage: "sft",
           resume: {

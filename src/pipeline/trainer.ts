@@ -42,6 +42,8 @@ export const trainArgsSchema = z.strictObject({
   seed: z.number().int().min(0),
   /** The precision the engine trains in; external trainers map it to theirs (TRL: bf16). */
   precision: z.enum(["fp32", "bf16"]),
+  /** Activation recomputation (the run's model.recompute); TRL: gradient_checkpointing. */
+  recompute: z.boolean().optional(),
   /**
    * Train a LoRA adapter on pi_t (base frozen) instead of all weights: `train.lora` (r, alpha,
    * target_modules, rslora: PEFT's names) and the seed of the adapter's initialisation.
@@ -209,6 +211,7 @@ export function trainArgsOf(config: RunConfig, t: number): TrainArgs {
     grad_clip: train.grad_clip,
     seed: deriveSeed(config.seed, "train", t),
     precision: "fp32",
+    ...(config.model.recompute && { recompute: true }),
     ...(train.lora && { lora: { ...train.lora, init_seed: deriveSeed(config.seed, "lora", t) } }),
     ...(objective.spo && { spo: objective.spo }),
   };

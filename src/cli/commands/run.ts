@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { engine } from "../../engine/index.js";
 import { loadRunConfig } from "../../pipeline/config.js";
 import { runPipeline } from "../../pipeline/run.js";
 import { iterationTable } from "../iteration-table.js";
@@ -15,7 +14,6 @@ export function register(program: Command): void {
     .requiredOption("--config <file>", "the run config (dno.yaml; `dno init` writes an example)")
     .action(async (flags: { config: string }) => {
       const config = loadRunConfig(flags.config);
-      if (config.threads !== undefined) engine().setNumThreads(config.threads);
       const ui = stageProgress();
       try {
         const result = await runPipeline({ config, progress: ui.progress, events: ui.events, warn: ui.warn });

@@ -29,6 +29,7 @@ interface TrainFlags {
   weightDecay?: number;
   gradClip?: number;
   seed?: number;
+  recompute?: boolean;
 }
 
 /** What a run uses when its config says nothing (src/pipeline/config.ts). */
@@ -60,6 +61,7 @@ function resolveArgs(flags: TrainFlags): TrainArgs {
     ...(flags.weightDecay !== undefined && { weight_decay: flags.weightDecay }),
     ...(flags.gradClip !== undefined && { grad_clip: flags.gradClip }),
     ...(flags.seed !== undefined && { seed: flags.seed }),
+    ...(flags.recompute && { recompute: true }),
   };
   const parsed = trainArgsSchema.safeParse({ ...DEFAULT_ARGS, ...(fromFile as object), ...given });
   if (!parsed.success) throw new DnoError(`${flags.args ?? "dno train"}: ${describeZodError(parsed.error)}`);
@@ -144,5 +146,9 @@ export function register(program: Command): void {
       numberFlag("--grad-clip", 0, 1e6, { exclusiveMin: true }),
     )
     .option("--seed <n>", "shuffle seed (default 0)", intFlag("--seed", 0, MAX_SEED))
+    .option(
+      "--recompute",
+      "activation recomputation: each layer's activations are recomputed before its backward (less memory, more compute)",
+    )
     .action(async (flags: TrainFlags) => runTrain(flags));
 }
