@@ -79,11 +79,13 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
   const int kb_max = block_size(K, kMaxKB, 1);
   const bool parallel = int64_t{2} * M * N * K >= kParallelFlops && num_threads() > 1 && gemm::pool_is_prompt();
 
-  // Full MR-row slivers of op(A) are read in place: a[r * rs + k * cs] from op(A)(r0, k0). Packing them
-  // measured slower, as each is reused from L1 across its tile's columns anyway. A last, shorter sliver
-  // is packed (zero-padded), since the microkernel reads MR rows.
+  // Full MR-row slivers of an untransposed A are read in place: a[r * rs + k], from op(A)(r0, k0), MR rows
+  // each read contiguously. Packing them measured slower, as each is reused from L1 across its tile's
+  // columns anyway. A transposed A (a weight gradient's dY^T) would be read one short piece per k, each
+  // lda floats apart: hundreds of pages per sliver, a TLB miss per k. Its slivers are copied, once per
+  // tile row and k-chunk, into a small per-thread buffer first. A last, shorter sliver is packed
+  // (zero-padded) for the whole block, since the microkernel reads MR rows.
   const int a_full = M / MR;
-  const int64_t rs = transA ? 1 : lda, cs = transA ? lda : 1;
 
   static thread_local gemm::Workspace workspace;
   const size_t a_floats = (static_cast<size_t>(MR) * kb_max + 15) & ~size_t{15};  // keeps B 64-byte aligned
@@ -139,16 +141,26 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
         const int tr = t % row_tiles, tc = t / row_tiles;
         const int r0 = tr * tile_rows, r1 = std::min(M, r0 + tile_rows);
         const int c0 = tc * cols_per_tile, c1 = std::min(nb, c0 + cols_per_tile);
+        static thread_local gemm::Workspace sliver_space;
         for (int k0 = 0; k0 < kb; k0 += kc_max) {
           const int kc = std::min(kc_max, kb - k0);
           const float beta_k = k0 == 0 ? beta_block : 1.0f;
           for (int r = r0; r < r1; r += MR) {
-            const bool in_place = r / MR < a_full;
-            const float* a = in_place ? A + r * rs + (p0 + k0) * cs : packed_a + static_cast<size_t>(k0) * MR;
+            const float* a = packed_a + static_cast<size_t>(k0) * MR;  // the last, short sliver
+            int64_t rs = 1, cs = MR;
+            if (r / MR < a_full && !transA) {
+              a = A + static_cast<int64_t>(r) * lda + p0 + k0;
+              rs = lda;
+              cs = 1;
+            } else if (r / MR < a_full) {
+              float* sliver = static_cast<float*>(sliver_space.get(sizeof(float) * MR * kc));
+              gemm::pack_rows(A + static_cast<int64_t>(p0 + k0) * lda + r, lda, MR, kc, MR, sliver);
+              a = sliver;
+            }
             for (int c = c0; c < c1; c += NR) {
               const float* b = packed_b + static_cast<size_t>(c) * kb + static_cast<size_t>(k0) * NR;
-              kern.run(kc, a, in_place ? rs : 1, in_place ? cs : MR, b, C + static_cast<int64_t>(r) * ldc + j0 + c,
-                       ldc, alpha, beta_k, std::min(MR, M - r), std::min(NR, nb - c));
+              kern.run(kc, a, rs, cs, b, C + static_cast<int64_t>(r) * ldc + j0 + c, ldc, alpha, beta_k,
+                       std::min(MR, M - r), std::min(NR, nb - c));
             }
           }
         }
