@@ -8,10 +8,8 @@ import { Rng } from "../src/core/rng.js";
 import { engine } from "../src/engine/index.js";
 import { parseConfig } from "../src/model/config.js";
 import { LORA_TARGETS, LoraAdapter, loraConfigSchema } from "../src/model/lora.js";
-import { CausalLM, type Example } from "../src/model/model.js";
-import { AdamW } from "../src/train/adamw.js";
-import { trainStep } from "../src/train/step.js";
-import { benchChild } from "./child.js";
+import { CausalLM } from "../src/model/model.js";
+import { benchChild, languageModelStep } from "./child.js";
 
 /** SmolLM2-135M's shape (random weights). */
 export const CONFIG_L = {
@@ -48,17 +46,7 @@ export function loraBenchChild(kind: LoraBenchKind): void {
   const model = CausalLM.init(config, 0);
   if (kind === "lora")
     model.attachAdapter(LoraAdapter.init(config, loraConfigSchema.parse(LORA), 0), { train: true });
-  const optimizer = new AdamW(model, { weightDecay: 0.01, maxGradNorm: 0 });
-  const rng = Rng.derive(0, "bench-lora");
-  const examples: Example[] = Array.from({ length: BATCH }, () => {
-    const tokens = Array.from({ length: SEQ + 1 }, () => rng.int(config.vocabSize));
-    return { prompt: tokens.slice(0, 1), response: tokens.slice(1) };
-  });
-  const meanCrossEntropy = (lp: Float64Array) => ({
-    loss: -lp.reduce((a, b) => a + b, 0) / (BATCH * SEQ),
-    grad: new Float64Array(lp.length).fill(-1 / (BATCH * SEQ)),
-  });
-  const step = () => trainStep(model, optimizer, [{ examples, loss: meanCrossEntropy }], 1e-4);
+  const { step } = languageModelStep(model, Rng.derive(0, "bench-lora"), BATCH, SEQ, 1e-4);
   for (let i = 0; i < WARMUP; i++) step();
   engine().kernelProfile(); // resets the phase clocks
   const t = performance.now();

@@ -29,11 +29,10 @@ import { fileURLToPath } from "node:url";
 import { Rng } from "../src/core/rng.js";
 import { type Engine, engine } from "../src/engine/index.js";
 import { parseConfig } from "../src/model/config.js";
-import { CausalLM, type Example } from "../src/model/model.js";
-import { AdamW } from "../src/train/adamw.js";
-import { trainStep } from "../src/train/step.js";
+import { CausalLM } from "../src/model/model.js";
 import { DnoError } from "../src/util/errors.js";
 import { findTorchReference } from "../src/util/shared-dir.js";
+import { languageModelStep } from "./child.js";
 import { BENCH_CONFIGS } from "./configs.js";
 import { type LoraBenchKind, loraBench, loraBenchChild } from "./engine-lora.js";
 
@@ -245,22 +244,11 @@ function engineChild(name: ConfigName, precision: Precision): void {
   const config = parseConfig(CONFIGS[name], `config ${name}`);
   const model = CausalLM.init(config, 0);
   model.precision = precision;
-  const optimizer = new AdamW(model, { weightDecay: 0.01, maxGradNorm: 0 });
-  const rng = Rng.derive(0, "bench-engine", name);
   const { batch, seq, steps, warmup } = RUNS[name];
   // One forward + backward per step, as PyTorch does; Q keeps the default (pieces of about 1 GiB of
-  // activations, their forward run twice) to train in under 10 GB.
+  // activations, their forward run twice) to train in under 10 GB: model.recompute measured slower there.
   if (name !== "Q") model.maxBatchTokens = batch * seq;
-  // Each sequence is seq + 1 tokens: the first seq are the input, the last seq the targets.
-  const examples: Example[] = Array.from({ length: batch }, () => {
-    const tokens = Array.from({ length: seq + 1 }, () => rng.int(config.vocabSize));
-    return { prompt: tokens.slice(0, 1), response: tokens.slice(1) };
-  });
-  const meanCrossEntropy = (seqLogprobs: Float64Array) => ({
-    loss: -seqLogprobs.reduce((a, b) => a + b, 0) / (batch * seq),
-    grad: new Float64Array(seqLogprobs.length).fill(-1 / (batch * seq)),
-  });
-  const step = () => trainStep(model, optimizer, [{ examples, loss: meanCrossEntropy }], LR);
+  const { step, examples } = languageModelStep(model, Rng.derive(0, "bench-engine", name), batch, seq, LR);
   for (let i = 0; i < warmup; i++) step();
   engine().kernelProfile(); // resets the phase clocks
   const train = timed(step, 0, steps);

@@ -12,10 +12,8 @@
 import { fileURLToPath } from "node:url";
 import { Rng } from "../src/core/rng.js";
 import { parseConfig } from "../src/model/config.js";
-import { CausalLM, type Example } from "../src/model/model.js";
-import { AdamW } from "../src/train/adamw.js";
-import { trainStep } from "../src/train/step.js";
-import { benchChild } from "./child.js";
+import { CausalLM } from "../src/model/model.js";
+import { benchChild, languageModelStep } from "./child.js";
 import { BENCH_CONFIGS } from "./configs.js";
 
 const BATCH = 8;
@@ -38,18 +36,7 @@ function child(mode: Mode): void {
   const model = CausalLM.init(config, 0);
   model.recompute = mode === "recompute";
   if (mode === "whole") model.maxBatchTokens = BATCH * SEQ;
-  const optimizer = new AdamW(model, { weightDecay: 0.01, maxGradNorm: 0 });
-  const rng = Rng.derive(0, "bench-memory");
-  // Each sequence is SEQ + 1 tokens: the first SEQ are the input, the last SEQ the targets.
-  const examples: Example[] = Array.from({ length: BATCH }, () => {
-    const tokens = Array.from({ length: SEQ + 1 }, () => rng.int(config.vocabSize));
-    return { prompt: tokens.slice(0, 1), response: tokens.slice(1) };
-  });
-  const meanCrossEntropy = (lp: Float64Array) => ({
-    loss: -lp.reduce((a, b) => a + b, 0) / (BATCH * SEQ),
-    grad: new Float64Array(lp.length).fill(-1 / (BATCH * SEQ)),
-  });
-  const step = () => trainStep(model, optimizer, [{ examples, loss: meanCrossEntropy }], 1e-4);
+  const { step } = languageModelStep(model, Rng.derive(0, "bench-memory"), BATCH, SEQ, 1e-4);
   for (let i = 0; i < WARMUP; i++) step();
   const t = performance.now();
   for (let i = 0; i < STEPS; i++) step();
