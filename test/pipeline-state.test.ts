@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -54,4 +56,26 @@ test("changed, missing or damaged files are reported, never used", async () => {
     () => RunState.open(mkdtempSync(join(tmpdir(), "dno-state-")), { create: false }),
     (e: unknown) => e instanceof DnoError && /not a dno run directory/.test(e.message),
   );
+});
+
+test("a writer killed mid-transaction: the next read-only open rolls its journal back and reads", () => {
+  const dir = mkdtempSync(join(tmpdir(), "dno-state-"));
+  const state = RunState.open(dir, { create: true });
+  state.setMeta({ config: "before" });
+  state.close();
+  const file = join(dir, "state.sqlite");
+  // A child spills a large uncommitted write into the database file, then is killed: a hot journal.
+  const sqlite = createRequire(import.meta.url).resolve("better-sqlite3");
+  const writer = `const db = new (require(${JSON.stringify(sqlite)}))(${JSON.stringify(file)});
+    db.pragma("cache_size = 1"); db.exec("BEGIN");
+    const put = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
+    for (let i = 0; i < 200; i++) put.run("k" + i, "x".repeat(4000));
+    put.run("config", "after"); process.kill(process.pid, "SIGKILL");`;
+  const r = spawnSync(process.execPath, ["-e", writer]);
+  assert.equal(r.signal, "SIGKILL", r.stderr.toString());
+  assert.ok(existsSync(`${file}-journal`) && statSync(`${file}-journal`).size > 0, "a hot journal");
+  const reopened = RunState.open(dir, { create: false });
+  assert.equal(reopened.getMeta("config"), "before");
+  assert.equal(reopened.getMeta("k0"), undefined);
+  reopened.close();
 });

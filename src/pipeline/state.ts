@@ -70,6 +70,7 @@ export class RunState {
     if (!existsSync(file) || statSync(file).size === 0) {
       throw new DnoError(`${runDir}: not a dno run directory (no ${STATE_FILE}, or an empty one)`);
     }
+    rollBackKilledWriter(file);
     let db: Database.Database;
     try {
       db = new Database(file, { readonly: true, fileMustExist: true });
@@ -192,4 +193,21 @@ export function fileDamage(file: string, hash: string, writer: string): string |
 
 export function hashFile(file: string): string {
   return createHash("sha256").update(readFileSync(file)).digest("hex");
+}
+
+/**
+ * A writer killed mid-transaction (kill -9) leaves a hot rollback journal, which a read-only connection
+ * cannot roll back ("attempt to write a readonly database"). A read-write connection rolls it back on its
+ * first read; where that is not allowed, the read-only open reports the error.
+ */
+function rollBackKilledWriter(file: string): void {
+  const journal = `${file}-journal`;
+  if (!existsSync(journal) || statSync(journal).size === 0) return;
+  try {
+    const db = new Database(file, { fileMustExist: true });
+    db.prepare("SELECT COUNT(*) FROM sqlite_master").get();
+    db.close();
+  } catch {
+    // left to the read-only open
+  }
 }
