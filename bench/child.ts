@@ -32,9 +32,12 @@ export function languageModelStep(
     const tokens = Array.from({ length: seq + 1 }, () => rng.int(model.config.vocabSize));
     return { prompt: tokens.slice(0, 1), response: tokens.slice(1) };
   });
-  const meanCrossEntropy = (seqLogprobs: Float64Array) => ({
-    loss: -seqLogprobs.reduce((a, b) => a + b, 0) / (batch * seq),
-    grad: new Float64Array(seqLogprobs.length).fill(-1 / (batch * seq)),
-  });
+  const meanCrossEntropy = Object.assign(
+    (seqLogprobs: Float64Array) => ({
+      loss: -seqLogprobs.reduce((a, b) => a + b, 0) / (batch * seq),
+      grad: new Float64Array(seqLogprobs.length).fill(-1 / (batch * seq)),
+    }),
+    { groupOf: (example: number) => example },
+  );
   return { step: () => trainStep(model, optimizer, [{ examples, loss: meanCrossEntropy }], lr), examples };
 }

@@ -245,8 +245,9 @@ function engineChild(name: ConfigName, precision: Precision): void {
   const model = CausalLM.init(config, 0);
   model.precision = precision;
   const { batch, seq, steps, warmup } = RUNS[name];
-  // One forward + backward per step, as PyTorch does; Q keeps the default (pieces of about 1 GiB of
-  // activations, their forward run twice) to train in under 10 GB: model.recompute measured slower there.
+  // One forward + backward per step, as PyTorch does; Q keeps the default pieces (about 1 GiB of
+  // activations each; one forward + backward per piece, the loss being per sequence) to train in under
+  // 10 GB: model.recompute measured slower there.
   if (name !== "Q") model.maxBatchTokens = batch * seq;
   const { step, examples } = languageModelStep(model, Rng.derive(0, "bench-engine", name), batch, seq, LR);
   for (let i = 0; i < warmup; i++) step();

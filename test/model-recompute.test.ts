@@ -48,7 +48,7 @@ type Setup = (typeof SETUPS)[number];
 function gradients(precision: ResolvedPrecision, setup: Setup, recompute: boolean) {
   const model = CausalLM.init(config, 5, 0.1);
   model.precision = precision;
-  if (setup === "full, in pieces") model.maxBatchTokens = 24; // several forwards, then forward + backward each
+  if (setup === "full, in pieces") model.maxBatchTokens = 24; // several pieces
   if (setup.startsWith("lora")) {
     const adapter = LoraAdapter.init(config, loraConfigSchema.parse({ r: 4 }), 6);
     for (const { b } of adapter.pairs()) adapter.tensor(b.name).fill(0.05); // B = 0 would hide dA

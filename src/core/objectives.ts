@@ -10,7 +10,8 @@
  * the caller's choice, the formulas do not change.
  *
  * Every objective returns the mean loss over the batch and its exact gradient with respect to the
- * policy sequence log-probs `policyChosen` and `policyRejected` (the 1/n of the mean included).
+ * policy sequence log-probs `policyChosen` and `policyRejected` (the 1/n of the mean included). The
+ * mean is of per-pair terms: pair i's gradient reads only pair i's entries (sequenceLossFn relies on it).
  */
 import { DnoError } from "../util/errors.js";
 import { logSigmoid, sigmoid } from "./prob.js";
@@ -357,17 +358,21 @@ export function getObjective(name: string): Objective {
  * Adapts an objective to `CausalLM.accumulateGradients`, which gives one Float64Array of policy
  * sequence log-probs laid out as [chosen_0 .. chosen_{n-1}, rejected_0 .. rejected_{n-1}] (then
  * explore_0 .. explore_{n-1} for an objective that needs "explore") and wants `{ loss, grad }` in the
- * same layout.
+ * same layout. Every objective is a mean of per-pair terms, so the responses of pair i form a group
+ * (`groupOf`), which lets long batches run one forward per piece.
  */
 export function sequenceLossFn(
   objective: Objective | string,
   fixed: Omit<PairBatch, "policyChosen" | "policyRejected" | "policyExplore">,
   params: ObjectiveParams,
-): (seqLogprobs: Float64Array) => { loss: number; grad: Float64Array } {
+): {
+  (seqLogprobs: Float64Array): { loss: number; grad: Float64Array };
+  groupOf: (example: number) => number;
+} {
   const o = typeof objective === "string" ? getObjective(objective) : objective;
   const blocks = o.needs.includes("explore") ? 3 : 2;
   const n = fixed.refChosen.length;
-  return (seqLogprobs) => {
+  const loss = (seqLogprobs: Float64Array) => {
     if (seqLogprobs.length !== blocks * n) {
       throw new RangeError(
         `sequence loss: expected ${blocks * n} log-probs (${blocks} blocks of ${n}), got ${seqLogprobs.length}`,
@@ -388,6 +393,7 @@ export function sequenceLossFn(
     if (blocks === 3) grad.set(gradExplore!, 2 * n);
     return { loss, grad };
   };
+  return Object.assign(loss, { groupOf: (example: number) => example % n });
 }
 
 /** Algorithm 1's soft labels p_i = sigma(r(y_w,i) - r(y_l,i)) from win-rate estimates. */

@@ -22,8 +22,18 @@ export interface Example {
   response: number[];
 }
 
-/** d loss / d (sequence log-prob) per example, and the loss. */
-export type SequenceLoss = (seqLogprobs: Float64Array) => { loss: number; grad: Float64Array };
+/**
+ * d loss / d (sequence log-prob) per example, and the loss. A loss that is a sum of terms over groups of
+ * examples (each example's gradient reads only the log-probs of its own group: an SFT example, a
+ * preference pair) says so with `groupOf`. Batches larger than maxBatchTokens are then split along groups
+ * and run one forward per piece instead of two; the loss is called once per piece, every log-prob of the
+ * pieces so far filled in (the rest 0), and its last call, which sees them all, is the batch's result.
+ */
+export interface SequenceLoss {
+  (seqLogprobs: Float64Array): { loss: number; grad: Float64Array };
+  /** the group of example i (any number; equal numbers, one group) */
+  groupOf?: (example: number) => number;
+}
 
 /**
  * Tokens whose training activations (float32) fit in about 1 GiB; within [256, 16384]. Every layer keeps
@@ -35,6 +45,15 @@ function defaultBatchTokens(c: ModelConfig, recompute: boolean): number {
   const layers = recompute ? c.numLayers * c.hiddenSize + 2 * perLayer : c.numLayers * perLayer;
   const bytesPerToken = 4 * (layers + 3 * c.hiddenSize);
   return Math.min(16384, Math.max(256, Math.floor(2 ** 30 / bytesPerToken)));
+}
+
+/** `loss` at these log-probs, its gradient checked to have one entry per example. */
+function lossAt(loss: SequenceLoss, seqLogprobs: Float64Array): { loss: number; grad: Float64Array } {
+  const result = loss(seqLogprobs);
+  if (result.grad.length !== seqLogprobs.length) {
+    throw new RangeError(`loss gave ${result.grad.length} gradients for ${seqLogprobs.length} sequences`);
+  }
+  return result;
 }
 
 /** normal(0, std) draws, both Box-Muller outputs used (initialising 100M weights takes seconds). */
@@ -334,27 +353,37 @@ export class CausalLM {
   /**
    * Runs the forward pass, asks `loss` for d loss / d (sequence log-prob), backpropagates it and ADDS
    * the parameter gradients into `grads` (call zeroGrad between optimizer steps). Batches larger than
-   * maxBatchTokens are processed piecewise: log-probs first, then forward + backward per piece.
+   * maxBatchTokens are processed piecewise: one forward + backward per piece when the loss has groups
+   * (SequenceLoss.groupOf), otherwise log-probs first, then forward + backward per piece.
    */
   accumulateGradients(examples: Example[], loss: SequenceLoss): { loss: number; seqLogprobs: Float64Array } {
     if (!this.attached?.train) this.baseGradients(); // binds a native model that fills them
-    const batches = this.pack(examples);
+    const batches = this.pack(examples, loss.groupOf);
     const seqLogprobs = new Float64Array(examples.length);
-    const single = batches.length === 1;
-    for (const batch of batches) this.forwardInto(batch, seqLogprobs, single);
-    const result = loss(seqLogprobs);
-    if (result.grad.length !== examples.length) {
-      throw new RangeError(`loss gave ${result.grad.length} gradients for ${examples.length} sequences`);
-    }
-    for (const batch of batches) {
-      if (!single) this.forwardInto(batch, new Float64Array(examples.length), true);
-      const dlogp = new Float32Array(batch.tokens.length);
-      for (let n = 0; n < batch.targets.length; n++) {
-        if (batch.targets[n]! >= 0) dlogp[n] = result.grad[batch.owner[n]!]!;
+    if (batches.length === 1 || loss.groupOf) {
+      let result: { loss: number; grad: Float64Array } | undefined;
+      for (const batch of batches) {
+        this.forwardInto(batch, seqLogprobs, true);
+        result = lossAt(loss, seqLogprobs);
+        this.backwardFrom(batch, result.grad);
       }
-      this.native.backward(dlogp);
+      return { loss: (result ?? lossAt(loss, seqLogprobs)).loss, seqLogprobs };
+    }
+    for (const batch of batches) this.forwardInto(batch, seqLogprobs, false);
+    const result = lossAt(loss, seqLogprobs);
+    for (const batch of batches) {
+      this.forwardInto(batch, new Float64Array(examples.length), true);
+      this.backwardFrom(batch, result.grad);
     }
     return { loss: result.loss, seqLogprobs };
+  }
+
+  private backwardFrom(batch: Packed, seqGrad: Float64Array): void {
+    const dlogp = new Float32Array(batch.tokens.length);
+    for (let n = 0; n < batch.targets.length; n++) {
+      if (batch.targets[n]! >= 0) dlogp[n] = seqGrad[batch.owner[n]!]!;
+    }
+    this.native.backward(dlogp);
   }
 
   private forwardInto(batch: Packed, seqLogprobs: Float64Array, keep: boolean): void {
@@ -398,8 +427,25 @@ export class CausalLM {
     return out;
   }
 
-  /** Examples as packed batches: each is prompt + response minus the last token, scoring the response. */
-  private pack(examples: Example[]): Packed[] {
+  /** `groups` of whole `groupOf` groups (their examples adjacent, groups in order of first appearance). */
+  private groupedPieces(lengths: number[], groupOf: (example: number) => number): number[][] {
+    const members = new Map<number, number[]>();
+    lengths.forEach((_, i) => {
+      const g = groupOf(i);
+      const list = members.get(g);
+      if (list) list.push(i);
+      else members.set(g, [i]);
+    });
+    const units = [...members.values()];
+    const unitLengths = units.map((u) => u.reduce((a, i) => a + lengths[i]!, 0));
+    return this.groups(unitLengths).map((piece) => piece.flatMap((u) => units[u]!));
+  }
+
+  /**
+   * Examples as packed batches: each is prompt + response minus the last token, scoring the response.
+   * With `groupOf`, a group's examples share a batch.
+   */
+  private pack(examples: Example[], groupOf?: (example: number) => number): Packed[] {
     examples.forEach((e, i) => {
       if (e.prompt.length === 0) throw new DnoError(`example ${i}: the prompt needs at least one token`);
       this.checkTokens(e.prompt, `example ${i} prompt`);
@@ -408,7 +454,8 @@ export class CausalLM {
     const lengths = examples.map((e) =>
       e.response.length === 0 ? 0 : e.prompt.length + e.response.length - 1,
     );
-    return this.groups(lengths).map((group) => {
+    const pieces = groupOf ? this.groupedPieces(lengths, groupOf) : this.groups(lengths);
+    return pieces.map((group) => {
       const live = group.filter((i) => lengths[i]! > 0);
       const n = live.reduce((a, i) => a + lengths[i]!, 0);
       const tokens = new Int32Array(n);

@@ -328,12 +328,14 @@ export function policyAnswerer(
     });
 }
 
-/** The loss of a batch as a function of its sequence log-probs, plus the batch's mean reward margin. */
-export type BatchLoss = (seqLogprobs: Float64Array) => {
-  loss: number;
-  grad: Float64Array;
-  margin: number | null;
-};
+/**
+ * The loss of a batch as a function of its sequence log-probs, plus the batch's mean reward margin;
+ * `groupOf` as in SequenceLoss (the margin is read from the last call, which sees every log-prob).
+ */
+export interface BatchLoss {
+  (seqLogprobs: Float64Array): { loss: number; grad: Float64Array; margin: number | null };
+  groupOf?: (example: number) => number;
+}
 
 /**
  * Where weights, optimizer state, step and the log so far are saved (atomically, every `everySeconds`;
@@ -409,11 +411,14 @@ export function trainSteps<U>(policy: Policy, units: readonly U[], options: Trai
         [
           {
             examples,
-            loss: (lp) => {
-              const r = lossFn(lp);
-              margin = r.margin;
-              return { loss: r.loss, grad: r.grad };
-            },
+            loss: Object.assign(
+              (lp: Float64Array) => {
+                const r = lossFn(lp);
+                margin = r.margin;
+                return { loss: r.loss, grad: r.grad };
+              },
+              { groupOf: lossFn.groupOf },
+            ),
           },
         ],
         lr,

@@ -407,12 +407,13 @@ async function trainStage(
 /** Token-mean negative log-likelihood of the gold responses (SFT). */
 function sftLoss(policy: Policy, batch: readonly TextExample[]): BatchLoss {
   const tokens = batch.reduce((s, e) => s + responseTokenCount(policy, e), 0);
-  return (lp) => {
-    let loss = 0;
+  const loss = (lp: Float64Array) => {
+    let sum = 0;
     const grad = new Float64Array(lp.length).fill(-1 / tokens);
-    for (let i = 0; i < lp.length; i++) loss -= lp[i]! / tokens;
-    return { loss, grad, margin: null };
+    for (let i = 0; i < lp.length; i++) sum -= lp[i]! / tokens;
+    return { loss: sum, grad, margin: null };
   };
+  return Object.assign(loss, { groupOf: (example: number) => example });
 }
 
 /**

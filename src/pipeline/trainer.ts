@@ -183,13 +183,15 @@ export function trainOnPreferences(
             units.map((u) => u.degree!),
           )
         : lossFn;
-      return (lp) => {
+      const batchLoss = (lp: Float64Array) => {
         const { loss, grad } = total(lp);
         let margin = 0;
         for (let i = 0; i < n; i++)
           margin += beta * (lp[i]! - refChosen[i]! - (lp[n + i]! - refRejected[i]!));
         return { loss, grad, margin: margin / n };
       };
+      // SPO's label sequences are not grouped by pair (spo.ts): its batches keep the two-pass pieces.
+      return degrees ? batchLoss : Object.assign(batchLoss, { groupOf: lossFn.groupOf });
     },
     ...(progress && { progress }),
   });
