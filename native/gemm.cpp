@@ -1,9 +1,9 @@
 // SGEMM (Goto/BLIS-style) in two pool jobs per block of op(B) (at most kMaxKB x kMaxNB):
-// 1. pack: op(B) into NR-column slivers, k-major (the microkernel reads NR values per k contiguously),
-//    the threads claiming slivers one by one;
+// 1. pack: op(B) into NR-column slivers (a transposed A into MR-row ones), k-major (the microkernel
+//    reads NR values per k contiguously), the threads claiming slivers one by one;
 // 2. compute: the threads claim tiles of C one by one (a thread that runs slower takes fewer); a tile
-//    walks the k-blocks, and in each streams its MR-row slivers of A, read in place (each staying in L1),
-//    past the tile's kc x tile-cols piece of packed B (in L2). Tiles go column by column, so
+//    walks the k-blocks, and in each streams its MR-row slivers of A, read in place or packed (each staying
+//    in L1), past the tile's kc x tile-cols piece of packed B (in L2). Tiles go column by column, so
 //    consecutive tiles reuse B.
 // A tile's k-blocks always run on one thread in the same order: results do not depend on the threads.
 #include "gemm.h"
@@ -46,6 +46,7 @@ constexpr int kMaxTileSlivers = 8;
 constexpr int kMaxTileCols = 256;
 constexpr int kTilesPerThread = 4;  // enough tiles to balance threads that run at different speeds
 constexpr int64_t kParallelFlops = int64_t{1} << 21;  // below this, threads cost more than they save
+constexpr int kMaxPackedRows = 16384;  // a transposed A is packed whole per block: at most this x kMaxKB
 
 constexpr KernelInfo kPortable{"portable", 4, 16, gemm::micro_portable, gemm::pack_transposed_portable};
 #ifdef DNO_GEMM_X86
@@ -75,6 +76,13 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
   }
   const KernelInfo& kern = *g_kernel.load(std::memory_order_relaxed);
   const int MR = kern.mr, NR = kern.nr;
+  if (transA && M > kMaxPackedRows) {  // rows of C are independent: taller ones go in row blocks
+    const int mb = block_size(M, kMaxPackedRows, MR);
+    for (int i0 = 0; i0 < M; i0 += mb)
+      sgemm(true, transB, std::min(mb, M - i0), N, K, alpha, A + i0, lda, B, ldb, beta,
+            C + static_cast<int64_t>(i0) * ldc, ldc);
+    return;
+  }
   const int nb_max = block_size(N, kMaxNB, NR);
   const int kb_max = block_size(K, kMaxKB, 1);
   const bool parallel = int64_t{2} * M * N * K >= kParallelFlops && num_threads() > 1 && gemm::pool_is_prompt();
@@ -82,13 +90,16 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
   // Full MR-row slivers of an untransposed A are read in place: a[r * rs + k], from op(A)(r0, k0), MR rows
   // each read contiguously. Packing them measured slower, as each is reused from L1 across its tile's
   // columns anyway. A transposed A (a weight gradient's dY^T) would be read one short piece per k, each
-  // lda floats apart: hundreds of pages per sliver, a TLB miss per k. Its slivers are copied, once per
-  // tile row and k-chunk, into a small per-thread buffer first. A last, shorter sliver is packed
-  // (zero-padded) for the whole block, since the microkernel reads MR rows.
+  // lda floats apart: hundreds of pages per sliver, a TLB miss per k. All its slivers are packed once per
+  // block, in the parallel pack job beside B's. A last, shorter sliver is packed (zero-padded) for the
+  // whole block either way, since the microkernel reads MR rows.
   const int a_full = M / MR;
+  const int a_first = transA ? 0 : a_full;  // the first packed sliver
+  const int a_packed = (M + MR - 1) / MR - a_first;
 
   static thread_local gemm::Workspace workspace;
-  const size_t a_floats = (static_cast<size_t>(MR) * kb_max + 15) & ~size_t{15};  // keeps B 64-byte aligned
+  const size_t a_floats =  // rounded to keep B 64-byte aligned
+      (static_cast<size_t>(a_packed) * MR * kb_max + 15) & ~size_t{15};
   float* const packed_a =
       static_cast<float*>(workspace.get(sizeof(float) * (a_floats + static_cast<size_t>(nb_max) * kb_max)));
   float* const packed_b = packed_a + a_floats;
@@ -117,15 +128,15 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
       const int kb = std::min(kb_max, K - p0);
       const int kc_max = block_size(kb, kMaxKC, 1);
       const float beta_block = p0 == 0 ? beta : 1.0f;
-      const int a_packed = a_full * MR < M ? 1 : 0;
 
       for_each_claimed(a_packed + b_slivers, parallel, [&](int item) {
-        if (item < a_packed) {  // op(A) rows a_full*MR ..., columns p0 ...
-          const int row = a_full * MR, rows = M - row;
+        if (item < a_packed) {  // op(A) rows (a_first + item)*MR ..., columns p0 ...
+          const int row = (a_first + item) * MR, rows = std::min(MR, M - row);
+          float* out = packed_a + static_cast<size_t>(item) * MR * kb;
           if (transA)
-            gemm::pack_rows(A + static_cast<int64_t>(p0) * lda + row, lda, rows, kb, MR, packed_a);
+            gemm::pack_rows(A + static_cast<int64_t>(p0) * lda + row, lda, rows, kb, MR, out);
           else
-            kern.pack_transposed(A + static_cast<int64_t>(row) * lda + p0, lda, rows, kb, MR, packed_a);
+            kern.pack_transposed(A + static_cast<int64_t>(row) * lda + p0, lda, rows, kb, MR, out);
         } else {  // op(B) rows p0 ..., columns j0 + t*NR ...
           const int t = item - a_packed;
           const int col = j0 + t * NR, cols = std::min(NR, nb - t * NR);
@@ -141,22 +152,15 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
         const int tr = t % row_tiles, tc = t / row_tiles;
         const int r0 = tr * tile_rows, r1 = std::min(M, r0 + tile_rows);
         const int c0 = tc * cols_per_tile, c1 = std::min(nb, c0 + cols_per_tile);
-        static thread_local gemm::Workspace sliver_space;
         for (int k0 = 0; k0 < kb; k0 += kc_max) {
           const int kc = std::min(kc_max, kb - k0);
           const float beta_k = k0 == 0 ? beta_block : 1.0f;
           for (int r = r0; r < r1; r += MR) {
-            const float* a = packed_a + static_cast<size_t>(k0) * MR;  // the last, short sliver
-            int64_t rs = 1, cs = MR;
-            if (r / MR < a_full && !transA) {
-              a = A + static_cast<int64_t>(r) * lda + p0 + k0;
-              rs = lda;
-              cs = 1;
-            } else if (r / MR < a_full) {
-              float* sliver = static_cast<float*>(sliver_space.get(sizeof(float) * MR * kc));
-              gemm::pack_rows(A + static_cast<int64_t>(p0 + k0) * lda + r, lda, MR, kc, MR, sliver);
-              a = sliver;
-            }
+            const int s = r / MR;
+            const bool in_place = s < a_first;
+            const float* a = in_place ? A + static_cast<int64_t>(r) * lda + p0 + k0
+                                      : packed_a + (static_cast<size_t>(s - a_first) * kb + k0) * MR;
+            const int64_t rs = in_place ? lda : 1, cs = in_place ? 1 : MR;
             for (int c = c0; c < c1; c += NR) {
               const float* b = packed_b + static_cast<size_t>(c) * kb + static_cast<size_t>(k0) * NR;
               kern.run(kc, a, rs, cs, b, C + static_cast<int64_t>(r) * ldc + j0 + c, ldc, alpha, beta_k,

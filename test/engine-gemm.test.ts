@@ -39,7 +39,8 @@ function check(c: GemmCase, rng: Rng): void {
 }
 
 // Every transpose pair on odd sizes (1, 7, 17, 33, 257 in each position), K across several packed
-// blocks, tiles with ragged edges, row and column counts past one packed panel, strided operands.
+// blocks, tiles with ragged edges, row and column counts past one packed panel (and past the rows a
+// transposed A packs at once), strided operands.
 const shapes: [number, number, number][] = [
   [1, 1, 1],
   [7, 17, 33],
@@ -53,6 +54,7 @@ const shapes: [number, number, number][] = [
   [200, 300, 40],
   [4100, 3, 2],
   [2, 4100, 3],
+  [16400, 5, 3],
 ];
 const scalars: [number, number][] = [
   [1, 0],
