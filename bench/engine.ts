@@ -13,14 +13,16 @@
  *   S and M in float32 too, and counts its faster precision;
  * - peak RSS of training M (beside PyTorch's) and Q, and model-FLOP utilisation on L: 6 x parameters x
  *   tokens / step time over the GEMM peak measured here for the precision in use;
+ * - the CPU's float32 FMA peak (bench/fma_peak.c: independent vector FMA chains, no memory), and each
+ *   config's model FLOPs per second in training, dno's and PyTorch's, as shares of it;
  * - LoRA (r 16, all seven projections, base frozen) beside full fine-tuning on config L, SmolLM2-135M's
  *   shape: training tokens/s and peak RSS (bench/engine-lora.ts).
  * DNO_BENCH_CONFIGS=S,M,L,Q picks configs (default all; Q takes minutes and ~10 GB per process), and
  * DNO_BENCH_LORA=0 skips the LoRA comparison.
  * Every engine measurement runs in its own child process so that its peak RSS is its own.
  * The last line is one JSON object: speed ratios engine / peer (> 1: the engine is faster), the
- * peak-RSS ratio engine / torch (< 1: the engine uses less), MFU, Q's peak RSS, the kernel, and LoRA /
- * full fine-tuning on L.
+ * peak-RSS ratio engine / torch (< 1: the engine uses less), MFU, the FMA peak, Q's peak RSS, the
+ * kernel, and LoRA / full fine-tuning on L.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -41,6 +43,7 @@ const workDir = join(repoRoot, ".bench");
 const GEMM_SIZES = [512, 1024, 2048];
 const BGEMM_SIZES = [1024, 2048];
 const GEMM_ROUNDS = 5;
+const FMA_REPS = 5;
 const LR = 1e-4;
 
 const CONFIGS = BENCH_CONFIGS;
@@ -111,6 +114,34 @@ function buildOpenblasPeer(): string {
   const exe = join(workDir, "openblas_sgemm");
   run("cc", ["-O2", join(repoRoot, "bench/openblas_sgemm.c"), "-o", exe, `-L${libdir}`, "-lopenblas"]);
   return exe;
+}
+
+/** The CPU's float32 FMA peak (bench/fma_peak.c compiled for this CPU) on 1 thread and on `threads`. */
+function fmaPeak(threads: number): { one: number; all: number; vectorBytes: number } {
+  mkdirSync(workDir, { recursive: true });
+  const exe = join(workDir, "fma_peak");
+  run("cc", [
+    "-O2",
+    "-march=native",
+    "-ffp-contract=fast",
+    join(repoRoot, "bench/fma_peak.c"),
+    "-o",
+    exe,
+    "-lpthread",
+  ]);
+  const measure = (t: number) => lastJsonLine(run(exe, [`${t}`, `${FMA_REPS}`]));
+  const one = measure(1);
+  const all = measure(threads);
+  const peak = {
+    one: one.gflops as number,
+    all: all.gflops as number,
+    vectorBytes: one.vector_bytes as number,
+  };
+  console.log(
+    `float32 FMA peak (${peak.vectorBytes}-byte vectors): 1 thread ${peak.one.toFixed(1)}, ` +
+      `${threads} threads ${peak.all.toFixed(1)} GFLOPS`,
+  );
+  return peak;
 }
 
 /** Best GFLOPS of the engine's sgemm (or bgemm) on an n x n x n product over `reps` timed calls. */
@@ -349,6 +380,7 @@ function main(): void {
       "the PyTorch reference is missing: no shared/reference/torch_llama.py beside the repository or above it (set DNO_TORCH_REFERENCE)",
     );
   }
+  const fma = fmaPeak(engine().numThreads());
   const gemm = gemmBench();
   const bgemm = engine().bgemmHasHardware() ? bgemmBench() : [];
   const setups = torchSetups();
@@ -357,6 +389,17 @@ function main(): void {
     const r = results.get(name);
     return r ? round3(r.dno.trainTokensPerS / r.torch.trainTokensPerS) : null;
   };
+  // Model FLOPs per second (6 x parameters x tokens, attention left out) beside the FMA peak: how far
+  // a ratio can go when both sides run on the same cores.
+  for (const [name, r] of results) {
+    const rate = (x: PeerResult) => (6 * parameterCount(name) * x.trainTokensPerS) / 1e9;
+    const share = (x: PeerResult) =>
+      `${rate(x).toFixed(0)} GFLOPS (${((100 * rate(x)) / fma.all).toFixed(0)}%)`;
+    console.log(
+      `config ${name}: model FLOPs per second in training, share of the float32 FMA peak: ` +
+        `dno ${share(r.dno)}, torch ${share(r.torch)}`,
+    );
+  }
   const L = results.get("L");
   const lBf16 = L?.dno.setup.startsWith("bf16") ?? false;
   // MFU on L: 6 x parameters x tokens per second over the best GEMM speed measured in this run.
@@ -379,6 +422,7 @@ function main(): void {
     bgemm_vs_torch: bgemm.length > 0 ? round3(Math.min(...bgemm.map((r) => r.ratio))) : null,
     peak_rss_M_vs_torch: M ? round3(M.dno.peakRssMb / M.torch.peakRssMb) : null,
     mfu_L: mfuL === null ? null : round3(mfuL),
+    fma_peak_gflops: Math.round(fma.all),
     peak_rss_Q_mb: results.has("Q") ? Math.round(results.get("Q")!.dno.peakRssMb) : null,
     kernel: L
       ? lBf16
