@@ -90,6 +90,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap<T>> {
                                    ModelWrap::InstanceMethod("backward", &ModelWrap::Backward),
                                    ModelWrap::InstanceMethod("setPrecision", &ModelWrap::SetPrecision),
                                    ModelWrap::InstanceMethod("setRecompute", &ModelWrap::SetRecompute),
+                                   ModelWrap::InstanceMethod("setHeadMemory", &ModelWrap::SetHeadMemory),
                                    ModelWrap::InstanceMethod("setLora", &ModelWrap::SetLora)});
   }
 
@@ -146,6 +147,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap<T>> {
   Napi::Value SetRecompute(const Napi::CallbackInfo& info) {
     model_->set_recompute(info[0].ToBoolean().Value());
     return info.Env().Undefined();
+  }
+
+  // setHeadMemory(chunkValues, cacheBytes): Llama::set_head_memory
+  Napi::Value SetHeadMemory(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    const int64_t chunk_values = info[0].ToNumber().Int64Value(), cache_bytes = info[1].ToNumber().Int64Value();
+    if (chunk_values < 1 || cache_bytes < 0)
+      throw Napi::RangeError::New(env, "setHeadMemory needs chunkValues >= 1 and cacheBytes >= 0");
+    model_->set_head_memory({chunk_values, cache_bytes});
+    return env.Undefined();
   }
 
   // setLora(spec, params, grads | null): applies an adapter (native/lora.h layout); setLora(null) removes it.

@@ -72,11 +72,17 @@ void Llama<T>::carve(int N, int M, int S) {
   const int64_t C = c_.hidden, I = c_.intermediate, QKV = c_.qkv_dim(), QD = c_.q_dim(), V = c_.vocab;
   const int64_t Ls = keeps_layers() ? c_.layers : 1;  // layer slots
   const int64_t Rs = keep_ ? c_.layers + 1 : 2;  // residual stream slots
-  // The head's logits, (M, vocab_chunk_) at a time: about 4M values, however large the vocabulary.
-  vocab_chunk_ = int(std::min<int64_t>(V, std::max<int64_t>(256, (int64_t(1) << 22) / std::max(M, 1))));
+  // The head's logits, (M, vocab_chunk_) at a time: about head_.chunk_values, however large the vocabulary.
+  vocab_chunk_ = int(std::min<int64_t>(V, std::max<int64_t>(256, head_.chunk_values / std::max(M, 1))));
+  // A training forward keeps the logits of its first chunks, as many as head_.cache_bytes hold (none when
+  // recomputing), for the backward to use instead of recomputing them; the rest share one more slot.
+  const int64_t chunk_values = int64_t(std::max(M, 1)) * vocab_chunk_, chunks = (V + vocab_chunk_ - 1) / vocab_chunk_;
+  const int64_t cache_bytes = keep_ && !recompute_ ? head_.cache_bytes : 0;
+  cached_chunks_ = int(std::min<int64_t>(chunks, cache_bytes / int64_t(sizeof(T) * chunk_values)));
+  const int64_t logit_slots = cached_chunks_ + (cached_chunks_ < chunks ? 1 : 0);
   const int64_t sizes[] = {
       Rs * N * C, Ls * N * C, Ls * N, Ls * N * QKV, Ls * N * c_.heads, Ls * N * QD, Ls * N * C, Ls * N * C, Ls * N,
-      Ls * N * 2 * I, Ls * N * I, N * C, N, std::max<int64_t>(M, S) * C, M, M, int64_t(std::max(M, 1)) * vocab_chunk_};
+      Ls * N * 2 * I, Ls * N * I, N * C, N, std::max<int64_t>(M, S) * C, M, M, logit_slots * chunk_values};
   T** views[] = {&a_.resid, &a_.xn1, &a_.rstd1, &a_.qkv, &a_.att_lse, &a_.attn, &a_.mid, &a_.xn2, &a_.rstd2,
                  &a_.gu,    &a_.act, &a_.xnf,   &a_.rstdf, &a_.hm,  &a_.lse,  &a_.lp,  &a_.logits};
   int64_t total = 0;
@@ -102,31 +108,41 @@ void Llama<T>::lm_head_rows(T* out, const T* rows, int m) {
 // lp (M) = log p(target) of the scored rows hm (M, C), their lse (M) kept for backward: the logits of one
 // vocabulary chunk at a time, the log-sum-exp accumulated over the chunks.
 template <typename T>
+T* Llama<T>::chunk_logits(int chunk) const {
+  return a_.logits + int64_t(std::min(chunk, cached_chunks_)) * M_ * vocab_chunk_;
+}
+
+template <typename T>
 void Llama<T>::head_forward() {
   const int M = M_, C = c_.hidden, V = c_.vocab;
-  for (int v0 = 0; v0 < V; v0 += vocab_chunk_) {
+  for (int v0 = 0, chunk = 0; v0 < V; v0 += vocab_chunk_, ++chunk) {
     const int vc = std::min(vocab_chunk_, V - v0);
-    TIMED(kLmHead, gemm<T>(false, true, M, vc, C, T(1), a_.hm, C, w_.lm_head + int64_t(v0) * C, C, T(0), a_.logits, vc));
-    TIMED(kLmHead, logsoftmax_chunk_forward(a_.lse, a_.lp, a_.logits, targets_m_.data(), M, v0, vc));
+    T* logits = chunk_logits(chunk);
+    TIMED(kLmHead, gemm<T>(false, true, M, vc, C, T(1), a_.hm, C, w_.lm_head + int64_t(v0) * C, C, T(0), logits, vc));
+    TIMED(kLmHead, logsoftmax_chunk_forward(a_.lse, a_.lp, logits, targets_m_.data(), M, v0, vc));
   }
   for (int m = 0; m < M; ++m) a_.lp[m] -= a_.lse[m];
 }
 
 // dh (M, C) = d/dhm of sum_m lp[m] * log p(target m) (lp holds dlogp here); grads of lm_head += theirs
 // unless the base is frozen.
-// Each chunk's logits are recomputed, turned into d logits in place and consumed by two GEMMs.
+// Each chunk's logits (kept by the forward, else recomputed: the same GEMM, the same values) are turned
+// into d logits in place and consumed by two GEMMs.
 template <typename T>
 void Llama<T>::head_backward(T* dh) {
   const int M = M_, C = c_.hidden, V = c_.vocab;
-  for (int v0 = 0; v0 < V; v0 += vocab_chunk_) {
+  for (int v0 = 0, chunk = 0; v0 < V; v0 += vocab_chunk_, ++chunk) {
     const int vc = std::min(vocab_chunk_, V - v0);
     const T* w = w_.lm_head + int64_t(v0) * C;
-    TIMED(kLmHead, gemm<T>(false, true, M, vc, C, T(1), a_.hm, C, w, C, T(0), a_.logits, vc));
-    TIMED(kLmHead, logsoftmax_chunk_backward(a_.logits, a_.lp, a_.lse, targets_m_.data(), M, v0, vc));
-    TIMED(kLmHead, gemm<T>(false, false, M, C, vc, T(1), a_.logits, vc, w, C, T(v0 == 0 ? 0 : 1), dh, C));
+    T* logits = chunk_logits(chunk);
+    if (chunk >= cached_chunks_)
+      TIMED(kLmHead, gemm<T>(false, true, M, vc, C, T(1), a_.hm, C, w, C, T(0), logits, vc));
+    TIMED(kLmHead, logsoftmax_chunk_backward(logits, a_.lp, a_.lse, targets_m_.data(), M, v0, vc));
+    TIMED(kLmHead, gemm<T>(false, false, M, C, vc, T(1), logits, vc, w, C, T(v0 == 0 ? 0 : 1), dh, C));
     if (trains_base_)
-      TIMED(kLmHead, gemm<T>(true, false, vc, C, M, T(1), a_.logits, vc, a_.hm, C, T(1), g_.lm_head + int64_t(v0) * C, C));
+      TIMED(kLmHead, gemm<T>(true, false, vc, C, M, T(1), logits, vc, a_.hm, C, T(1), g_.lm_head + int64_t(v0) * C, C));
   }
+  cached_chunks_ = 0;  // they now hold d logits: another backward recomputes
 }
 
 template <typename T>

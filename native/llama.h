@@ -52,6 +52,18 @@ class Llama {
     ready_for_backward_ = false;
   }
 
+  // The head's memory: logits are computed about chunk_values at a time (whole vocabulary chunks), and a
+  // training forward without recomputation keeps up to cache_bytes of them for backward, which recomputes
+  // the rest (the same GEMMs: the same values, bit-identical gradients). Takes effect at the next forward.
+  struct HeadMemory {
+    int64_t chunk_values = int64_t(1) << 22;
+    int64_t cache_bytes = int64_t(512) << 20;
+  };
+  void set_head_memory(const HeadMemory& h) {
+    head_ = h;
+    ready_for_backward_ = false;
+  }
+
  private:
   struct Acts {  // views into acts_ for the current batch
     T *resid, *xn1, *rstd1, *qkv, *att_lse, *attn, *mid, *xn2, *rstd2, *gu, *act, *xnf, *rstdf, *hm, *lse, *lp,
@@ -69,6 +81,7 @@ class Llama {
   void carve(int N, int M, int S);
   void ensure_rope(int max_len);
   void lm_head_rows(T* out, const T* rows, int m);
+  T* chunk_logits(int chunk) const;  // where vocabulary chunk `chunk`'s logits go
   void head_forward();
   void head_backward(T* dh);
   T* lora_u(int l, int group);  // the group's (N, n r) adapter activations x A^T in layer l
@@ -80,6 +93,8 @@ class Llama {
   // The current batch.
   int N_ = 0, M_ = 0, S_ = 0;
   int vocab_chunk_ = 0;  // columns of the head's logits computed at a time
+  int cached_chunks_ = 0;  // chunks whose logits the last training forward kept for backward
+  HeadMemory head_;
   Precision precision_ = Precision::kFp32;
   bool keep_ = false, recompute_ = false, ready_for_backward_ = false;
   std::vector<int32_t> tokens_, pos_, starts_, rows_m_, targets_m_;

@@ -24,7 +24,7 @@ export const CONFIG_MEANINGS: Record<string, string> = {
   "model.from_scratch.rope_theta": "RoPE base frequency",
   "model.from_scratch.tie_word_embeddings": "share the input embedding and the lm_head",
   "model.recompute":
-    "activation recomputation in training (default false): each layer keeps only its input and is recomputed before its backward, so activations take about one layer's memory for one more forward through the layers; the same gradients for the same batch split (its larger default split rounds differently). Command trainers get it as train-args `recompute` (TRL: gradient_checkpointing)",
+    "activation recomputation in training (default false): each layer keeps only its input and is recomputed before its backward, so activations take about one layer's memory for one more forward through the layers (the head keeps none of its logits for the backward either); the same gradients for the same batch split (its larger default split rounds differently). Command trainers get it as train-args `recompute` (TRL: gradient_checkpointing)",
   sft: "supervised fine-tuning on gold answers before the first iteration (pi_ref = the SFT model)",
   "sft.data": 'JSONL of {"id", "prompt", "gold"}: the gold answers to imitate',
   "sft.goal_conditioned":

@@ -89,6 +89,12 @@ export interface NativeModel<F extends FloatArray> {
    */
   setRecompute(on: boolean): void;
   /**
+   * The head computes its logits about chunkValues at a time (default 2^22, whole vocabulary chunks of at
+   * least 256 columns), and a training forward without recomputation keeps up to cacheBytes of them
+   * (default 512 MiB) for backward, which recomputes the rest: bit-identical gradients either way.
+   */
+  setHeadMemory(chunkValues: number, cacheBytes: number): void;
+  /**
    * Applies an adapter (laid out by loraLayout) unmerged in every later forward; with loraGrads,
    * backward trains it. setLora(null) removes it.
    */
