@@ -105,13 +105,13 @@ void Llama<T>::lm_head_rows(T* out, const T* rows, int m) {
   TIMED(kLmHead, gemm<T>(false, true, m, c_.vocab, c_.hidden, T(1), rows, c_.hidden, w_.lm_head, c_.hidden, T(0), out, c_.vocab));
 }
 
-// lp (M) = log p(target) of the scored rows hm (M, C), their lse (M) kept for backward: the logits of one
-// vocabulary chunk at a time, the log-sum-exp accumulated over the chunks.
 template <typename T>
 T* Llama<T>::chunk_logits(int chunk) const {
   return a_.logits + int64_t(std::min(chunk, cached_chunks_)) * M_ * vocab_chunk_;
 }
 
+// lp (M) = log p(target) of the scored rows hm (M, C), their lse (M) kept for backward: the logits of one
+// vocabulary chunk at a time, the log-sum-exp accumulated over the chunks.
 template <typename T>
 void Llama<T>::head_forward() {
   const int M = M_, C = c_.hidden, V = c_.vocab;
