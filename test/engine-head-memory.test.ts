@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { Rng } from "../src/core/rng.js";
 import { engine, type NativeModel } from "../src/engine/index.js";
 import { parseConfig } from "../src/model/config.js";
-import { checkGradients } from "./gradcheck.js";
+import { checkGradients, weightedLogprobLoss } from "./gradcheck.js";
 
 const VOCAB = 300; // chunks of 256 columns (the least) when forced: 256 + 44
 const config = parseConfig(
@@ -60,19 +60,8 @@ for (const { chunked, cacheChunks } of SETTINGS) {
     const model = new e.Model64(config, params, grads);
     setHead(model, 8, chunked, cacheChunks);
     const weights = Float64Array.from(targets, () => rng.normal());
-    const logp = new Float64Array(tokens.length);
-    model.forward(tokens, starts, targets, logp, true, null);
-    model.backward(weights);
-    checkGradients(
-      tensors,
-      params,
-      grads,
-      () => {
-        model.forward(tokens, starts, targets, logp, false, null);
-        return logp.reduce((s, lp, n) => s + lp * weights[n]!, 0);
-      },
-      { samples: 10 },
-    );
+    const loss = weightedLogprobLoss(model, weights, { tokens, starts, targets });
+    checkGradients(tensors, params, grads, loss, { samples: 10 });
   });
 }
 

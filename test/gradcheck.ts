@@ -15,12 +15,23 @@ export const PACKED = {
   targets: Int32Array.from([5, -1, 7, 2, 9, 11, 0, 3, 2, -1, 22, 1]),
 };
 
+/** Packed sequences: tokens, sequence starts (S + 1) and each row's target (-1: not scored). */
+export interface PackedBatch {
+  tokens: Int32Array;
+  starts: Int32Array;
+  targets: Int32Array;
+}
+
 /**
- * Runs one forward and backward of `model` for the loss sum_n weights[n] * logp[n] (its gradients are
- * accumulated), and returns that loss as a function of the current parameters.
+ * Runs one forward and backward of `model` on `batch` for the loss sum_n weights[n] * logp[n] (its
+ * gradients are accumulated), and returns that loss as a function of the current parameters.
  */
-export function weightedLogprobLoss(model: NativeModel<Float64Array>, weights: Float64Array): () => number {
-  const { tokens, starts, targets } = PACKED;
+export function weightedLogprobLoss(
+  model: NativeModel<Float64Array>,
+  weights: Float64Array,
+  batch: PackedBatch = PACKED,
+): () => number {
+  const { tokens, starts, targets } = batch;
   const logp = new Float64Array(tokens.length);
   model.forward(tokens, starts, targets, logp, true, null);
   model.backward(weights);
